@@ -1,0 +1,70 @@
+// Command wspushd is the wspush WebSocket push server: clients connect to
+// /ws and subscribe to topics; publishers POST to /api/publish on the API
+// listener. Run "wspushd -h" for the flags; each also reads WSPUSH_<NAME>.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/wspush/wspush/server"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is main without the process exit, so tests can drive it. It returns
+// the exit code: 0 after a clean shutdown, 2 for bad flags, 1 otherwise.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wspushd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts, err := ConfigureOptions(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "wspushd:", err)
+		return 2
+	}
+	log := opts.newLogger(stderr)
+	srv, err := server.New(opts.Server, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		_ = srv.Shutdown(ctx)
+		return 1
+	}
+	cfg, cc := srv.Config(), srv.ConnConfig()
+	log.Info("wspushd started",
+		"ws", srv.WSAddr().String(), "api", srv.APIAddr().String(),
+		"max_conns", cfg.MaxConns, "max_conns_reason", srv.MaxConnsReason(),
+		"pollers", srv.Pollers(), "workers", srv.Workers(), "gomaxprocs", runtime.GOMAXPROCS(0),
+		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),
+		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout,
+		"max_message", cc.MaxMessage, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
+		"pprof", cfg.Pprof, "shutdown_timeout", cfg.ShutdownTimeout)
+
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-sigCtx.Done()
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete; remaining connections dropped", "err", err)
+	}
+	st := srv.Stats()
+	log.Info("stopped", "delivered", st.Delivered.Load(), "dropped", st.Dropped(), "lost", st.LostClosed.Load())
+	return 0
+}

@@ -1,0 +1,17 @@
+package dispatch
+
+import "errors"
+
+// ErrClosed is returned by Dispatch after Close.
+var ErrClosed = errors.New("dispatch: dispatcher closed")
+
+// PanicError carries a value recovered from a Task's Serve, with the stack
+// where it happened.
+type PanicError struct {
+	Value any    // what Serve panicked with
+	Stack []byte // the worker's stack at recovery
+}
+
+func (e *PanicError) Error() string {
+	return "dispatch: task panicked"
+}

@@ -1,0 +1,68 @@
+package bpool
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Frame is one encoded WebSocket frame (or raw HTTP response bytes) shared by
+// every connection it is queued on. It is written by its creator, then only
+// read; the last Release returns it and its buffer to the pool.
+//
+// Ownership: the creator holds one reference after NewFrame. Each queue that
+// holds the frame holds one more (Retain before handing it over). Whoever
+// drops a reference calls Release exactly once.
+type Frame struct {
+	// B is the frame's bytes. It is immutable once the frame is shared.
+	B []byte
+
+	buf    *[]byte      // pooled backing of B; nil for static frames
+	refs   atomic.Int32 // live references; static frames ignore it
+	static bool         // never returned to a pool (package-level constants)
+}
+
+var framePool = sync.Pool{New: func() any { return new(Frame) }}
+
+// NewFrame returns a frame whose B has len 0 and cap >= n, holding one
+// reference owned by the caller.
+func NewFrame(n int) *Frame {
+	f := framePool.Get().(*Frame)
+	f.buf = Get(n)
+	f.B = *f.buf
+	f.refs.Store(1)
+	return f
+}
+
+// StaticFrame wraps b in a frame that is never pooled; Retain and Release
+// are no-ops on it. Use it for frames that live as long as the process.
+func StaticFrame(b []byte) *Frame {
+	return &Frame{B: b, static: true}
+}
+
+// Retain adds n references, one per queue the frame is about to enter.
+func (f *Frame) Retain(n int32) {
+	if !f.static {
+		f.refs.Add(n)
+	}
+}
+
+// Release drops one reference; the last one returns the frame to the pool.
+func (f *Frame) Release() {
+	if f.static {
+		return
+	}
+	switch r := f.refs.Add(-1); {
+	case r > 0:
+		return
+	case r < 0:
+		// A double release is a bug in the caller; keep the pool safe by
+		// not recycling a frame that may still be referenced.
+		return
+	}
+	if f.buf != nil {
+		*f.buf = f.B[:0]
+		Put(f.buf)
+	}
+	f.buf, f.B = nil, nil
+	framePool.Put(f)
+}

@@ -1,0 +1,26 @@
+// Package netpoll watches many sockets with a few epoll instances so that no
+// goroutine per connection has to sit in a read.
+//
+// A Poller is one epoll instance plus the goroutine blocked in epoll_wait on
+// it; a Group is N pollers with descriptors spread over them. Descriptors are
+// registered one-shot: after a readiness event is delivered, the descriptor
+// stays disarmed until Rearm, so exactly one party (the dispatch worker) acts on
+// a given readiness at a time.
+//
+// What netpoll owns: the epoll and eventfd descriptors, the fd → Handler table,
+// and the poller goroutines. What it never does: netpoll never reads from or
+// writes to a watched socket, never closes one, and never blocks in a Handler
+// call on behalf of a connection; handlers get the event and must return
+// quickly (hand the work to a worker pool).
+//
+// Concurrency contract:
+//   - Add, Rearm and Remove may be called from any goroutine, concurrently
+//     with each other and with the poller loop.
+//   - Handler.HandleEvent runs on the poller's goroutine, one event at a time
+//     per poller. It must not block and must not call Close.
+//   - After Remove returns, at most one event that was already taken from the
+//     kernel may still reach the handler. Handlers tolerate a late or spurious
+//     event (a read that finds nothing, then Rearm).
+//   - Remove a descriptor before closing it: a closed descriptor number may be
+//     reused by the kernel for a new socket at once.
+package netpoll

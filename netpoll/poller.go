@@ -1,0 +1,251 @@
+package netpoll
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Event is the readiness reported for one descriptor.
+type Event uint32
+
+// Readiness bits. A hang-up or error is always reported together with
+// EventRead so that a handler's next read observes it (EOF or the error).
+const (
+	// EventRead means the descriptor has data to read (or a pending EOF).
+	EventRead Event = 1 << iota
+	// EventHangup means the peer closed its side (EPOLLRDHUP or EPOLLHUP).
+	EventHangup
+	// EventError means the socket has a pending error (EPOLLERR).
+	EventError
+)
+
+// Handler receives readiness events for the descriptors it was added with.
+type Handler interface {
+	// HandleEvent runs on the poller goroutine; it must return quickly and
+	// never block on the connection.
+	HandleEvent(fd int, ev Event)
+}
+
+// eventsPerWait is how many events one epoll_wait may return.
+const eventsPerWait = 256
+
+// readEvents are the events every descriptor is armed with.
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// Poller is one epoll instance and the goroutine waiting on it. Create it with
+// NewPoller, start it with Run, stop it with Close.
+type Poller struct {
+	epfd int // epoll descriptor; immutable until Close
+	wfd  int // eventfd used to wake Run for Close; immutable until Close
+
+	mu       sync.Mutex        // guards handlers
+	handlers map[int32]Handler // fd → handler; guarded by mu
+
+	closed atomic.Bool   // set once by Close
+	done   chan struct{} // closed when Run returns
+	once   sync.Once     // makes Close idempotent
+	ran    atomic.Bool   // Run was called
+}
+
+// NewPoller creates an epoll instance and its wake-up eventfd. Call Run on a
+// goroutine of your own, and Close when done.
+func NewPoller() (*Poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl add eventfd", err)
+	}
+	return &Poller{
+		epfd:     epfd,
+		wfd:      wfd,
+		handlers: make(map[int32]Handler),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Add starts watching fd for readability and hang-up, delivering events to h.
+// The descriptor is armed once; call Rearm after handling each event.
+func (p *Poller) Add(fd int, h Handler) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.mu.Lock()
+	if _, ok := p.handlers[int32(fd)]; ok {
+		p.mu.Unlock()
+		return ErrRegistered
+	}
+	p.handlers[int32(fd)] = h
+	p.mu.Unlock()
+	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		p.mu.Lock()
+		delete(p.handlers, int32(fd))
+		p.mu.Unlock()
+		return os.NewSyscallError("epoll_ctl add", err)
+	}
+	return nil
+}
+
+// Rearm re-enables one event for fd after the previous one was handled. If fd
+// is readable already, the event is reported again at once.
+func (p *Poller) Rearm(fd int) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return ErrNotRegistered
+		}
+		return os.NewSyscallError("epoll_ctl mod", err)
+	}
+	return nil
+}
+
+// Remove stops watching fd. Call it before closing the descriptor.
+func (p *Poller) Remove(fd int) error {
+	p.mu.Lock()
+	_, ok := p.handlers[int32(fd)]
+	delete(p.handlers, int32(fd))
+	p.mu.Unlock()
+	if !ok {
+		return ErrNotRegistered
+	}
+	if p.closed.Load() {
+		return nil
+	}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
+		return os.NewSyscallError("epoll_ctl del", err)
+	}
+	return nil
+}
+
+// Len reports how many descriptors are registered.
+func (p *Poller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.handlers)
+}
+
+// Run waits for events and hands them to their handlers until Close. It
+// returns nil after Close, or the epoll_wait error that stopped it.
+func (p *Poller) Run() error {
+	if !p.ran.CompareAndSwap(false, true) {
+		return errors.New("netpoll: Run called twice")
+	}
+	defer close(p.done)
+	events := make([]unix.EpollEvent, eventsPerWait)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		for i := 0; i < n; i++ {
+			e := &events[i]
+			if int(e.Fd) == p.wfd {
+				p.drainWake()
+				if p.closed.Load() {
+					return nil
+				}
+				continue
+			}
+			p.mu.Lock()
+			h := p.handlers[e.Fd]
+			p.mu.Unlock()
+			if h != nil {
+				h.HandleEvent(int(e.Fd), toEvent(e.Events))
+			}
+		}
+	}
+}
+
+func toEvent(bits uint32) Event {
+	ev := EventRead
+	if bits&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		ev |= EventHangup
+	}
+	if bits&unix.EPOLLERR != 0 {
+		ev |= EventError
+	}
+	return ev
+}
+
+// wake makes a blocked epoll_wait return.
+func (p *Poller) wake() error {
+	var b [8]byte
+	binary.NativeEndian.PutUint64(b[:], 1)
+	for {
+		_, err := unix.Write(p.wfd, b[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return os.NewSyscallError("eventfd write", err)
+		}
+		return nil
+	}
+}
+
+func (p *Poller) drainWake() {
+	var b [8]byte
+	for {
+		_, err := unix.Read(p.wfd, b[:])
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// Close stops Run (waiting for it to return if it was started) and releases
+// the epoll and eventfd descriptors. Registered sockets are not closed.
+func (p *Poller) Close() error {
+	var err error
+	p.once.Do(func() {
+		p.closed.Store(true)
+		if p.ran.Load() {
+			if err = p.wake(); err == nil {
+				<-p.done
+			}
+		}
+		p.mu.Lock()
+		clear(p.handlers)
+		p.mu.Unlock()
+		unix.Close(p.wfd)
+		unix.Close(p.epfd)
+	})
+	return err
+}
+
+// FD returns the descriptor number of a socket through SyscallConn().Control.
+// Unlike (*net.TCPConn).File it neither duplicates the descriptor nor switches
+// it to blocking mode. The number is only valid while the connection is open.
+func FD(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}

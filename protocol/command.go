@@ -1,0 +1,166 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// Op names a client command.
+type Op uint8
+
+// The commands of protocol v1.
+const (
+	OpSubscribe   Op = iota + 1 // {"op":"subscribe","topics":[...]}
+	OpUnsubscribe               // {"op":"unsubscribe","topics":[...]}
+	OpPublish                   // {"op":"publish","topic":"a","data":...}
+)
+
+// String returns the op's wire name.
+func (o Op) String() string {
+	switch o {
+	case OpSubscribe:
+		return "subscribe"
+	case OpUnsubscribe:
+		return "unsubscribe"
+	case OpPublish:
+		return "publish"
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Command is one parsed client command. Slices alias the input where the
+// JSON allowed it, so a Command is only valid while the input buffer is.
+type Command struct {
+	Op     Op
+	HasID  bool     // the command carried an "id"
+	ID     int64    // valid when HasID; 0 is a valid id
+	Topics []string // subscribe, unsubscribe: validated names
+	Topic  string   // publish: validated name
+	Data   []byte   // publish: the raw JSON value, exactly as sent
+}
+
+// wireCommand is the JSON shape of every command.
+type wireCommand struct {
+	Op     *string         `json:"op"`
+	ID     json.RawMessage `json:"id"`
+	Topics []string        `json:"topics"`
+	Topic  *string         `json:"topic"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// ParseCommand parses one command frame. On failure it returns a
+// *CommandError carrying the code for the reply and the id if one was read.
+func ParseCommand(b []byte) (Command, error) {
+	var w wireCommand
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return Command{}, &CommandError{Code: CodeBadJSON, Message: "a command is one JSON object", Err: ErrBadJSON}
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		// A well-formed object whose fields have the wrong types still tells
+		// us the id, so the reply can carry it.
+		if json.Valid(b) {
+			cerr := &CommandError{Code: CodeBadRequest, Message: "a field has the wrong type", Err: ErrBadRequest}
+			var idOnly struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(b, &idOnly) == nil {
+				cerr.HasID, cerr.ID, _ = parseID(idOnly.ID)
+			}
+			return Command{}, cerr
+		}
+		return Command{}, &CommandError{Code: CodeBadJSON, Message: "invalid JSON", Err: ErrBadJSON}
+	}
+	var cmd Command
+	hasID, id, ok := parseID(w.ID)
+	if !ok {
+		return Command{}, &CommandError{Code: CodeBadRequest, Message: "id must be an integer", Err: ErrBadRequest}
+	}
+	cmd.HasID, cmd.ID = hasID, id
+	fail := func(code, msg string, err error) (Command, error) {
+		return Command{}, &CommandError{Code: code, Message: msg, HasID: hasID, ID: id, Err: err}
+	}
+	if w.Op == nil {
+		return fail(CodeUnknownOp, "missing op", ErrUnknownOp)
+	}
+	switch *w.Op {
+	case "subscribe", "unsubscribe":
+		cmd.Op = OpSubscribe
+		if *w.Op == "unsubscribe" {
+			cmd.Op = OpUnsubscribe
+		}
+		if len(w.Topics) == 0 {
+			return fail(CodeBadRequest, "topics must be a non-empty array of names", ErrBadRequest)
+		}
+		for _, t := range w.Topics {
+			if !ValidTopic(t) {
+				return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
+			}
+		}
+		cmd.Topics = w.Topics
+	case "publish":
+		cmd.Op = OpPublish
+		if w.Topic == nil {
+			return fail(CodeBadRequest, "publish needs a topic", ErrBadRequest)
+		}
+		if !ValidTopic(*w.Topic) {
+			return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
+		}
+		if len(w.Data) == 0 {
+			return fail(CodeBadRequest, "publish needs data", ErrBadRequest)
+		}
+		cmd.Topic, cmd.Data = *w.Topic, w.Data
+	default:
+		return fail(CodeUnknownOp, "unknown op", ErrUnknownOp)
+	}
+	return cmd, nil
+}
+
+// parseID reads an optional integer id. absent (or null) → hasID false.
+func parseID(raw json.RawMessage) (hasID bool, id int64, ok bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, 0, true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return false, 0, false
+	}
+	return true, n, true
+}
+
+// PublishRequest is the body of POST /api/publish.
+type PublishRequest struct {
+	Topic string // validated name
+	Data  []byte // the raw JSON value, exactly as sent
+}
+
+// ParsePublish parses and validates a POST /api/publish body:
+// {"topic":"a","data":<any JSON>}. Errors wrap ErrBadJSON, ErrBadTopic or
+// ErrBadRequest.
+func ParsePublish(b []byte) (PublishRequest, error) {
+	var w struct {
+		Topic *string         `json:"topic"`
+		Data  json.RawMessage `json:"data"`
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return PublishRequest{}, &CommandError{Code: CodeBadJSON, Message: "the body is one JSON object", Err: ErrBadJSON}
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		if json.Valid(b) {
+			return PublishRequest{}, &CommandError{Code: CodeBadRequest, Message: "a field has the wrong type", Err: ErrBadRequest}
+		}
+		return PublishRequest{}, &CommandError{Code: CodeBadJSON, Message: "invalid JSON", Err: ErrBadJSON}
+	}
+	if w.Topic == nil {
+		return PublishRequest{}, &CommandError{Code: CodeBadRequest, Message: "topic is required", Err: ErrBadRequest}
+	}
+	if !ValidTopic(*w.Topic) {
+		return PublishRequest{}, &CommandError{Code: CodeBadTopic, Message: "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", Err: ErrBadTopic}
+	}
+	if len(w.Data) == 0 {
+		return PublishRequest{}, &CommandError{Code: CodeBadRequest, Message: "data is required", Err: ErrBadRequest}
+	}
+	return PublishRequest{Topic: *w.Topic, Data: w.Data}, nil
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/wsconn"
+)
+
+// Config is wspushd's configuration. The zero value is valid: every field
+// says its default and what zero means.
+type Config struct {
+	// Listen is the WebSocket listener's address. Empty means ":8080".
+	Listen string
+	// APIListen is the HTTP API's address. Empty means "127.0.0.1:8081".
+	APIListen string
+	// MaxConns caps upgraded connections; beyond it upgrades get HTTP 503.
+	// Zero means derived from the open-file limit (see DefaultMaxConns);
+	// negative means no cap.
+	MaxConns int
+	// ClientPublish lets clients publish with {"op":"publish"}. Default off:
+	// publishing is the API's job.
+	ClientPublish bool
+	// AllowedOrigins lists the Origin header values allowed to upgrade
+	// ("https://app.example.com", "*" for any). Empty means any origin. A
+	// request without Origin (not from a browser) is always allowed.
+	AllowedOrigins []string
+	// Pprof serves /debug/pprof/ on the API listener. Default off.
+	Pprof bool
+	// ShutdownTimeout bounds the graceful shutdown. Zero means 10s.
+	ShutdownTimeout time.Duration
+	// HubShards is the number of topic-map shards. Zero means 64.
+	HubShards int
+	// Conn tunes the connections; its zero value is valid too.
+	Conn wsconn.Config
+}
+
+// fdHeadroom is kept free of connections for listeners, epoll and eventfd
+// descriptors, log files and the API's own connections.
+const fdHeadroom = 256
+
+// DefaultMaxConns derives the connection cap from the process's open-file
+// limit: one descriptor per connection, minus headroom. It also returns the
+// explanation the start-up log prints.
+func DefaultMaxConns() (int, string) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 10000, fmt.Sprintf("getrlimit failed (%v): using 10000", err)
+	}
+	n := int(rl.Cur) - fdHeadroom
+	if n < 1 {
+		n = 1
+	}
+	return n, fmt.Sprintf("open-file limit %d minus %d descriptors of headroom", rl.Cur, fdHeadroom)
+}
+
+// withDefaults returns c with zero fields resolved, and the reason for the
+// connection cap.
+func (c Config) withDefaults() (Config, string) {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.APIListen == "" {
+		c.APIListen = "127.0.0.1:8081"
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	why := "set by configuration"
+	switch {
+	case c.MaxConns == 0:
+		c.MaxConns, why = DefaultMaxConns()
+	case c.MaxConns < 0:
+		c.MaxConns, why = 0, "no cap (negative --max-conns)"
+	}
+	for i, o := range c.AllowedOrigins {
+		c.AllowedOrigins[i] = strings.TrimSpace(o)
+	}
+	return c, why
+}

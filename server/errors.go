@@ -1,0 +1,11 @@
+package server
+
+import "errors"
+
+// Errors callers branch on.
+var (
+	// ErrBadConfig wraps an invalid configuration value.
+	ErrBadConfig = errors.New("server: bad config")
+	// ErrNotStarted is returned by methods that need Start first.
+	ErrNotStarted = errors.New("server: not started")
+)

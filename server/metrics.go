@@ -1,0 +1,156 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wspush/wspush/wsconn"
+)
+
+// metrics are the server's Prometheus metrics. Hot-path counters live as
+// atomics in wsconn.Stats and here; the collector reads them at scrape time,
+// so a delivery costs one atomic add, not a metric lookup.
+type metrics struct {
+	reg *prometheus.Registry
+
+	published      atomic.Int64 // publishes accepted (API and clients)
+	recipients     atomic.Int64 // sum over publishes of subscribers offered the frame
+	upgradeFail    [6]atomic.Int64
+	handlerPanics  atomic.Int64
+	fanoutSeconds  prometheus.Histogram
+	apiPublishErrs atomic.Int64
+}
+
+// Upgrade failure reasons, the label values of wspush_upgrade_failures_total.
+var failReasons = [6]string{"bad_request", "forbidden", "not_found", "too_large", "unavailable", "timeout"}
+
+func (m *metrics) upgradeFailed(status int) {
+	i := 0
+	switch status {
+	case http.StatusForbidden, http.StatusUnauthorized:
+		i = 1
+	case http.StatusNotFound:
+		i = 2
+	case http.StatusRequestHeaderFieldsTooLarge:
+		i = 3
+	case http.StatusServiceUnavailable:
+		i = 4
+	}
+	m.upgradeFail[i].Add(1)
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.fanoutSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "wspush_publish_fanout_seconds",
+		Help:    "Time from a publish entering the hub until its frame is queued to the last subscriber.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+	})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.fanoutSeconds,
+		&statsCollector{s: s},
+	)
+	return m
+}
+
+// statsCollector turns the atomics into metrics at scrape time.
+type statsCollector struct{ s *Server }
+
+var (
+	descConns       = prometheus.NewDesc("wspush_connections", "Upgraded WebSocket connections open now.", nil, nil)
+	descRegistered  = prometheus.NewDesc("wspush_connections_registered", "Sockets held now, in any state (handshaking, open, closing).", nil, nil)
+	descAccepted    = prometheus.NewDesc("wspush_accepted_total", "TCP connections accepted on the WebSocket listener.", nil, nil)
+	descUpgrades    = prometheus.NewDesc("wspush_upgrades_total", "Successful WebSocket upgrades.", nil, nil)
+	descUpFail      = prometheus.NewDesc("wspush_upgrade_failures_total", "Upgrades refused or failed, by reason.", []string{"reason"}, nil)
+	descPublished   = prometheus.NewDesc("wspush_messages_published_total", "Messages published (API and client publishes).", nil, nil)
+	descRecipients  = prometheus.NewDesc("wspush_publish_recipients_total", "Sum over publishes of the subscribers each was offered to.", nil, nil)
+	descDelivered   = prometheus.NewDesc("wspush_messages_delivered_total", "Messages written to client sockets.", nil, nil)
+	descDropped     = prometheus.NewDesc("wspush_messages_dropped_total", "Messages dropped by the slow-consumer policy, by policy.", []string{"policy"}, nil)
+	descLost        = prometheus.NewDesc("wspush_messages_lost_total", "Messages discarded because their connection closed before delivery.", nil, nil)
+	descSlowClosed  = prometheus.NewDesc("wspush_slow_consumer_closes_total", "Connections closed as slow consumers.", nil, nil)
+	descWriteErr    = prometheus.NewDesc("wspush_write_errors_total", "Socket writes that failed or timed out.", nil, nil)
+	descCloseSent   = prometheus.NewDesc("wspush_close_codes_sent_total", "Close frames sent, by code.", []string{"code"}, nil)
+	descCloseRecv   = prometheus.NewDesc("wspush_close_codes_received_total", "Close frames received, by code.", []string{"code"}, nil)
+	descQueued      = prometheus.NewDesc("wspush_send_queue_frames", "Frames waiting in connection out queues now.", nil, nil)
+	descWriters     = prometheus.NewDesc("wspush_writer_goroutines", "Writer goroutines running now.", nil, nil)
+	descPoolRunning = prometheus.NewDesc("wspush_worker_pool_running", "Dispatch workers busy now.", nil, nil)
+	descPoolCap     = prometheus.NewDesc("wspush_worker_pool_capacity", "Dispatch worker pool size.", nil, nil)
+	descPanics      = prometheus.NewDesc("wspush_handler_panics_total", "Panics recovered while serving a connection (each closed that connection only).", nil, nil)
+	descTopics      = prometheus.NewDesc("wspush_topics", "Topics that exist.", nil, nil)
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
+		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
+		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolCap, descPanics, descTopics} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	st := s.ws.Stats()
+	m := s.metrics
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v int64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge(descConns, float64(s.ws.Upgraded()))
+	gauge(descRegistered, float64(st.Open.Load()))
+	counter(descAccepted, st.Accepted.Load())
+	counter(descUpgrades, st.Upgraded.Load())
+	for i, r := range failReasons {
+		v := m.upgradeFail[i].Load()
+		if r == "timeout" {
+			v = st.HandshakeFailed.Load() - m.refusedTotal()
+		}
+		counter(descUpFail, v, r)
+	}
+	counter(descPublished, m.published.Load())
+	counter(descRecipients, m.recipients.Load())
+	counter(descDelivered, st.Delivered.Load())
+	counter(descDropped, st.DroppedOldest.Load(), "drop-oldest")
+	counter(descDropped, st.DroppedNewest.Load(), "drop-newest")
+	counter(descDropped, st.DroppedClose.Load(), "close")
+	counter(descLost, st.LostClosed.Load())
+	counter(descSlowClosed, st.SlowClosed.Load())
+	counter(descWriteErr, st.WriteErrors.Load())
+	for i := 0; i < wsconn.CloseSlots; i++ {
+		code := closeLabel(wsconn.SlotCode(i))
+		counter(descCloseSent, st.CloseSent(i), code)
+		counter(descCloseRecv, st.CloseReceived(i), code)
+	}
+	gauge(descQueued, float64(st.Queued.Load()))
+	gauge(descWriters, float64(st.Writers.Load()))
+	gauge(descPoolRunning, float64(s.ws.WorkersRunning()))
+	gauge(descPoolCap, float64(s.ws.WorkersCap()))
+	counter(descPanics, m.handlerPanics.Load())
+	gauge(descTopics, float64(s.hub.Topics()))
+}
+
+// refusedTotal is the failures counted by status (all but timeouts).
+func (m *metrics) refusedTotal() int64 {
+	var n int64
+	for i := 0; i < 5; i++ {
+		n += m.upgradeFail[i].Load()
+	}
+	return n
+}
+
+func closeLabel(code int) string {
+	switch code {
+	case 0:
+		return "other"
+	case -1:
+		return "none"
+	}
+	return strconv.Itoa(code)
+}

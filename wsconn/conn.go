@@ -1,0 +1,194 @@
+package wsconn
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/dispatch"
+	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/netpoll"
+)
+
+// Connection states, in the only order they are entered.
+const (
+	stateHandshake int32 = iota // reading the upgrade request
+	stateOpen                   // upgraded: frames flow both ways
+	stateClosing                // a close frame or refusal is queued or sent
+	stateClosed                 // torn down: socket closed, queue emptied
+)
+
+// Conn is one client connection. It is created by the Server; handlers get
+// it in their callbacks. Send, Close and CloseWith are safe from any
+// goroutine.
+type Conn struct {
+	srv  *Server         // immutable
+	nc   net.Conn        // immutable; closed once, by teardown
+	raw  syscall.RawConn // immutable; every read and write goes through it
+	poll *netpoll.Poller // immutable once registered
+	fd   int             // immutable; valid while state < stateClosed
+
+	slot  dispatch.Slot // owned by dispatch
+	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
+	// upgraded is set by the worker when the 101 is queued; read by teardown.
+	upgraded atomic.Bool
+
+	// deadline is the unix-nano time the sweeper acts on: the handshake
+	// timeout while handshaking, the close timeout while closing. Written by
+	// whoever changes state, read by the sweeper.
+	deadline atomic.Int64
+	// lastRead is when bytes were last read, in unix nanos. Written by the
+	// worker, read by the sweeper.
+	lastRead atomic.Int64
+	// shardIdx is the position in the server's registry shard; guarded by
+	// that shard's mutex.
+	shardIdx int32
+
+	// Read side: touched only by the worker inside Serve (dispatch makes
+	// that one goroutine at a time).
+	rbuf  *[]byte   // bytes read but not yet parsed (partial frame or request)
+	msg   *[]byte   // payload of a fragmented message being reassembled
+	msgOp ws.OpCode // opcode of the message in msg; 0 when none
+
+	q outQueue // the write side's queue; see queue.go
+
+	value atomic.Value // the handler's per-connection value
+}
+
+// SetValue stores the handler's per-connection value.
+func (c *Conn) SetValue(v any) { c.value.Store(v) }
+
+// Value returns what SetValue stored, or nil.
+func (c *Conn) Value() any { return c.value.Load() }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Slot implements dispatch.Task.
+func (c *Conn) Slot() *dispatch.Slot { return &c.slot }
+
+// HandleEvent implements netpoll.Handler: it hands the connection to a
+// worker. It runs on the poller goroutine.
+func (c *Conn) HandleEvent(fd int, ev netpoll.Event) {
+	if err := c.srv.disp.Dispatch(c); err != nil {
+		c.teardown(err)
+	}
+}
+
+// Abort implements dispatch.Task: a panic while serving closes only this
+// connection.
+func (c *Conn) Abort(err error) {
+	c.srv.cfgLogPanic(c, err)
+	c.teardown(err)
+}
+
+// Serve implements dispatch.Task. It runs on a worker: it reads what the
+// socket has, handles complete frames (or the upgrade request) and re-arms
+// the socket, never waiting for more bytes.
+func (c *Conn) Serve() {
+	switch c.state.Load() {
+	case stateHandshake:
+		c.serveHandshake()
+	case stateOpen, stateClosing:
+		c.serveFrames()
+	}
+	if c.state.Load() == stateClosed {
+		c.releaseReadSide()
+		return
+	}
+	if err := c.poll.Rearm(c.fd); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
+		c.teardown(err)
+	}
+}
+
+// releaseReadSide gives the read buffers back. Worker only.
+func (c *Conn) releaseReadSide() {
+	bpool.Put(c.rbuf)
+	bpool.Put(c.msg)
+	c.rbuf, c.msg, c.msgOp = nil, nil, 0
+}
+
+// Close closes the connection with 1000, after what is queued.
+func (c *Conn) Close() { c.CloseWith(ws.StatusNormalClosure, "") }
+
+// CloseWith queues a close frame with code and reason after what is already
+// queued; the writer sends it and the connection ends once the peer answers
+// or CloseTimeout passes. It is a no-op once closing has begun.
+func (c *Conn) CloseWith(code ws.StatusCode, reason string) {
+	c.closeWith(code, reason, false)
+}
+
+// closeWith starts the closing handshake. discard drops the queued data
+// first (the slow-consumer close).
+func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
+	for {
+		s := c.state.Load()
+		if s >= stateClosing {
+			return
+		}
+		if s == stateHandshake {
+			// No WebSocket yet: there is no close frame to send.
+			c.teardown(&CloseError{Code: code, Reason: reason})
+			return
+		}
+		if c.state.CompareAndSwap(s, stateClosing) {
+			break
+		}
+	}
+	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
+	f := newCloseFrame(code, reason)
+	c.srv.stats.closeSent[closeSlot(code)].Add(1)
+	if !c.pushFinal(f, discard) {
+		// The queue is already finished: nothing more can be written.
+		c.teardown(&CloseError{Code: code, Reason: reason})
+	}
+}
+
+// teardown ends the connection exactly once: it unregisters and closes the
+// socket, empties the queue and tells the handler. Safe from any goroutine.
+func (c *Conn) teardown(cause error) {
+	if c.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	if c.poll != nil {
+		_ = c.poll.Remove(c.fd)
+	}
+	_ = c.nc.Close()
+	c.q.shutdown(c)
+	c.srv.unregister(c)
+	if c.slot.TryAcquire() {
+		c.releaseReadSide()
+		c.slot.ReleaseAcquired()
+	}
+	c.srv.handler.OnClose(c, cause)
+}
+
+// newCloseFrame encodes a close frame; code 0 means an empty body.
+func newCloseFrame(code ws.StatusCode, reason string) *bpool.Frame {
+	if len(reason) > ws.MaxControlFramePayloadSize-2 {
+		reason = reason[:ws.MaxControlFramePayloadSize-2]
+	}
+	n := 0
+	if code != 0 {
+		n = 2 + len(reason)
+	}
+	f := bpool.NewFrame(2 + n)
+	f.B = append(f.B, 0x80|byte(ws.OpClose), byte(n))
+	if code != 0 {
+		f.B = append(f.B, byte(code>>8), byte(code))
+		f.B = append(f.B, reason...)
+	}
+	return f
+}
+
+// newControlFrame encodes a ping or pong with payload p (at most 125 bytes).
+func newControlFrame(op ws.OpCode, p []byte) *bpool.Frame {
+	f := bpool.NewFrame(2 + len(p))
+	f.B = append(f.B, 0x80|byte(op), byte(len(p)))
+	f.B = append(f.B, p...)
+	return f
+}

@@ -1,0 +1,53 @@
+package wsconn
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gobwas/ws"
+)
+
+// Errors callers branch on.
+var (
+	// ErrClosed is returned for operations on a closed connection or server.
+	ErrClosed = errors.New("wsconn: closed")
+	// ErrBadConfig wraps an invalid configuration value.
+	ErrBadConfig = errors.New("wsconn: bad config")
+	// ErrSlowConsumer is the close cause of a connection that fell too far
+	// behind.
+	ErrSlowConsumer = errors.New("wsconn: slow consumer")
+	// ErrIdle is the close cause of a connection silent past the idle
+	// timeout.
+	ErrIdle = errors.New("wsconn: idle timeout")
+	// ErrHandshakeTimeout is the close cause of an upgrade that took too long.
+	ErrHandshakeTimeout = errors.New("wsconn: handshake timeout")
+	// ErrShutdown is the close cause during server shutdown.
+	ErrShutdown = errors.New("wsconn: server shutting down")
+)
+
+// HTTPError refuses an upgrade with an HTTP status before any WebSocket
+// traffic. Handler.Accept returns it.
+type HTTPError struct {
+	Status int    // HTTP status code, e.g. 400, 403, 503
+	Reason string // the reason, sent as the response body and counted by metrics
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("wsconn: refused with %d: %s", e.Status, e.Reason)
+}
+
+// CloseError is a connection's close cause when a close frame was exchanged
+// or the server closed it with a code.
+type CloseError struct {
+	Code   ws.StatusCode // the close code sent or received
+	Reason string        // the close reason
+	Remote bool          // the peer sent the close first
+}
+
+func (e *CloseError) Error() string {
+	who := "server"
+	if e.Remote {
+		who = "peer"
+	}
+	return fmt.Sprintf("wsconn: closed by %s with %d %q", who, e.Code, e.Reason)
+}

@@ -1,0 +1,89 @@
+package wsconn
+
+import (
+	"encoding/binary"
+
+	"github.com/gobwas/ws"
+)
+
+// parseHeader parses one client frame header from the start of b. ok is false
+// when b does not hold the whole header yet. n is the header's size.
+func parseHeader(b []byte) (h ws.Header, n int, ok bool, err error) {
+	if len(b) < 2 {
+		return h, 0, false, nil
+	}
+	h.Fin = b[0]&0x80 != 0
+	h.Rsv = (b[0] & 0x70) >> 4
+	h.OpCode = ws.OpCode(b[0] & 0x0f)
+	h.Masked = b[1]&0x80 != 0
+	n = 2
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		if len(b) < 4 {
+			return h, 0, false, nil
+		}
+		h.Length = int64(binary.BigEndian.Uint16(b[2:4]))
+		n = 4
+	case 127:
+		if len(b) < 10 {
+			return h, 0, false, nil
+		}
+		u := binary.BigEndian.Uint64(b[2:10])
+		if u>>63 != 0 {
+			return h, 0, false, ws.ErrHeaderLengthMSB
+		}
+		h.Length = int64(u)
+		n = 10
+	default:
+		h.Length = int64(l)
+	}
+	if h.Masked {
+		if len(b) < n+4 {
+			return h, 0, false, nil
+		}
+		copy(h.Mask[:], b[n:n+4])
+		n += 4
+	}
+	return h, n, true, nil
+}
+
+// appendFrameHeader appends an unmasked final frame header for n payload
+// bytes with opcode op.
+func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n <= 125:
+		return append(dst, b0, byte(n))
+	case n <= 0xFFFF:
+		return append(dst, b0, 126, byte(n>>8), byte(n))
+	}
+	var l [8]byte
+	binary.BigEndian.PutUint64(l[:], uint64(n))
+	dst = append(dst, b0, 127)
+	return append(dst, l[:]...)
+}
+
+// parseClose validates a close frame's payload. It returns the code to echo
+// (0 for an empty payload) or, when the payload breaks RFC 6455, the code to
+// fail the connection with.
+func parseClose(p []byte) (code ws.StatusCode, reason string, failCode ws.StatusCode) {
+	switch len(p) {
+	case 0:
+		return 0, "", 0
+	case 1:
+		return 0, "", ws.StatusProtocolError
+	}
+	code = ws.StatusCode(binary.BigEndian.Uint16(p))
+	reason = string(p[2:])
+	switch err := ws.CheckCloseFrameData(code, reason); err {
+	case nil:
+		if code < 1000 || code >= 5000 {
+			return code, reason, ws.StatusProtocolError
+		}
+		return code, reason, 0
+	case ws.ErrProtocolInvalidUTF8:
+		return code, reason, ws.StatusInvalidFramePayloadData
+	default:
+		return code, reason, ws.StatusProtocolError
+	}
+}

@@ -1,0 +1,181 @@
+package wsconn
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/bpool"
+)
+
+// Request is what the Handler sees of an upgrade request. Its fields are
+// copies, valid after Accept returns.
+type Request struct {
+	URI           string // request target, e.g. "/ws?topics=a,b"
+	Host          string // Host header
+	Origin        string // Origin header; empty when absent
+	Authorization string // Authorization header; empty when absent
+}
+
+var (
+	headerEnd        = []byte("\r\n\r\n")
+	hdrOrigin        = []byte("Origin")
+	hdrAuthorization = []byte("Authorization")
+)
+
+// serveHandshake accumulates the upgrade request as it becomes readable and
+// upgrades once it is complete. A slow client holds only its buffer, never
+// the worker. Worker only.
+func (c *Conn) serveHandshake() {
+	bp := bpool.Grow(c.rbuf, 1024)
+	c.rbuf = bp
+	_, err := c.readInto(bp)
+	data := *bp
+	end := bytes.Index(data, headerEnd)
+	if end < 0 {
+		switch {
+		case len(data) >= c.srv.cfg.MaxHandshake:
+			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
+		case err != nil && !errors.Is(err, unix.EAGAIN):
+			c.srv.stats.HandshakeFailed.Add(1)
+			c.teardown(err)
+		}
+		return
+	}
+	c.upgrade(data[:end+len(headerEnd)])
+	// Bytes after the request are the client's first frames.
+	rest := copy(data, data[end+len(headerEnd):])
+	*bp = data[:rest]
+	if rest > 0 && c.state.Load() == stateOpen {
+		c.lastRead.Store(time.Now().UnixNano())
+		used := c.parseFrames(*bp)
+		n := copy(*bp, (*bp)[used:])
+		*bp = (*bp)[:n]
+	}
+	if len(*bp) == 0 {
+		bpool.Put(bp)
+		c.rbuf = nil
+	}
+}
+
+// handshakeIO feeds a complete request to ws.Upgrader and collects the
+// response into a frame the writer will send.
+type handshakeIO struct {
+	r bytes.Reader
+	f *bpool.Frame
+}
+
+func (h *handshakeIO) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+func (h *handshakeIO) Write(p []byte) (int, error) {
+	h.f.B = append(h.f.B, p...)
+	return len(p), nil
+}
+
+// upgrade runs the gobwas/ws zero-copy upgrader on the buffered request. The
+// Handler's Accept runs before the 101 is queued, so whatever it sets up
+// (subscriptions) is in place before the client can see the response.
+func (c *Conn) upgrade(req []byte) {
+	var r Request
+	var accepted bool
+	u := ws.Upgrader{
+		ReadBufferSize:  c.srv.cfg.MaxHandshake,
+		WriteBufferSize: 512,
+		OnRequest: func(uri []byte) error {
+			r.URI = string(uri)
+			return nil
+		},
+		OnHost: func(host []byte) error {
+			r.Host = string(host)
+			return nil
+		},
+		OnHeader: func(key, value []byte) error {
+			switch {
+			case bytes.EqualFold(key, hdrOrigin):
+				r.Origin = string(value)
+			case bytes.EqualFold(key, hdrAuthorization):
+				r.Authorization = string(value)
+			}
+			return nil
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if err := c.srv.admit(); err != nil {
+				return nil, rejection(err)
+			}
+			if err := c.srv.handler.Accept(c, &r); err != nil {
+				return nil, rejection(err)
+			}
+			accepted = true
+			return nil, nil
+		},
+	}
+	hio := &handshakeIO{f: bpool.NewFrame(256)}
+	hio.r.Reset(req)
+	_, err := u.Upgrade(hio)
+	if err != nil {
+		status := http.StatusBadRequest
+		var rej *ws.ConnectionRejectedError
+		if errors.As(err, &rej) && rej.StatusCode() != 0 {
+			status = rej.StatusCode()
+		}
+		c.srv.stats.HandshakeFailed.Add(1)
+		c.srv.handler.OnRefused(c, status, err.Error())
+		if accepted {
+			// Accept set things up; the close hook undoes them.
+			c.teardown(err)
+			hio.f.Release()
+			return
+		}
+		c.sendRefusal(hio.f)
+		return
+	}
+	c.upgraded.Store(true)
+	c.srv.stats.Upgraded.Add(1)
+	c.srv.upgradedNow.Add(1)
+	c.state.CompareAndSwap(stateHandshake, stateOpen)
+	c.openGate(hio.f, false)
+}
+
+// refuse answers the upgrade request with an HTTP error and closes.
+func (c *Conn) refuse(status int, reason string) {
+	c.srv.stats.HandshakeFailed.Add(1)
+	c.srv.handler.OnRefused(c, status, reason)
+	f := bpool.NewFrame(128 + len(reason))
+	f.B = appendHTTPError(f.B, status, reason)
+	c.sendRefusal(f)
+}
+
+// sendRefusal queues an HTTP error response as the connection's final bytes.
+func (c *Conn) sendRefusal(f *bpool.Frame) {
+	c.state.CompareAndSwap(stateHandshake, stateClosing)
+	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
+	c.openGate(f, true)
+}
+
+func appendHTTPError(dst []byte, status int, reason string) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = append(dst, strconv.Itoa(status)...)
+	dst = append(dst, ' ')
+	dst = append(dst, http.StatusText(status)...)
+	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	dst = append(dst, strconv.Itoa(len(reason))...)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, reason...)
+}
+
+// rejection turns a Handler error into the upgrader's refusal.
+func rejection(err error) error {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return ws.RejectConnectionError(ws.RejectionStatus(he.Status), ws.RejectionReason(he.Reason))
+	}
+	return ws.RejectConnectionError(ws.RejectionStatus(http.StatusInternalServerError), ws.RejectionReason("internal error"))
+}
+
+var _ io.ReadWriter = (*handshakeIO)(nil)

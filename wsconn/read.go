@@ -1,0 +1,196 @@
+package wsconn
+
+import (
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/bpool"
+)
+
+const (
+	// readChunk is the buffer offered to a read when no frame is pending.
+	readChunk = 4096
+	// readsPerServe bounds the reads of one Serve so that a busy client
+	// cannot hold a worker; the level-triggered re-arm brings it back.
+	readsPerServe = 4
+)
+
+// serveFrames reads what the socket has and handles every complete frame.
+// Worker only.
+func (c *Conn) serveFrames() {
+	defer func() {
+		if c.rbuf != nil && len(*c.rbuf) == 0 {
+			bpool.Put(c.rbuf)
+			c.rbuf = nil
+		}
+	}()
+	for range readsPerServe {
+		bp := bpool.Grow(c.rbuf, c.readSpace())
+		c.rbuf = bp
+		before := len(*bp)
+		_, err := c.readInto(bp)
+		if len(*bp) > before {
+			c.lastRead.Store(time.Now().UnixNano())
+			used := c.parseFrames(*bp)
+			rest := copy(*bp, (*bp)[used:])
+			*bp = (*bp)[:rest]
+		}
+		if c.state.Load() == stateClosed {
+			return
+		}
+		switch {
+		case err == nil:
+			if len(*bp) < cap(*bp) {
+				return // drained what was there
+			}
+		case errors.Is(err, unix.EAGAIN):
+			return
+		default:
+			c.teardown(err)
+			return
+		}
+	}
+}
+
+// readSpace is how many bytes the next read should have room for: the rest
+// of a frame whose header is buffered, or a standard chunk.
+func (c *Conn) readSpace() int {
+	if c.rbuf == nil || len(*c.rbuf) == 0 {
+		return readChunk
+	}
+	h, n, ok, err := parseHeader(*c.rbuf)
+	if !ok || err != nil {
+		return readChunk
+	}
+	want := n + int(h.Length) - len(*c.rbuf)
+	return max(want, 512)
+}
+
+// parseFrames handles the complete frames at the start of b and returns how
+// many bytes they took. An incomplete frame is left for the next read.
+// Worker only.
+func (c *Conn) parseFrames(b []byte) int {
+	off := 0
+	for off < len(b) {
+		if c.state.Load() == stateClosed {
+			return len(b)
+		}
+		h, hn, ok, err := parseHeader(b[off:])
+		if err != nil {
+			c.fail(ws.StatusProtocolError, "bad frame length")
+			return len(b)
+		}
+		if !ok {
+			break
+		}
+		state := ws.StateServerSide
+		if c.msgOp != 0 {
+			state = state.Set(ws.StateFragmented)
+		}
+		if err := ws.CheckHeader(h, state); err != nil {
+			c.fail(ws.StatusProtocolError, err.Error())
+			return len(b)
+		}
+		size := h.Length
+		if h.OpCode == ws.OpContinuation && c.msg != nil {
+			size += int64(len(*c.msg))
+		}
+		if size > int64(c.srv.cfg.MaxMessage) {
+			c.fail(ws.StatusMessageTooBig, "message too big")
+			return len(b)
+		}
+		total := hn + int(h.Length)
+		if len(b)-off < total {
+			break
+		}
+		payload := b[off+hn : off+total]
+		ws.Cipher(payload, h.Mask, 0)
+		off += total
+		if !c.handleFrame(h, payload) {
+			return len(b)
+		}
+	}
+	return off
+}
+
+// fail closes the connection for a protocol violation. When a close frame was
+// already sent, the connection is simply dropped.
+func (c *Conn) fail(code ws.StatusCode, reason string) {
+	if c.state.Load() == stateClosing {
+		c.teardown(&CloseError{Code: code, Reason: reason})
+		return
+	}
+	c.CloseWith(code, reason)
+}
+
+// handleFrame acts on one complete, unmasked frame. It reports false when the
+// rest of the input must be discarded. Worker only.
+func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
+	closing := c.state.Load() != stateOpen
+	if h.OpCode.IsControl() {
+		return c.handleControl(h.OpCode, p, closing)
+	}
+	if closing {
+		return true // data after a close is ignored
+	}
+	switch {
+	case h.OpCode == ws.OpContinuation:
+		*c.msg = append(*c.msg, p...)
+		if !h.Fin {
+			return true
+		}
+		op, m := c.msgOp, c.msg
+		c.msg, c.msgOp = nil, 0
+		ok := c.deliver(op, *m)
+		bpool.Put(m)
+		return ok
+	case h.Fin:
+		return c.deliver(h.OpCode, p)
+	default:
+		c.msgOp = h.OpCode
+		c.msg = bpool.Get(max(len(p)*2, 256))
+		*c.msg = append(*c.msg, p...)
+		return true
+	}
+}
+
+// deliver hands a complete message to the handler after the UTF-8 check.
+func (c *Conn) deliver(op ws.OpCode, p []byte) bool {
+	if op == ws.OpText && !utf8.Valid(p) {
+		c.fail(ws.StatusInvalidFramePayloadData, "invalid utf-8")
+		return false
+	}
+	c.srv.handler.OnMessage(c, op, p)
+	return c.state.Load() == stateOpen
+}
+
+// handleControl answers ping with pong and the close handshake. Worker only.
+func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {
+	switch op {
+	case ws.OpPing:
+		if !closing {
+			c.sendControl(newControlFrame(ws.OpPong, p))
+		}
+	case ws.OpPong:
+		// lastRead already moved: that is all a pong is for.
+	case ws.OpClose:
+		code, reason, failCode := parseClose(p)
+		c.srv.stats.closeRecv[closeSlot(code)].Add(1)
+		if failCode != 0 {
+			c.fail(failCode, "invalid close frame")
+			return false
+		}
+		if closing {
+			// Our close was answered: the handshake is complete.
+			c.teardown(&CloseError{Code: code, Reason: reason, Remote: false})
+			return false
+		}
+		c.closeWith(code, "", false)
+		return false
+	}
+	return true
+}

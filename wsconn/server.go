@@ -1,0 +1,383 @@
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/dispatch"
+	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/netpoll"
+)
+
+// Handler is the application side of the connections. Its methods run on
+// dispatch workers (Accept, OnMessage) or on whatever goroutine ended the
+// connection (OnClose); they must not block.
+type Handler interface {
+	// Accept decides an upgrade once the request is complete and valid,
+	// before the 101 response is queued; what it sets up (subscriptions) is
+	// in place before the client can see the response. A non-nil error
+	// refuses the upgrade; return an *HTTPError to choose the status.
+	Accept(c *Conn, r *Request) error
+	// OnRefused reports an upgrade that was refused or malformed, with the
+	// HTTP status sent.
+	OnRefused(c *Conn, status int, reason string)
+	// OnMessage is called for each complete text or binary message, in
+	// order. p is valid only until OnMessage returns.
+	OnMessage(c *Conn, op ws.OpCode, p []byte)
+	// OnClose is called exactly once per connection, after it is torn down
+	// (for refused upgrades too). cause says why; it may be nil.
+	OnClose(c *Conn, cause error)
+}
+
+// registryShards is the number of connection registry shards.
+const registryShards = 64
+
+// connShard is one slice of the connection registry.
+type connShard struct {
+	mu    sync.Mutex
+	conns []*Conn // guarded by mu; Conn.shardIdx is the position
+}
+
+// Server accepts WebSocket connections and owns them until they close: the
+// pollers, the worker pool, the registry, the sweeper for pings and
+// timeouts, and shutdown.
+type Server struct {
+	cfg     Config // immutable, defaults applied
+	handler Handler
+	log     *slog.Logger
+	stats   Stats
+	polls   *netpoll.Group
+	disp    *dispatch.Dispatcher
+
+	shards      [registryShards]connShard
+	upgradedNow atomic.Int64 // upgraded connections not yet torn down
+	maxConns    int64        // immutable; 0 = unlimited
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // guarded by mu
+	shutting  atomic.Bool               // Shutdown has begun
+	allGone   chan struct{}             // closed when shutting and no connection is left
+	goneOnce  sync.Once
+
+	sweepStop chan struct{}
+	wg        sync.WaitGroup // the sweeper and the accept loops
+	closeOnce sync.Once
+}
+
+// ServerOptions are what a Server needs besides Config.
+type ServerOptions struct {
+	// Handler receives the connections' events. Required.
+	Handler Handler
+	// Logger is used for rare events (panics, accept errors). Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxConns caps upgraded connections; an upgrade beyond it is refused
+	// with 503 before the 101. Zero means no cap.
+	MaxConns int
+	// OnPanic is called for every recovered handler panic, after the
+	// connection was closed. It may be nil.
+	OnPanic func(*dispatch.PanicError)
+}
+
+// NewServer starts the pollers, the worker pool and the sweeper. Call
+// Serve with a listener, and Shutdown when done.
+func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
+	if opt.Handler == nil {
+		return nil, fmt.Errorf("%w: nil Handler", ErrBadConfig)
+	}
+	s := &Server{
+		cfg:       cfg.withDefaults(),
+		handler:   opt.Handler,
+		log:       opt.Logger,
+		maxConns:  int64(opt.MaxConns),
+		listeners: make(map[net.Listener]struct{}),
+		allGone:   make(chan struct{}),
+		sweepStop: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var err error
+	if s.polls, err = netpoll.NewGroup(s.cfg.Pollers); err != nil {
+		return nil, fmt.Errorf("wsconn: pollers: %w", err)
+	}
+	s.disp, err = dispatch.New(dispatch.Config{Workers: s.cfg.Workers, OnPanic: opt.OnPanic})
+	if err != nil {
+		s.polls.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Config returns the effective configuration (defaults applied).
+func (s *Server) Config() Config { return s.cfg }
+
+// Pollers reports the number of epoll instances.
+func (s *Server) Pollers() int { return s.polls.Size() }
+
+// WorkersRunning reports busy dispatch workers; WorkersCap the pool size.
+func (s *Server) WorkersRunning() int { return s.disp.Running() }
+
+// WorkersCap reports the dispatch pool size.
+func (s *Server) WorkersCap() int { return s.disp.Cap() }
+
+// Upgraded reports the upgraded connections that are still open.
+func (s *Server) Upgraded() int64 { return s.upgradedNow.Load() }
+
+// Serve accepts connections on ln until ln is closed or Shutdown is called;
+// it then returns nil (after Shutdown) or the accept error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: wait and retry, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("wsconn: accept: %w", err)
+		}
+		backoff = 0
+		s.stats.Accepted.Add(1)
+		if err := s.register(nc); err != nil {
+			s.log.Debug("register failed", "err", err)
+		}
+	}
+}
+
+// isTemporary reports accept errors worth retrying (out of descriptors or
+// memory, aborted connections).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// register wraps an accepted socket and hands it to a poller.
+func (s *Server) register(nc net.Conn) error {
+	sysc, ok := nc.(syscall.Conn)
+	if !ok {
+		nc.Close()
+		return fmt.Errorf("%w: %T has no SyscallConn", ErrBadConfig, nc)
+	}
+	raw, err := sysc.SyscallConn()
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	fd, err := netpoll.FD(sysc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	c := &Conn{srv: s, nc: nc, raw: raw, fd: fd}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
+	c.q.gated = true
+	s.stats.Open.Add(1)
+	sh := &s.shards[fd%registryShards]
+	sh.mu.Lock()
+	c.shardIdx = int32(len(sh.conns))
+	sh.conns = append(sh.conns, c)
+	sh.mu.Unlock()
+	// Publish c.poll before the first event can reach a worker: Add arms
+	// the descriptor, so set the field from the poller that will own it.
+	c.poll = s.polls.Poller(fd)
+	if err := c.poll.Add(fd, c); err != nil {
+		c.teardown(err)
+		return err
+	}
+	return nil
+}
+
+// unregister removes c from the registry. Called once, by teardown.
+func (s *Server) unregister(c *Conn) {
+	sh := &s.shards[c.fd%registryShards]
+	sh.mu.Lock()
+	i := int(c.shardIdx)
+	if i < len(sh.conns) && sh.conns[i] == c {
+		last := len(sh.conns) - 1
+		sh.conns[i] = sh.conns[last]
+		sh.conns[i].shardIdx = int32(i)
+		sh.conns[last] = nil
+		sh.conns = sh.conns[:last]
+		if cap(sh.conns) > 1024 && len(sh.conns) < cap(sh.conns)/4 {
+			sh.conns = append([]*Conn(nil), sh.conns...)
+		}
+	}
+	sh.mu.Unlock()
+	if c.upgraded.Load() {
+		s.upgradedNow.Add(-1)
+	}
+	if s.stats.Open.Add(-1) == 0 && s.shutting.Load() {
+		s.goneOnce.Do(func() { close(s.allGone) })
+	}
+}
+
+// admit applies MaxConns and shutdown to an upgrade.
+func (s *Server) admit() error {
+	if s.shutting.Load() {
+		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "server shutting down"}
+	}
+	if s.maxConns > 0 && s.upgradedNow.Load() >= s.maxConns {
+		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "too many connections"}
+	}
+	return nil
+}
+
+// Range calls fn for every registered connection until fn returns false.
+// fn runs without registry locks held.
+func (s *Server) Range(fn func(*Conn) bool) {
+	var buf []*Conn
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		buf = append(buf[:0], sh.conns...)
+		sh.mu.Unlock()
+		for _, c := range buf {
+			if !fn(c) {
+				return
+			}
+		}
+	}
+}
+
+// Len reports the registered connections (handshaking, open or closing).
+func (s *Server) Len() int { return int(s.stats.Open.Load()) }
+
+// cfgLogPanic logs a recovered handler panic with its stack.
+func (s *Server) cfgLogPanic(c *Conn, err error) {
+	var pe *dispatch.PanicError
+	if errors.As(err, &pe) {
+		s.log.Error("handler panic; connection closed", "remote", c.RemoteAddr().String(), "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
+}
+
+// sweepLoop is the one timer for all connections: handshake and close
+// deadlines, idle timeouts and pings.
+func (s *Server) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	nextPing := time.Now().Add(s.cfg.PingInterval)
+	var buf []*Conn
+	for {
+		select {
+		case <-s.sweepStop:
+			return
+		case now := <-t.C:
+			ping := s.cfg.PingInterval > 0 && !now.Before(nextPing)
+			if ping {
+				nextPing = now.Add(s.cfg.PingInterval)
+			}
+			for i := range s.shards {
+				sh := &s.shards[i]
+				sh.mu.Lock()
+				buf = append(buf[:0], sh.conns...)
+				sh.mu.Unlock()
+				for _, c := range buf {
+					s.sweepConn(c, now.UnixNano(), ping)
+				}
+			}
+			clear(buf)
+		}
+	}
+}
+
+// pingFrame is shared by every ping; it is never pooled.
+var pingFrame = bpool.StaticFrame(ws.CompiledPing)
+
+func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
+	switch c.state.Load() {
+	case stateHandshake:
+		if now > c.deadline.Load() {
+			c.srv.stats.HandshakeFailed.Add(1)
+			c.teardown(ErrHandshakeTimeout)
+		}
+	case stateClosing:
+		if now > c.deadline.Load() {
+			c.teardown(nil)
+		}
+	case stateOpen:
+		silent := time.Duration(now - c.lastRead.Load())
+		if s.cfg.IdleTimeout > 0 && silent > s.cfg.IdleTimeout {
+			c.CloseWith(ws.StatusGoingAway, "idle timeout")
+			return
+		}
+		if ping && silent >= s.cfg.PingInterval {
+			c.sendControl(pingFrame)
+		}
+	}
+}
+
+// Shutdown stops accepting, closes every connection with 1001 after what is
+// already queued, and waits for them to finish until ctx is done; then it
+// tears down what is left and stops the pollers and workers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	clear(s.listeners)
+	s.mu.Unlock()
+	if s.stats.Open.Load() == 0 {
+		s.goneOnce.Do(func() { close(s.allGone) })
+	}
+	s.Range(func(c *Conn) bool {
+		c.closeWith(ws.StatusGoingAway, "server shutting down", false)
+		return true
+	})
+	var err error
+	select {
+	case <-s.allGone:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.Range(func(c *Conn) bool {
+			c.teardown(ErrShutdown)
+			return true
+		})
+	}
+	s.closeOnce.Do(func() {
+		close(s.sweepStop)
+		s.wg.Wait()
+		if perr := s.polls.Close(); perr != nil && err == nil {
+			err = perr
+		}
+		if derr := s.disp.Close(5 * time.Second); derr != nil && err == nil {
+			err = derr
+		}
+	})
+	return err
+}

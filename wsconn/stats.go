@@ -1,0 +1,67 @@
+package wsconn
+
+import (
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+)
+
+// Stats counts what a Server's connections did. Every field is updated
+// atomically by connection goroutines and may be read at any time.
+type Stats struct {
+	Accepted        atomic.Int64 // TCP connections accepted
+	Upgraded        atomic.Int64 // successful upgrades
+	Open            atomic.Int64 // connections currently registered (any state)
+	Delivered       atomic.Int64 // data messages written to sockets
+	Queued          atomic.Int64 // frames currently waiting in out queues
+	DroppedOldest   atomic.Int64 // messages dropped by drop-oldest
+	DroppedNewest   atomic.Int64 // messages dropped by drop-newest
+	DroppedClose    atomic.Int64 // messages discarded by the close policy
+	LostClosed      atomic.Int64 // messages discarded because the connection closed first
+	SlowClosed      atomic.Int64 // connections closed as slow consumers
+	WriteErrors     atomic.Int64 // writes that failed or timed out
+	Writers         atomic.Int64 // writer goroutines running now
+	HandshakeFailed atomic.Int64 // upgrade requests refused or malformed
+
+	closeSent [closeSlots]atomic.Int64 // close codes sent, by closeSlot
+	closeRecv [closeSlots]atomic.Int64 // close codes received, by closeSlot
+}
+
+// closeSlots covers 1000-1015 plus one slot for "other" and one for "none".
+const closeSlots = 18
+
+func closeSlot(code ws.StatusCode) int {
+	switch {
+	case code == 0:
+		return 17
+	case code >= 1000 && code <= 1015:
+		return int(code - 1000)
+	}
+	return 16
+}
+
+// SlotCode returns the code a close-count slot stands for: 1000-1015, 0 for
+// "other" and -1 for "no code".
+func SlotCode(slot int) int {
+	switch {
+	case slot < 16:
+		return 1000 + slot
+	case slot == 16:
+		return 0
+	}
+	return -1
+}
+
+// CloseSlots is the number of slots CloseSent and CloseReceived index.
+const CloseSlots = closeSlots
+
+// CloseSent reports how many close frames were sent in a slot (see SlotCode).
+func (s *Stats) CloseSent(slot int) int64 { return s.closeSent[slot].Load() }
+
+// CloseReceived reports how many close frames were received in a slot.
+func (s *Stats) CloseReceived(slot int) int64 { return s.closeRecv[slot].Load() }
+
+// Dropped is the sum of all policy drops.
+func (s *Stats) Dropped() int64 {
+	return s.DroppedOldest.Load() + s.DroppedNewest.Load() + s.DroppedClose.Load()
+}

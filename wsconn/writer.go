@@ -1,0 +1,93 @@
+package wsconn
+
+import (
+	"net"
+	"time"
+)
+
+// startWriter launches the connection's writer goroutine. The caller has set
+// q.running, so there is never a second writer on the socket.
+func (c *Conn) startWriter() {
+	c.srv.stats.Writers.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop is the connection's only writer. It takes everything queued,
+// writes it with writev under the write deadline, and repeats. On-demand it
+// exits when the queue is empty; persistent it waits on the doorbell. On a
+// write error or timeout it tears the connection down; after the final frame
+// it half-closes the socket. Either way it releases every frame it took.
+func (c *Conn) writeLoop() {
+	defer c.srv.stats.Writers.Add(-1)
+	q := &c.q
+	w := writerPool.Get().(*rawWriter)
+	defer func() {
+		clear(w.bufs[:cap(w.bufs)])
+		w.bufs = w.bufs[:0]
+		w.iov = w.iov[:0]
+		writerPool.Put(w)
+	}()
+	for {
+		q.mu.Lock()
+		items := q.takeLocked()
+		if items == nil {
+			wake := q.wake
+			if q.closed || wake == nil {
+				q.running = false
+				q.mu.Unlock()
+				return
+			}
+			q.mu.Unlock()
+			<-wake
+			continue
+		}
+		q.mu.Unlock()
+
+		final, data := false, 0
+		w.bufs = w.bufs[:0]
+		for _, e := range *items {
+			w.bufs = append(w.bufs, e.f.B)
+			switch e.kind {
+			case kindFinal:
+				final = true
+			case kindData:
+				data++
+			}
+		}
+		err := c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		if err == nil {
+			err = c.writeAll(w)
+		}
+		for _, e := range *items {
+			e.f.Release()
+		}
+		n := len(*items)
+		putEntries(items)
+		c.srv.stats.Queued.Add(-int64(n))
+		if err != nil {
+			c.srv.stats.WriteErrors.Add(1)
+			c.srv.stats.LostClosed.Add(int64(data))
+			c.teardown(err)
+			return
+		}
+		c.srv.stats.Delivered.Add(int64(data))
+		if final {
+			c.finishWrite()
+			return
+		}
+	}
+}
+
+// finishWrite runs after the final frame went out: it half-closes the socket
+// so the peer sees our close, and leaves the read side waiting up to
+// CloseTimeout for the peer's answer.
+func (c *Conn) finishWrite() {
+	c.deadline.Store(time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano())
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		if err := tc.CloseWrite(); err != nil {
+			c.teardown(err)
+		}
+		return
+	}
+	c.teardown(nil)
+}
