@@ -15,6 +15,7 @@ import (
 
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/internal/wstest"
+	"github.com/wspush/wspush/wsconn"
 )
 
 func TestMain(m *testing.M) {
@@ -93,4 +94,9 @@ func postPublish(t testing.TB, s *Server, body string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// connCfg returns a connection config with a small max message.
+func connCfg(maxMessage int) wsconn.Config {
+	return wsconn.Config{MaxMessage: maxMessage}
 }

@@ -1,0 +1,328 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/testutil"
+	"github.com/wspush/wspush/internal/wstest"
+)
+
+const readWait = 5 * time.Second
+
+func TestUpgradeRules(t *testing.T) {
+	s := startServer(t, Config{AllowedOrigins: []string{"https://app.example.com"}})
+	tests := []struct {
+		name   string
+		target string
+		header http.Header
+		status int // 101 for success
+	}{
+		{"topics in query", "/ws?topics=a,b.c:d-e_f", nil, 101},
+		{"no topics", "/ws", nil, 101},
+		{"empty topic", "/ws?topics=a,,b", nil, 400},
+		{"bad topic byte", "/ws?topics=a%20b", nil, 400},
+		{"topic too long", "/ws?topics=" + strings.Repeat("x", 129), nil, 400},
+		{"topic of 128 bytes", "/ws?topics=" + strings.Repeat("x", 128), nil, 101},
+		{"wrong path", "/other", nil, 404},
+		{"origin allowed", "/ws", http.Header{"Origin": {"https://app.example.com"}}, 101},
+		{"origin refused", "/ws", http.Header{"Origin": {"https://evil.example.com"}}, 403},
+		{"origin absent", "/ws", nil, 101},
+		{"deflate offered", "/ws", http.Header{"Sec-WebSocket-Extensions": {"permessage-deflate; client_max_window_bits"}}, 101},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := wstest.Dial(s.WSAddr().String(), tc.target, tc.header)
+			if tc.status == 101 {
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer c.Close()
+				if ext := c.Resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+					t.Fatalf("extension negotiated: %q", ext)
+				}
+				return
+			}
+			if !errors.Is(err, wstest.ErrStatus) {
+				t.Fatalf("err = %v, want refusal", err)
+			}
+			if c.Resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d", c.Resp.StatusCode, tc.status)
+			}
+		})
+	}
+}
+
+func TestMaxConnsRefusesWith503(t *testing.T) {
+	s := startServer(t, Config{MaxConns: 2})
+	dial(t, s, "/ws")
+	dial(t, s, "/ws")
+	c, err := wstest.Dial(s.WSAddr().String(), "/ws", nil)
+	if !errors.Is(err, wstest.ErrStatus) || c.Resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third dial: err=%v, want 503", err)
+	}
+}
+
+func TestSubscriptionsInPlaceBeforeUpgradeResponse(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s, "/ws?topics=x")
+	// The 101 was read by dial; the subscription must already exist.
+	if n := s.Hub().Seq("x"); n != 0 {
+		t.Fatalf("seq before publish = %d", n)
+	}
+	if r := publish(t, s, "x", `1`); r.Recipients != 1 {
+		t.Fatalf("recipients = %d, want 1", r.Recipients)
+	}
+	if got, err := c.ReadText(readWait); err != nil || got != `{"topic":"x","seq":1,"data":1}` {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+func TestSeqAdvancesWithoutSubscribers(t *testing.T) {
+	s := startServer(t, Config{})
+	for i := 1; i <= 3; i++ {
+		if r := publish(t, s, "lonely", `null`); r.Seq != uint64(i) || r.Recipients != 0 {
+			t.Fatalf("publish %d = %+v", i, r)
+		}
+	}
+	c := dial(t, s, "/ws?topics=lonely")
+	publish(t, s, "lonely", `"late"`)
+	if got, _ := c.ReadText(readWait); got != `{"topic":"lonely","seq":4,"data":"late"}` {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// reply is any server reply or delivery, decoded loosely.
+type reply struct {
+	Op      string          `json:"op"`
+	ID      *int64          `json:"id"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Topic   string          `json:"topic"`
+	Seq     uint64          `json:"seq"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func readReply(t *testing.T, c *wstest.Client) reply {
+	t.Helper()
+	s, err := c.ReadText(readWait)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var r reply
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		t.Fatalf("reply %q: %v", s, err)
+	}
+	return r
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name      string
+		clientPub bool
+		send      string
+		wantOp    string
+		wantID    *int64
+		wantCode  string
+	}{
+		{"subscribe with id", false, `{"op":"subscribe","topics":["a"],"id":1}`, "ack", ptr(1), ""},
+		{"id zero is valid", false, `{"op":"subscribe","topics":["a"],"id":0}`, "ack", ptr(0), ""},
+		{"unsubscribe with id", false, `{"op":"unsubscribe","topics":["a"],"id":2}`, "ack", ptr(2), ""},
+		{"bad json", false, `{"op":`, "error", nil, "bad_json"},
+		{"not an object", false, `[1,2]`, "error", nil, "bad_json"},
+		{"unknown op", false, `{"op":"dance","id":7}`, "error", ptr(7), "unknown_op"},
+		{"bad topic", false, `{"op":"subscribe","topics":["a b"],"id":8}`, "error", ptr(8), "bad_topic"},
+		{"publish disabled", false, `{"op":"publish","topic":"a","data":1,"id":9}`, "error", ptr(9), "disabled"},
+		{"publish enabled", true, `{"op":"publish","topic":"z","data":1,"id":10}`, "ack", ptr(10), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, Config{ClientPublish: tc.clientPub})
+			c := dial(t, s, "/ws")
+			if err := c.WriteText(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			r := readReply(t, c)
+			if r.Op != tc.wantOp || r.Code != tc.wantCode {
+				t.Fatalf("reply = %+v, want op %q code %q", r, tc.wantOp, tc.wantCode)
+			}
+			switch {
+			case tc.wantID == nil && r.ID != nil:
+				t.Fatalf("reply has id %d, want none", *r.ID)
+			case tc.wantID != nil && (r.ID == nil || *r.ID != *tc.wantID):
+				t.Fatalf("reply id = %v, want %d", r.ID, *tc.wantID)
+			}
+			// The connection stays usable after any reply.
+			if err := c.WriteText(`{"op":"subscribe","topics":["after"],"id":99}`); err != nil {
+				t.Fatal(err)
+			}
+			if r := readReply(t, c); r.Op != "ack" || r.ID == nil || *r.ID != 99 {
+				t.Fatalf("follow-up reply = %+v", r)
+			}
+		})
+	}
+}
+
+func ptr(i int64) *int64 { return &i }
+
+func TestCommandWithoutIDGetsNoAck(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s, "/ws")
+	if err := c.WriteText(`{"op":"subscribe","topics":["q"]}`); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	testutil.CheckFor(t, readWait, 5*time.Millisecond, func() error {
+		res, err := s.publish("q", []byte(`1`))
+		if err != nil {
+			return err
+		}
+		if res.Recipients == 0 {
+			return errors.New("not subscribed yet")
+		}
+		seq = res.Seq
+		return nil
+	})
+	// The first frame must be the delivery, not an ack.
+	r := readReply(t, c)
+	if r.Op != "" || r.Topic != "q" || r.Seq != seq {
+		t.Fatalf("first frame = %+v, want the delivery of seq %d", r, seq)
+	}
+}
+
+func TestAckPrecedesLaterDeliveries(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s, "/ws")
+	if err := c.WriteText(`{"op":"subscribe","topics":["o"],"id":5}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, c); r.Op != "ack" || *r.ID != 5 {
+		t.Fatalf("reply = %+v", r)
+	}
+	publish(t, s, "o", `{"k":"v"}`)
+	if r := readReply(t, c); r.Topic != "o" || string(r.Data) != `{"k":"v"}` {
+		t.Fatalf("delivery = %+v", r)
+	}
+	if err := c.WriteText(`{"op":"unsubscribe","topics":["o"],"id":6}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, c); r.Op != "ack" || *r.ID != 6 {
+		t.Fatalf("reply = %+v", r)
+	}
+	if r := publish(t, s, "o", `2`); r.Recipients != 0 {
+		t.Fatalf("recipients after unsubscribe = %d", r.Recipients)
+	}
+}
+
+func TestClientPublishAckThenDelivery(t *testing.T) {
+	s := startServer(t, Config{ClientPublish: true})
+	c := dial(t, s, "/ws?topics=chat")
+	other := dial(t, s, "/ws?topics=chat")
+	if err := c.WriteText(`{"op":"publish","topic":"chat","data":{"m":"hi"},"id":3}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, c); r.Op != "ack" || *r.ID != 3 {
+		t.Fatalf("first = %+v, want ack", r)
+	}
+	for _, cl := range []*wstest.Client{c, other} {
+		if r := readReply(t, cl); r.Topic != "chat" || r.Seq != 1 || string(r.Data) != `{"m":"hi"}` {
+			t.Fatalf("delivery = %+v", r)
+		}
+	}
+}
+
+func TestBinaryFramesAreCommands(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s, "/ws")
+	if err := c.Write(wstest.Frame{Op: ws.OpBinary, Payload: []byte(`{"op":"subscribe","topics":["b"],"id":4}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := readReply(t, c); r.Op != "ack" || *r.ID != 4 {
+		t.Fatalf("reply = %+v", r)
+	}
+}
+
+func TestAPIPublishErrors(t *testing.T) {
+	s := startServer(t, Config{})
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"bad json", `{"topic":`, 400, "bad_json"},
+		{"bad topic", `{"topic":"a/b","data":1}`, 400, "bad_topic"},
+		{"missing data", `{"topic":"a"}`, 400, "bad_request"},
+		{"missing topic", `{"data":1}`, 400, "bad_request"},
+		{"bad data", `{"topic":"a","data":tru}`, 400, "bad_json"},
+		{"ok", `{"topic":"a","data":[1]}`, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := postPublish(t, s, tc.body)
+			if status != tc.status {
+				t.Fatalf("status = %d (%s), want %d", status, body, tc.status)
+			}
+			if tc.code == "" {
+				return
+			}
+			var e struct{ Error, Message string }
+			if err := json.Unmarshal(body, &e); err != nil || e.Error != tc.code {
+				t.Fatalf("body = %s, want error %q", body, tc.code)
+			}
+		})
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	s := startServer(t, Config{})
+	dial(t, s, "/ws?topics=m")
+	publish(t, s, "m", `1`)
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/healthz", "ok"},
+		{"/readyz", "ready"},
+		{"/metrics", "wspush_connections 1"},
+		{"/metrics", `wspush_messages_published_total 1`},
+		{"/metrics", `wspush_messages_dropped_total{policy="drop-oldest"} 0`},
+		{"/metrics", "go_goroutines"},
+		{"/metrics", "wspush_publish_fanout_seconds_count 1"},
+	} {
+		t.Run(tc.path+" "+tc.want, func(t *testing.T) {
+			body := get(t, "http://"+s.APIAddr().String()+tc.path, 200)
+			if !strings.Contains(body, tc.want) {
+				t.Fatalf("%s lacks %q:\n%s", tc.path, tc.want, body)
+			}
+		})
+	}
+	get(t, "http://"+s.APIAddr().String()+"/debug/pprof/", 404)
+}
+
+func TestPprofFlag(t *testing.T) {
+	s := startServer(t, Config{Pprof: true})
+	get(t, "http://"+s.APIAddr().String()+"/debug/pprof/", 200)
+}
+
+func get(t *testing.T, url string, status int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, status)
+	}
+	return string(b)
+}
