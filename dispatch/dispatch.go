@@ -51,6 +51,7 @@ type Dispatcher struct {
 	pool    *ants.PoolWithFuncGeneric[Task]
 	onPanic func(*PanicError)
 	panics  atomic.Int64
+	busy    atomic.Int64 // workers inside run now
 }
 
 // New creates the dispatcher and its pool.
@@ -106,6 +107,8 @@ func (d *Dispatcher) Dispatch(t Task) error {
 
 // run is the pool function: serve until no event came in meanwhile.
 func (d *Dispatcher) run(t Task) {
+	d.busy.Add(1)
+	defer d.busy.Add(-1)
 	s := t.Slot()
 	for {
 		if !d.serve(t) {
@@ -137,7 +140,11 @@ func (d *Dispatcher) serve(t Task) (ok bool) {
 	return true
 }
 
-// Running reports how many workers are busy.
+// Busy reports how many workers are serving a task right now.
+func (d *Dispatcher) Busy() int { return int(d.busy.Load()) }
+
+// Running reports how many worker goroutines the pool has alive (busy or
+// idle until they expire).
 func (d *Dispatcher) Running() int { return d.pool.Running() }
 
 // Cap reports the pool size.

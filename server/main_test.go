@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -53,7 +54,10 @@ func startServer(t testing.TB, cfg Config) *Server {
 
 type tWriter struct{ t testing.TB }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
 
 // dial upgrades a client, failing the test on refusal.
 func dial(t testing.TB, s *Server, target string) *wstest.Client {
@@ -99,4 +103,16 @@ func postPublish(t testing.TB, s *Server, body string) (int, []byte) {
 // connCfg returns a connection config with a small max message.
 func connCfg(maxMessage int) wsconn.Config {
 	return wsconn.Config{MaxMessage: maxMessage}
+}
+
+// dialRaw opens a plain TCP connection to the WebSocket listener, closed at
+// the end of the test.
+func dialRaw(t testing.TB, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", s.WSAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -79,7 +79,8 @@ var (
 	descCloseRecv   = prometheus.NewDesc("wspush_close_codes_received_total", "Close frames received, by code.", []string{"code"}, nil)
 	descQueued      = prometheus.NewDesc("wspush_send_queue_frames", "Frames waiting in connection out queues now.", nil, nil)
 	descWriters     = prometheus.NewDesc("wspush_writer_goroutines", "Writer goroutines running now.", nil, nil)
-	descPoolRunning = prometheus.NewDesc("wspush_worker_pool_running", "Dispatch workers busy now.", nil, nil)
+	descPoolRunning = prometheus.NewDesc("wspush_worker_pool_busy", "Dispatch workers serving a connection now.", nil, nil)
+	descPoolAlive   = prometheus.NewDesc("wspush_worker_pool_goroutines", "Dispatch worker goroutines alive (busy or idle).", nil, nil)
 	descPoolCap     = prometheus.NewDesc("wspush_worker_pool_capacity", "Dispatch worker pool size.", nil, nil)
 	descPanics      = prometheus.NewDesc("wspush_handler_panics_total", "Panics recovered while serving a connection (each closed that connection only).", nil, nil)
 	descTopics      = prometheus.NewDesc("wspush_topics", "Topics that exist.", nil, nil)
@@ -88,7 +89,7 @@ var (
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
-		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolCap, descPanics, descTopics} {
+		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics} {
 		ch <- d
 	}
 }
@@ -130,7 +131,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descQueued, float64(st.Queued.Load()))
 	gauge(descWriters, float64(st.Writers.Load()))
-	gauge(descPoolRunning, float64(s.ws.WorkersRunning()))
+	gauge(descPoolRunning, float64(s.ws.WorkersBusy()))
+	gauge(descPoolAlive, float64(s.ws.WorkersAlive()))
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
 	counter(descPanics, m.handlerPanics.Load())
 	gauge(descTopics, float64(s.hub.Topics()))

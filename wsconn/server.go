@@ -130,8 +130,11 @@ func (s *Server) Config() Config { return s.cfg }
 // Pollers reports the number of epoll instances.
 func (s *Server) Pollers() int { return s.polls.Size() }
 
-// WorkersRunning reports busy dispatch workers; WorkersCap the pool size.
-func (s *Server) WorkersRunning() int { return s.disp.Running() }
+// WorkersBusy reports dispatch workers serving a connection right now.
+func (s *Server) WorkersBusy() int { return s.disp.Busy() }
+
+// WorkersAlive reports the pool's worker goroutines, busy or idle.
+func (s *Server) WorkersAlive() int { return s.disp.Running() }
 
 // WorkersCap reports the dispatch pool size.
 func (s *Server) WorkersCap() int { return s.disp.Cap() }

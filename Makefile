@@ -1,0 +1,59 @@
+# wspush — make run starts the server, make test runs everything CI runs.
+GO          ?= go
+BIN         := $(CURDIR)/bin
+STATICCHECK := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+# Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
+ARGS ?=
+
+.PHONY: all run build test test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+
+all: build
+
+## run: build and start wspushd on its defaults (ws :8080, API 127.0.0.1:8081)
+run: build
+	$(BIN)/wspushd $(ARGS)
+
+## build: compile bin/wspushd
+build:
+	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+
+## test: lint, then every test under the race detector in shuffled order
+test: lint
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	@if [ -f bench/peers/go.mod ]; then cd bench/peers && $(GO) test -race -count=1 -timeout 10m ./...; fi
+
+## test-short: the quick subset (skips the 5,000-connection tests)
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## lint: gofmt, go vet and staticcheck must all be clean
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+## tools: install the pinned staticcheck into bin/
+tools: $(STATICCHECK)
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## fuzz: run each fuzz target briefly (FUZZTIME per target)
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN)
