@@ -67,7 +67,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			// recovered in run. Count it so it is never silent.
 			d.panics.Add(1)
 		}),
-		ants.WithExpiryDuration(10*time.Second),
+		ants.WithExpiryDuration(2*time.Second),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: new pool: %w", err)

@@ -23,6 +23,9 @@ const (
 	EventHangup
 	// EventError means the socket has a pending error (EPOLLERR).
 	EventError
+	// EventWrite means the socket has room to write again; it answers
+	// ArmWrite and is reported alone.
+	EventWrite
 )
 
 // Handler receives readiness events for the descriptors it was added with.
@@ -41,11 +44,13 @@ const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 // Poller is one epoll instance and the goroutine waiting on it. Create it with
 // NewPoller, start it with Run, stop it with Close.
 type Poller struct {
-	epfd int // epoll descriptor; immutable until Close
-	wfd  int // eventfd used to wake Run for Close; immutable until Close
+	epfd  int // epoll descriptor for readability; immutable until Close
+	outfd int // nested epoll descriptor for ArmWrite; watched through epfd
+	wfd   int // eventfd used to wake Run for Close; immutable until Close
 
-	mu       sync.Mutex        // guards handlers
-	handlers map[int32]Handler // fd → handler; guarded by mu
+	mu       sync.Mutex         // guards handlers and writers
+	handlers map[int32]Handler  // fd → handler; guarded by mu
+	writers  map[int32]struct{} // fds present in outfd; guarded by mu
 
 	closed atomic.Bool   // set once by Close
 	done   chan struct{} // closed when Run returns
@@ -65,16 +70,27 @@ func NewPoller() (*Poller, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+	outfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
 		unix.Close(wfd)
 		unix.Close(epfd)
-		return nil, os.NewSyscallError("epoll_ctl add eventfd", err)
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	for _, fd := range []int{wfd, outfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(outfd)
+			unix.Close(wfd)
+			unix.Close(epfd)
+			return nil, os.NewSyscallError("epoll_ctl add", err)
+		}
 	}
 	return &Poller{
 		epfd:     epfd,
+		outfd:    outfd,
 		wfd:      wfd,
 		handlers: make(map[int32]Handler),
+		writers:  make(map[int32]struct{}),
 		done:     make(chan struct{}),
 	}, nil
 }
@@ -118,17 +134,48 @@ func (p *Poller) Rearm(fd int) error {
 	return nil
 }
 
+// ArmWrite asks for one EventWrite when fd can take more bytes. fd must have
+// been added with Add. Use it after a write returned EAGAIN; it does not
+// disturb the read arming.
+func (p *Poller) ArmWrite(fd int) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock() // held so that Remove cannot interleave
+	if _, ok := p.handlers[int32(fd)]; !ok {
+		return ErrNotRegistered
+	}
+	op := unix.EPOLL_CTL_MOD
+	if _, ok := p.writers[int32(fd)]; !ok {
+		op = unix.EPOLL_CTL_ADD
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if err := unix.EpollCtl(p.outfd, op, fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl arm write", err)
+	}
+	p.writers[int32(fd)] = struct{}{}
+	return nil
+}
+
 // Remove stops watching fd. Call it before closing the descriptor.
 func (p *Poller) Remove(fd int) error {
 	p.mu.Lock()
 	_, ok := p.handlers[int32(fd)]
 	delete(p.handlers, int32(fd))
+	_, w := p.writers[int32(fd)]
+	delete(p.writers, int32(fd))
 	p.mu.Unlock()
 	if !ok {
 		return ErrNotRegistered
 	}
 	if p.closed.Load() {
 		return nil
+	}
+	if w {
+		if err := unix.EpollCtl(p.outfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
+			return os.NewSyscallError("epoll_ctl del write", err)
+		}
 	}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
 		return os.NewSyscallError("epoll_ctl del", err)
@@ -151,6 +198,7 @@ func (p *Poller) Run() error {
 	}
 	defer close(p.done)
 	events := make([]unix.EpollEvent, eventsPerWait)
+	outEvents := make([]unix.EpollEvent, eventsPerWait)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err != nil {
@@ -161,20 +209,46 @@ func (p *Poller) Run() error {
 		}
 		for i := 0; i < n; i++ {
 			e := &events[i]
-			if int(e.Fd) == p.wfd {
+			switch int(e.Fd) {
+			case p.wfd:
 				p.drainWake()
 				if p.closed.Load() {
 					return nil
 				}
-				continue
-			}
-			p.mu.Lock()
-			h := p.handlers[e.Fd]
-			p.mu.Unlock()
-			if h != nil {
-				h.HandleEvent(int(e.Fd), toEvent(e.Events))
+			case p.outfd:
+				if err := p.dispatchWritable(outEvents); err != nil {
+					return err
+				}
+			default:
+				p.deliver(e.Fd, toEvent(e.Events))
 			}
 		}
+	}
+}
+
+// dispatchWritable drains the nested write epoll without blocking.
+func (p *Poller) dispatchWritable(events []unix.EpollEvent) error {
+	for {
+		n, err := unix.EpollWait(p.outfd, events, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("epoll_wait write", err)
+		}
+		for i := 0; i < n; i++ {
+			p.deliver(events[i].Fd, EventWrite)
+		}
+		return nil
+	}
+}
+
+func (p *Poller) deliver(fd int32, ev Event) {
+	p.mu.Lock()
+	h := p.handlers[fd]
+	p.mu.Unlock()
+	if h != nil {
+		h.HandleEvent(int(fd), ev)
 	}
 }
 
@@ -228,7 +302,9 @@ func (p *Poller) Close() error {
 		}
 		p.mu.Lock()
 		clear(p.handlers)
+		clear(p.writers)
 		p.mu.Unlock()
+		unix.Close(p.outfd)
 		unix.Close(p.wfd)
 		unix.Close(p.epfd)
 	})

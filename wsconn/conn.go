@@ -2,9 +2,8 @@ package wsconn
 
 import (
 	"errors"
-	"net"
+	"net/netip"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -26,11 +25,11 @@ const (
 // it in their callbacks. Send, Close and CloseWith are safe from any
 // goroutine.
 type Conn struct {
-	srv  *Server         // immutable
-	nc   net.Conn        // immutable; closed once, by teardown
-	raw  syscall.RawConn // immutable; every read and write goes through it
-	poll *netpoll.Poller // immutable once registered
-	fd   int             // immutable; valid while state < stateClosed
+	srv    *Server         // immutable
+	poll   *netpoll.Poller // immutable once registered
+	remote netip.AddrPort  // immutable: the client's address
+	fd     int32           // immutable; the socket, closed via fdClose
+	fdRefs atomic.Int32    // users of fd, plus fdClosing; see rawio.go
 
 	slot  dispatch.Slot // owned by dispatch
 	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
@@ -66,7 +65,7 @@ func (c *Conn) SetValue(v any) { c.value.Store(v) }
 func (c *Conn) Value() any { return c.value.Load() }
 
 // RemoteAddr returns the client's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
 
 // Slot implements dispatch.Task.
 func (c *Conn) Slot() *dispatch.Slot { return &c.slot }
@@ -74,6 +73,10 @@ func (c *Conn) Slot() *dispatch.Slot { return &c.slot }
 // HandleEvent implements netpoll.Handler: it hands the connection to a
 // worker. It runs on the poller goroutine.
 func (c *Conn) HandleEvent(fd int, ev netpoll.Event) {
+	if ev&netpoll.EventWrite != 0 {
+		c.signalWriter()
+		return
+	}
 	if err := c.srv.disp.Dispatch(c); err != nil {
 		c.teardown(err)
 	}
@@ -100,7 +103,7 @@ func (c *Conn) Serve() {
 		c.releaseReadSide()
 		return
 	}
-	if err := c.poll.Rearm(c.fd); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
+	if err := c.poll.Rearm(int(c.fd)); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
 		c.teardown(err)
 	}
 }
@@ -155,9 +158,9 @@ func (c *Conn) teardown(cause error) {
 		return
 	}
 	if c.poll != nil {
-		_ = c.poll.Remove(c.fd)
+		_ = c.poll.Remove(int(c.fd))
 	}
-	_ = c.nc.Close()
+	c.fdClose()
 	c.q.shutdown(c)
 	c.srv.unregister(c)
 	if c.slot.TryAcquire() {

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/gobwas/ws"
 )
@@ -24,6 +25,9 @@ var (
 	// ErrShutdown is the close cause during server shutdown.
 	ErrShutdown = errors.New("wsconn: server shutting down")
 )
+
+// errEOF is the read side's end of stream.
+var errEOF = io.EOF
 
 // HTTPError refuses an upgrade with an HTTP status before any WebSocket
 // traffic. Handler.Accept returns it.

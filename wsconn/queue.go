@@ -39,6 +39,9 @@ type outQueue struct {
 	final   bool          // a kindFinal entry was queued: accept nothing more
 	closed  bool          // torn down: accept nothing, the writer must exit
 	wake    chan struct{} // persistent writer's doorbell (cap 1); nil on-demand
+	// writeWait is the doorbell of a writer parked until the socket is
+	// writable (see waitWritable); nil when no writer waits.
+	writeWait chan struct{}
 }
 
 // appendLocked adds e and reports whether the caller must start a writer.
@@ -253,10 +256,12 @@ func (q *outQueue) shutdown(c *Conn) {
 	q.mu.Lock()
 	q.closed = true
 	items := q.takeLocked()
-	if q.wake != nil {
-		select {
-		case q.wake <- struct{}{}:
-		default:
+	for _, ch := range [2]chan struct{}{q.wake, q.writeWait} {
+		if ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 	q.mu.Unlock()

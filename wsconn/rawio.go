@@ -2,110 +2,131 @@ package wsconn
 
 import (
 	"errors"
-	"io"
+	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// rawReader is a worker's scratch for one non-blocking read through
-// syscall.RawConn. Its callback is built once per pooled object, so a read
-// allocates nothing and never parks the goroutine: the callback always
-// reports done, EAGAIN included.
-type rawReader struct {
-	p   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool
+// Descriptor lifetime. Conn works on the raw socket descriptor (no net.Conn:
+// that would cost a netFD, two addresses and a runtime pollDesc per
+// connection). A number that is closed can be reused by the kernel at once,
+// so every read, write and shutdown holds a use reference, and the close
+// happens when teardown has asked for it and the last user is gone.
+
+// fdClosing is the bit of Conn.fdRefs that teardown sets.
+const fdClosing = 1 << 30
+
+// fdAcquire takes a use reference; false means the descriptor is closing.
+func (c *Conn) fdAcquire() bool {
+	for {
+		r := c.fdRefs.Load()
+		if r&fdClosing != 0 {
+			return false
+		}
+		if c.fdRefs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
 }
 
-var readerPool = sync.Pool{New: func() any {
-	r := new(rawReader)
-	r.fn = r.read
-	return r
-}}
+// fdRelease drops a use reference, closing the descriptor if it was the last
+// one after teardown.
+func (c *Conn) fdRelease() {
+	if c.fdRefs.Add(-1) == fdClosing {
+		unix.Close(int(c.fd))
+	}
+}
 
-func (r *rawReader) read(fd uintptr) bool {
+// fdClose asks for the close: now if nobody uses the descriptor, else when
+// the last user releases it. Called once, by teardown.
+func (c *Conn) fdClose() {
 	for {
-		n, err := unix.Read(int(fd), r.p)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		r := c.fdRefs.Load()
+		if r&fdClosing != 0 {
+			return
 		}
-		r.n, r.err = n, err
-		return true
+		if c.fdRefs.CompareAndSwap(r, r|fdClosing) {
+			if r == 0 {
+				unix.Close(int(c.fd))
+			}
+			return
+		}
 	}
 }
 
 // readInto does one non-blocking read into the free capacity of *bp and
-// extends it. It returns io.EOF at end of stream, and unix.EAGAIN when
-// nothing was there.
+// extends it. It returns io.EOF at end of stream, unix.EAGAIN when nothing
+// was there, and ErrClosed after teardown.
 func (c *Conn) readInto(bp *[]byte) (int, error) {
+	if !c.fdAcquire() {
+		return 0, ErrClosed
+	}
 	b := *bp
-	r := readerPool.Get().(*rawReader)
-	r.p = b[len(b):cap(b)]
-	r.n, r.err = 0, nil
-	err := c.raw.Read(r.fn)
-	n, rerr := r.n, r.err
-	r.p = nil
-	readerPool.Put(r)
-	if err != nil {
+	var n int
+	var err error
+	for {
+		n, err = unix.Read(int(c.fd), b[len(b):cap(b)])
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	c.fdRelease()
+	switch {
+	case err != nil:
 		return 0, err
-	}
-	if rerr != nil {
-		return 0, rerr
-	}
-	if n == 0 {
-		return 0, io.EOF
+	case n == 0:
+		return 0, errEOF
 	}
 	*bp = b[:len(b)+n]
 	return n, nil
 }
 
+// shutdownWrite half-closes the socket (FIN) so the peer sees our close.
+func (c *Conn) shutdownWrite() error {
+	if !c.fdAcquire() {
+		return ErrClosed
+	}
+	defer c.fdRelease()
+	return unix.Shutdown(int(c.fd), unix.SHUT_WR)
+}
+
 // maxIovecs bounds the buffers handed to one writev.
 const maxIovecs = 256
 
-// rawWriter is a writer goroutine's scratch: the iovec array for writev and
-// the callback for syscall.RawConn.Write, pooled so that an exited writer
-// leaves nothing allocated behind.
+// rawWriter is a writer goroutine's scratch: the iovec array for writev, the
+// doorbell and timer for waiting until the socket is writable. It is pooled,
+// so an exited writer leaves nothing allocated behind.
 type rawWriter struct {
-	iov  []unix.Iovec
-	bufs [][]byte // what is left to write
-	n    int
-	err  error
-	fn   func(fd uintptr) bool
+	iov   []unix.Iovec
+	bufs  [][]byte      // what is left to write
+	ready chan struct{} // signalled by the poller (EventWrite) or teardown
+	timer *time.Timer   // write deadline while waiting; nil until first wait
 }
 
 var writerPool = sync.Pool{New: func() any {
-	w := &rawWriter{iov: make([]unix.Iovec, 0, maxIovecs), bufs: make([][]byte, 0, queueCap)}
-	w.fn = w.write
-	return w
+	return &rawWriter{
+		iov:   make([]unix.Iovec, 0, maxIovecs),
+		bufs:  make([][]byte, 0, queueCap),
+		ready: make(chan struct{}, 1),
+	}
 }}
 
-// write does one writev of w.iov. Returning false on EAGAIN makes
-// RawConn.Write wait (honouring the write deadline) until the socket is
-// writable, then call again.
-func (w *rawWriter) write(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
-		switch e {
-		case 0:
-			w.n, w.err = int(n), nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			w.n, w.err = 0, e
-			return true
-		}
+// writev writes iov with one system call.
+func writev(fd int32, iov []unix.Iovec) (int, error) {
+	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
 	}
+	return int(n), nil
 }
 
 // writeAll writes every buffer in w.bufs with as few writev calls as the
-// socket allows.
-func (c *Conn) writeAll(w *rawWriter) error {
+// socket allows, waiting for writability (never past deadline) when the
+// kernel buffer is full.
+func (c *Conn) writeAll(w *rawWriter, deadline time.Time) error {
 	for len(w.bufs) > 0 {
 		w.iov = w.iov[:0]
 		for _, b := range w.bufs {
@@ -123,15 +144,24 @@ func (c *Conn) writeAll(w *rawWriter) error {
 			w.bufs = w.bufs[:0]
 			return nil
 		}
-		w.n, w.err = 0, nil
-		if err := c.raw.Write(w.fn); err != nil {
-			return err
+		if !c.fdAcquire() {
+			return ErrClosed
 		}
-		if w.err != nil {
-			return w.err
+		n, err := writev(c.fd, w.iov)
+		c.fdRelease()
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			if err := c.waitWritable(w, deadline); err != nil {
+				return err
+			}
+			continue
+		default:
+			return os.NewSyscallError("writev", err)
 		}
 		// Advance past what was written.
-		n := w.n
 		for n > 0 && len(w.bufs) > 0 {
 			if l := len(w.bufs[0]); n >= l {
 				n -= l
@@ -147,4 +177,64 @@ func (c *Conn) writeAll(w *rawWriter) error {
 		}
 	}
 	return nil
+}
+
+// waitWritable parks the writer until the poller reports the socket
+// writable, the connection is torn down, or the deadline passes.
+func (c *Conn) waitWritable(w *rawWriter, deadline time.Time) error {
+	select { // drop a stale doorbell from an earlier wait
+	case <-w.ready:
+	default:
+	}
+	q := &c.q
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.writeWait = w.ready
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.writeWait = nil
+		q.mu.Unlock()
+	}()
+	if err := c.poll.ArmWrite(int(c.fd)); err != nil {
+		return ErrClosed
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.ready:
+		w.timer.Stop()
+	case <-w.timer.C:
+		return os.ErrDeadlineExceeded
+	}
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// signalWriter rings the doorbell of a writer waiting for writability.
+func (c *Conn) signalWriter() {
+	c.q.mu.Lock()
+	ch := c.q.writeWait
+	c.q.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }

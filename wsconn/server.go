@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/internal/bpool"
@@ -64,9 +67,9 @@ type Server struct {
 	maxConns    int64        // immutable; 0 = unlimited
 
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	shutting  atomic.Bool               // Shutdown has begun
-	allGone   chan struct{}             // closed when shutting and no connection is left
+	listeners map[*listener]struct{} // guarded by mu
+	shutting  atomic.Bool            // Shutdown has begun
+	allGone   chan struct{}          // closed when shutting and no connection is left
 	goneOnce  sync.Once
 
 	sweepStop chan struct{}
@@ -100,7 +103,7 @@ func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
 		handler:   opt.Handler,
 		log:       opt.Logger,
 		maxConns:  int64(opt.MaxConns),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[*listener]struct{}),
 		allGone:   make(chan struct{}),
 		sweepStop: make(chan struct{}),
 	}
@@ -143,67 +146,134 @@ func (s *Server) WorkersCap() int { return s.disp.Cap() }
 func (s *Server) Upgraded() int64 { return s.upgradedNow.Load() }
 
 // Serve accepts connections on ln until ln is closed or Shutdown is called;
-// it then returns nil (after Shutdown) or the accept error.
+// it then returns nil (after Shutdown) or the accept error. ln must be a TCP
+// listener (anything with SyscallConn). Sockets are accepted raw with
+// accept4, never wrapped in a net.Conn, so a connection costs no netFD,
+// addresses or runtime poll descriptor. The listener itself is watched by a
+// poller like any socket: Serve waits on it without a goroutine in accept.
 func (s *Server) Serve(ln net.Listener) error {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("%w: listener %T has no SyscallConn", ErrBadConfig, ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("wsconn: listener: %w", err)
+	}
+	lfd, err := netpoll.FD(sc)
+	if err != nil {
+		return fmt.Errorf("wsconn: listener: %w", err)
+	}
+	l := &listener{ln: ln, fd: lfd, poll: s.polls.Poller(lfd), ready: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.listeners[ln] = struct{}{}
+	if err := l.poll.Add(lfd, l); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("wsconn: listener: %w", err)
+	}
+	s.listeners[l] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	var backoff time.Duration
+
+	var (
+		nfd   int
+		sa    unix.Sockaddr
+		aerr  error
+		delay time.Duration
+	)
+	// accept runs inside RawConn.Control, which keeps the listener's
+	// descriptor from being closed (and its number reused) meanwhile.
+	accept := func(fd uintptr) {
+		nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	}
 	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.shutting.Load() {
+		if err := rc.Control(accept); err != nil {
+			if s.shutting.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// EMFILE and friends: wait and retry, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
 			}
 			return fmt.Errorf("wsconn: accept: %w", err)
 		}
-		backoff = 0
+		switch {
+		case aerr == nil:
+		case errors.Is(aerr, unix.EAGAIN):
+			if err := l.poll.Rearm(lfd); err != nil {
+				if s.shutting.Load() {
+					return nil
+				}
+				return fmt.Errorf("wsconn: accept: %w", err)
+			}
+			select {
+			case <-l.ready:
+				continue
+			case <-s.sweepStop:
+				return nil
+			}
+		case errors.Is(aerr, unix.EINTR), errors.Is(aerr, unix.ECONNABORTED):
+			continue
+		case errors.Is(aerr, unix.EMFILE), errors.Is(aerr, unix.ENFILE),
+			errors.Is(aerr, unix.ENOBUFS), errors.Is(aerr, unix.ENOMEM):
+			// Out of descriptors or memory: wait and retry, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", aerr, "in", delay)
+			time.Sleep(delay)
+			continue
+		default:
+			if s.shutting.Load() {
+				return nil
+			}
+			return fmt.Errorf("wsconn: accept: %w", os.NewSyscallError("accept4", aerr))
+		}
+		delay = 0
 		s.stats.Accepted.Add(1)
-		if err := s.register(nc); err != nil {
+		if err := s.register(nfd, sa); err != nil {
 			s.log.Debug("register failed", "err", err)
 		}
 	}
 }
 
-// isTemporary reports accept errors worth retrying (out of descriptors or
-// memory, aborted connections).
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
+// listener is a Serve call's listening socket, registered with a poller.
+type listener struct {
+	ln    net.Listener
+	fd    int
+	poll  *netpoll.Poller
+	ready chan struct{} // cap 1: the listener is readable
+}
+
+// HandleEvent implements netpoll.Handler: wake the accept loop.
+func (l *listener) HandleEvent(fd int, ev netpoll.Event) {
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close unregisters and closes the listening socket.
+func (l *listener) close() {
+	_ = l.poll.Remove(l.fd)
+	_ = l.ln.Close()
+	l.HandleEvent(l.fd, 0)
+}
+
+// sockaddrPort converts an accepted peer address.
+func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
 }
 
 // register wraps an accepted socket and hands it to a poller.
-func (s *Server) register(nc net.Conn) error {
-	sysc, ok := nc.(syscall.Conn)
-	if !ok {
-		nc.Close()
-		return fmt.Errorf("%w: %T has no SyscallConn", ErrBadConfig, nc)
-	}
-	raw, err := sysc.SyscallConn()
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	fd, err := netpoll.FD(sysc)
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	c := &Conn{srv: s, nc: nc, raw: raw, fd: fd}
+func (s *Server) register(fd int, sa unix.Sockaddr) error {
+	// Small frames must not wait for Nagle: pushes are latency-sensitive.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c := &Conn{srv: s, fd: int32(fd), remote: sockaddrPort(sa)}
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
@@ -214,8 +284,8 @@ func (s *Server) register(nc net.Conn) error {
 	c.shardIdx = int32(len(sh.conns))
 	sh.conns = append(sh.conns, c)
 	sh.mu.Unlock()
-	// Publish c.poll before the first event can reach a worker: Add arms
-	// the descriptor, so set the field from the poller that will own it.
+	// c.poll must be set before Add arms the descriptor: the first event
+	// may reach a worker at once.
 	c.poll = s.polls.Poller(fd)
 	if err := c.poll.Add(fd, c); err != nil {
 		c.teardown(err)
@@ -226,7 +296,7 @@ func (s *Server) register(nc net.Conn) error {
 
 // unregister removes c from the registry. Called once, by teardown.
 func (s *Server) unregister(c *Conn) {
-	sh := &s.shards[c.fd%registryShards]
+	sh := &s.shards[int(c.fd)%registryShards]
 	sh.mu.Lock()
 	i := int(c.shardIdx)
 	if i < len(sh.conns) && sh.conns[i] == c {
@@ -350,8 +420,8 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutting.Store(true)
-	for ln := range s.listeners {
-		ln.Close()
+	for l := range s.listeners {
+		l.close()
 	}
 	clear(s.listeners)
 	s.mu.Unlock()

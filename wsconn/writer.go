@@ -1,7 +1,6 @@
 package wsconn
 
 import (
-	"net"
 	"time"
 )
 
@@ -54,10 +53,7 @@ func (c *Conn) writeLoop() {
 				data++
 			}
 		}
-		err := c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		if err == nil {
-			err = c.writeAll(w)
-		}
+		err := c.writeAll(w, time.Now().Add(c.srv.cfg.WriteTimeout))
 		for _, e := range *items {
 			e.f.Release()
 		}
@@ -83,11 +79,7 @@ func (c *Conn) writeLoop() {
 // CloseTimeout for the peer's answer.
 func (c *Conn) finishWrite() {
 	c.deadline.Store(time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano())
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		if err := tc.CloseWrite(); err != nil {
-			c.teardown(err)
-		}
-		return
+	if err := c.shutdownWrite(); err != nil {
+		c.teardown(err)
 	}
-	c.teardown(nil)
 }

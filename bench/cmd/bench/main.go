@@ -1,0 +1,150 @@
+// Command bench is wspush's load tool: it holds many WebSocket clients on a
+// few epoll instances, publishes through the HTTP API, and checks and times
+// every delivery.
+//
+//	bench connect    ramp to N connections; connects/s, handshake latency, server cost per connection
+//	bench broadcast  N subscribers, M publishes; latency, time to last subscriber, exactly-once in order
+//	bench throughput publish at a rate for a duration; deliveries/s, latency under load, server CPU
+//	bench churn      connect/close cycles at a rate; failures, server fds/goroutines/RSS before and after
+//	bench slow       K clients that never read among N readers; readers' latency and loss, server RSS
+//
+// Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
+// clients over N child processes (this binary, re-executed), each binding
+// its own source address 127.0.0.(2+i).
+//
+// Exit status: 0 when the run finished and its checks passed, 1 on an error,
+// 2 on bad usage, 3 when the run finished but a check failed (or not one
+// connection came up).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/wspush/wspush/bench/internal/fleet"
+	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/scenario"
+)
+
+const usage = `usage: bench SCENARIO [flags]
+
+scenarios:
+  connect     ramp to -n connections; connects/s, handshake latency, failures, server cost per connection
+  broadcast   -n subscribers, -m publishes of -s bytes; latency, last-subscriber time, exactly-once checks
+  throughput  publish at --rate (or flat out) for --duration; deliveries/s, latency, server CPU per million
+  churn       connect/close cycles at --rate for --duration; failures, server before/after
+  slow        -k clients that never read among -n readers; readers' latency and loss, server RSS over time
+
+bench SCENARIO -h lists the scenario's flags.
+`
+
+func main() {
+	if os.Getenv(fleet.ChildEnv) == "1" {
+		os.Exit(fleet.ChildMain(os.Stdin, os.Stdout))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and runs one scenario, returning the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sub := args[0]
+	fs := flag.NewFlagSet("bench "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var progress *report.Progress
+	if f, ok := stdout.(*os.File); ok {
+		progress = report.NewProgress(f)
+	}
+	var start func() (*report.Report, error)
+	switch sub {
+	case "connect":
+		var cfg scenario.ConnectConfig
+		cfg.Register(fs)
+		start = func() (*report.Report, error) {
+			cfg.Out, cfg.Progress = stdout, progress
+			return scenario.Connect(ctx, cfg)
+		}
+	case "broadcast":
+		var cfg scenario.BroadcastConfig
+		cfg.Register(fs)
+		start = func() (*report.Report, error) {
+			cfg.Out, cfg.Progress = stdout, progress
+			return scenario.Broadcast(ctx, cfg)
+		}
+	case "throughput":
+		var cfg scenario.ThroughputConfig
+		cfg.Register(fs)
+		start = func() (*report.Report, error) {
+			cfg.Out, cfg.Progress = stdout, progress
+			return scenario.Throughput(ctx, cfg)
+		}
+	case "churn":
+		var cfg scenario.ChurnConfig
+		cfg.Register(fs)
+		start = func() (*report.Report, error) {
+			cfg.Out, cfg.Progress = stdout, progress
+			return scenario.Churn(ctx, cfg)
+		}
+	case "slow":
+		var cfg scenario.SlowConfig
+		cfg.Register(fs)
+		start = func() (*report.Report, error) {
+			cfg.Out, cfg.Progress = stdout, progress
+			return scenario.Slow(ctx, cfg)
+		}
+	default:
+		fmt.Fprintf(stderr, "bench: unknown scenario %q\n\n%s", sub, usage)
+		return 2
+	}
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process to `file` (with --procs 1 it covers the clients)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench %s: unexpected arguments %q\n", sub, fs.Args())
+		return 2
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := start()
+	if err != nil {
+		fmt.Fprintf(stderr, "bench %s: %v\n", sub, err)
+		return 1
+	}
+	if rep != nil && rep.Checks != nil && !rep.Checks.Pass {
+		return 3
+	}
+	if rep != nil && rep.Clients != nil && rep.Clients.Target > 0 && rep.Clients.Up == 0 {
+		return 3 // not one connection came up: nothing was measured
+	}
+	return 0
+}

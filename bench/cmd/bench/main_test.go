@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/wspush/wspush/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, testutil.LeakOptions()...)
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{nil, 2, "usage: bench SCENARIO"},
+		{[]string{"help"}, 0, "scenarios:"},
+		{[]string{"nope"}, 2, `unknown scenario "nope"`},
+		{[]string{"connect", "-h"}, 0, "-baseline"},
+		{[]string{"broadcast", "-h"}, 0, "-publishers"},
+		{[]string{"throughput", "-h"}, 0, "-duration"},
+		{[]string{"churn", "-h"}, 0, "-hold-conn"},
+		{[]string{"slow", "-h"}, 0, "never read"},
+		{[]string{"connect", "extra"}, 2, "unexpected arguments"},
+		{[]string{"connect", "--no-such-flag"}, 2, "not defined"},
+		{[]string{"broadcast", "-m", "0"}, 1, "-m must be >= 1"},
+		{[]string{"connect", "--procs", "0"}, 1, "--procs must be >= 1"},
+		{[]string{"churn", "--rate", "0"}, 1, "--rate and --duration"},
+		{[]string{"slow", "-k", "-1"}, 1, "-k must be >= 0"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.err) {
+			t.Errorf("%v: code %d, stderr %q; want %d and %q", tc.args, code, errOut.String(), tc.code, tc.err)
+		}
+	}
+}

@@ -1,0 +1,348 @@
+// Package scenario owns the load tool's scenarios — connect, broadcast,
+// throughput, churn and slow — as functions from a Config to a
+// report.Report: what to measure before, which clients to start (through
+// package fleet), what to publish, what to measure after, and how to judge
+// the counts. Flags map onto the Configs in cmd/bench.
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wspush/wspush/bench/internal/fleet"
+	"github.com/wspush/wspush/bench/internal/publish"
+	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/serverstat"
+	"github.com/wspush/wspush/bench/internal/stats"
+)
+
+// Common are the settings every scenario shares.
+type Common struct {
+	// WS and API are the server's WebSocket and HTTP API addresses.
+	WS string `json:"ws"`
+	// API is the HTTP API address (publish, /metrics).
+	API string `json:"api"`
+	// Conns is the number of (reading) client connections.
+	Conns int `json:"conns"`
+	// Topics is the number of topics; connection g subscribes to topic g%Topics.
+	Topics int `json:"topics"`
+	// Procs is the number of client processes (1: in this process).
+	Procs int `json:"procs"`
+	// AddrsPerProc is the number of source addresses per process.
+	AddrsPerProc int `json:"addrs_per_proc"`
+	// SourceBase is the first source address (process i starts at +i*AddrsPerProc).
+	SourceBase string `json:"source_base"`
+	// ServerPID enables the /proc measurements of the server.
+	ServerPID int `json:"server_pid"`
+	// DialRate is connections per second (0: as fast as DialConcurrency goes).
+	DialRate float64 `json:"dial_rate"`
+	// DialConcurrency is dials in flight at once, over all processes.
+	DialConcurrency int `json:"dial_concurrency"`
+	// DialTimeout bounds one dial plus handshake.
+	DialTimeout time.Duration `json:"dial_timeout_ns"`
+	// Pollers and Workers size each process's client engine.
+	Pollers int `json:"pollers"`
+	// Workers is the number of read workers per process (0: GOMAXPROCS).
+	Workers int `json:"workers"`
+	// Interval is the sampling interval of the time series.
+	Interval time.Duration `json:"interval_ns"`
+	// ConnectTimeout bounds the wait for every process to be READY.
+	ConnectTimeout time.Duration `json:"connect_timeout_ns"`
+	// Drain bounds the wait for deliveries after publishing; Settle ends it
+	// after that long without a new delivery.
+	Drain time.Duration `json:"drain_ns"`
+	// Settle ends the drain wait after this long without a new delivery.
+	Settle time.Duration `json:"settle_ns"`
+	// Timeout bounds the whole run.
+	Timeout time.Duration `json:"timeout_ns"`
+	// JSON and HTML are output files (empty: none).
+	JSON string `json:"-"`
+	// HTML is the self-contained page's path.
+	HTML string `json:"-"`
+
+	// Out receives the table (nil: os.Stdout); Progress the live line.
+	Out io.Writer `json:"-"`
+	// Progress is the live progress line (nil: none).
+	Progress *report.Progress `json:"-"`
+	// Exe is the binary re-executed for child processes (empty: this one).
+	Exe string `json:"-"`
+}
+
+// Register adds the common flags to fs; -n (with default defConns) only
+// when defConns >= 0.
+func (c *Common) Register(fs *flag.FlagSet, defConns int) {
+	fs.StringVar(&c.WS, "ws", "127.0.0.1:8080", "server WebSocket `address`")
+	fs.StringVar(&c.API, "api", "127.0.0.1:8081", "server HTTP API `address` (publish, /metrics)")
+	if defConns >= 0 {
+		fs.IntVar(&c.Conns, "n", defConns, "client connections")
+	}
+	fs.IntVar(&c.Topics, "topics", 1, "topics; connection g subscribes to topic g mod topics")
+	fs.IntVar(&c.Procs, "procs", 1, "client processes (each holds at most ~19,900 sockets); 1 runs in this process")
+	fs.IntVar(&c.AddrsPerProc, "addrs-per-proc", 1, "source addresses per client process")
+	fs.StringVar(&c.SourceBase, "source-base", "127.0.0.2", "first client source `address`; process i binds base+i*addrs-per-proc")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "server `pid` for /proc measurements (RSS, fds, threads, CPU)")
+	fs.Float64Var(&c.DialRate, "dial-rate", 0, "connections per second over all processes (0: as fast as --dial-concurrency goes)")
+	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "dials in flight at once over all processes")
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "bound on one dial plus upgrade")
+	fs.IntVar(&c.Pollers, "pollers", 1, "epoll instances per client process")
+	fs.IntVar(&c.Workers, "workers", 0, "read workers per client process (0: GOMAXPROCS)")
+	fs.DurationVar(&c.Interval, "interval", time.Second, "sampling interval of the time series")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Minute, "bound on the connect phase")
+	fs.DurationVar(&c.Drain, "drain", 30*time.Second, "bound on the wait for deliveries after publishing")
+	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "end the drain after this long without a new delivery")
+	fs.DurationVar(&c.Timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	fs.StringVar(&c.JSON, "json", "", "write all results as JSON to `file`")
+	fs.StringVar(&c.HTML, "html", "", "write a self-contained HTML page with plots to `file`")
+}
+
+func (c *Common) validate() error {
+	switch {
+	case c.Conns < 0:
+		return errors.New("-n must be >= 0")
+	case c.Topics < 1:
+		return errors.New("--topics must be >= 1")
+	case c.Procs < 1:
+		return errors.New("--procs must be >= 1")
+	case c.WS == "":
+		return errors.New("--ws is required")
+	}
+	if _, _, err := net.SplitHostPort(c.WS); err != nil {
+		return fmt.Errorf("--ws: %w", err)
+	}
+	return nil
+}
+
+// topicNames returns n fresh topic names for this run, so that seqs start
+// at 1 whatever ran before on the server.
+func topicNames(n int) []string {
+	var b [4]byte
+	rand.Read(b[:])
+	run := hex.EncodeToString(b[:])
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "bench." + run + "." + strconv.Itoa(i)
+	}
+	return names
+}
+
+// baseSpec is the fleet.Spec shared by the scenarios.
+func (c *Common) baseSpec(mode string, topics []string) fleet.Spec {
+	return fleet.Spec{
+		Mode: mode, WS: c.WS, Topics: topics, Conns: c.Conns,
+		DialRate: c.DialRate, DialConcurrency: c.DialConcurrency, DialTimeout: c.DialTimeout,
+		Pollers: c.Pollers, Workers: c.Workers, StatEvery: max(min(c.Interval/5, 200*time.Millisecond), 10*time.Millisecond),
+		Drain: c.Drain, Settle: c.Settle, MaxLife: c.Timeout + time.Minute,
+	}
+}
+
+// startFleet splits spec over the processes and starts them.
+func (c *Common) startFleet(ctx context.Context, spec fleet.Spec) (fleet.Fleet, error) {
+	base := net.ParseIP(c.SourceBase)
+	if base == nil {
+		return nil, fmt.Errorf("--source-base %q is not an IP address", c.SourceBase)
+	}
+	specs, err := fleet.Split(spec, c.Procs, c.AddrsPerProc, base)
+	if err != nil {
+		return nil, err
+	}
+	return fleet.Start(ctx, specs, c.Procs == 1, c.Exe)
+}
+
+// run is one scenario run in progress: its report, sampler and clock.
+type run struct {
+	c      *Common
+	rep    *report.Report
+	start  time.Time
+	series stats.Series
+	pub    publish.Progress
+
+	mu    sync.Mutex
+	fl    fleet.Fleet // set once the fleet is started; guarded by mu
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	label string
+}
+
+func newRun(c *Common, name string, params any) *run {
+	r := &run{c: c, start: time.Now(), stop: make(chan struct{}), label: name}
+	r.rep = &report.Report{Scenario: name, Started: r.start, Params: params}
+	if c.ServerPID > 0 || c.API != "" {
+		r.rep.Server = &report.Server{PID: c.ServerPID}
+	}
+	r.wg.Add(1)
+	go r.sample()
+	return r
+}
+
+func (r *run) setFleet(f fleet.Fleet) {
+	r.mu.Lock()
+	r.fl = f
+	r.mu.Unlock()
+}
+
+// sample appends a point every interval and updates the progress line.
+func (r *run) sample() {
+	defer r.wg.Done()
+	every := r.c.Interval
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		r.point()
+		select {
+		case <-r.stop:
+			// A last point right after the previous one would turn the
+			// staleness of the children's counters into a fake rate spike.
+			if time.Since(last) >= every/2 {
+				r.point()
+			}
+			return
+		case last = <-t.C:
+		}
+	}
+}
+
+func (r *run) point() {
+	r.mu.Lock()
+	fl := r.fl
+	r.mu.Unlock()
+	p := stats.Point{T: time.Since(r.start).Seconds(), Published: r.pub.Sent.Load()}
+	if fl != nil {
+		st := fl.Stat()
+		p.Conns, p.Deliveries, p.Cycles = st.Up, st.Deliveries, st.Cycles
+		p.Errors = st.Failed + st.Lost
+	}
+	p.Errors += r.pub.Failed.Load()
+	if r.c.ServerPID > 0 {
+		if pr, err := serverstat.ReadProc(r.c.ServerPID); err == nil {
+			p.ServerRSS, p.ServerCPU = pr.RSS, pr.CPU
+		}
+	}
+	r.series.Add(p)
+	pts := r.series.Points()
+	rate := pts[len(pts)-1].Rate
+	line := fmt.Sprintf("%s %5.1fs  conns %d  deliveries %d (%.0f/s)  published %d  errors %d",
+		r.label, p.T, p.Conns, p.Deliveries, rate, p.Published, p.Errors)
+	if p.Cycles > 0 {
+		line += fmt.Sprintf("  cycles %d", p.Cycles)
+	}
+	r.c.Progress.Update("%s", line)
+}
+
+// snap measures the server and stores the snapshot under name.
+func (r *run) snap(ctx context.Context, name string) serverstat.Snapshot {
+	s := serverstat.Take(ctx, r.c.ServerPID, r.c.API)
+	if r.rep.Server != nil {
+		r.rep.Server.Add(name, s)
+	}
+	return s
+}
+
+// finish stops the sampler, closes the fleet, fills the series and writes
+// the outputs. After a failure that left no client results (runErr set and
+// no Clients section) nothing is written.
+func (r *run) finish(runErr error) (*report.Report, error) {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	r.wg.Wait()
+	r.mu.Lock()
+	fl := r.fl
+	r.mu.Unlock()
+	if fl != nil {
+		fl.Close()
+	}
+	r.c.Progress.Done()
+	r.rep.Seconds = time.Since(r.start).Seconds()
+	r.rep.Series = r.series.Points()
+	if runErr != nil && r.rep.Clients == nil {
+		return r.rep, runErr
+	}
+	errs := []error{runErr}
+	out := r.c.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	if err := r.rep.WriteTable(out); err != nil {
+		errs = append(errs, err)
+	}
+	if r.c.JSON != "" {
+		errs = append(errs, r.rep.WriteJSON(r.c.JSON))
+	}
+	if r.c.HTML != "" {
+		errs = append(errs, r.rep.WriteHTML(r.c.HTML))
+	}
+	return r.rep, errors.Join(errs...)
+}
+
+// rateNote notes a publisher that fell behind the requested rate.
+func (r *run) rateNote(want float64) {
+	if p := r.rep.Publish; p != nil && want > 0 && p.RatePerSec < 0.9*want {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+			"the publishers reached %.0f of the %.0f publishes/s asked for: each waits for its API reply (raise --publishers)", p.RatePerSec, want))
+	}
+}
+
+// clients fills the report's client summary from merged results.
+func (r *run) clients(m *fleet.Merged, target, slow int64) {
+	c := &report.Clients{
+		Procs: r.c.Procs, Target: target, Up: m.Up, Failed: m.Failed,
+		Failures: m.Failures, Lost: m.Lost, Slow: slow,
+	}
+	if m.ConnectEndNs > m.ConnectStartNs {
+		c.ConnectSeconds = float64(m.ConnectEndNs-m.ConnectStartNs) / 1e9
+		c.ConnectsPerSec = float64(m.Up) / c.ConnectSeconds
+	}
+	r.rep.Clients = c
+	if m.HandshakeH.Count() > 0 {
+		h := m.HandshakeH.Summarize()
+		r.rep.Handshake = &h
+	}
+	if m.LatencyH.Count() > 0 {
+		l := m.LatencyH.Summarize()
+		r.rep.Latency = &l
+		r.rep.CDF, r.rep.CDFName = m.LatencyH.CDF(400), "delivery latency"
+	} else if m.HandshakeH.Count() > 0 {
+		r.rep.CDF, r.rep.CDFName = m.HandshakeH.CDF(400), "handshake"
+	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// metricDelta returns after-before of a metric, or -1 when either is missing.
+func metricDelta(before, after serverstat.Snapshot, name string) float64 {
+	b, ok1 := before.Metric(name)
+	a, ok2 := after.Metric(name)
+	if !ok1 || !ok2 {
+		return -1
+	}
+	return a - b
+}

@@ -1,0 +1,98 @@
+package serverstat
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/wspush/wspush/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, testutil.LeakOptions()...)
+}
+
+const page = `# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 42
+go_memstats_heap_inuse_bytes 1.2345e+06
+wspush_connections 7
+wspush_messages_dropped_total{policy="drop-oldest"} 3
+wspush_messages_dropped_total{policy="close"} 4
+wspush_publish_fanout_seconds_bucket{le="+Inf"} 9
+weird{a="x}y"} 1
+`
+
+func TestParseMetrics(t *testing.T) {
+	m, err := ParseMetrics(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		Goroutines: 42, HeapInuse: 1234500, Connections: 7, Dropped: 7,
+		`wspush_messages_dropped_total{policy="close"}`: 4, "weird": 1,
+	} {
+		if got, ok := m.Get(name); !ok || got != want {
+			t.Errorf("%s = %v %v, want %v", name, got, ok, want)
+		}
+	}
+	if _, ok := m.Get("absent"); ok {
+		t.Error("absent metric found")
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	line := "123 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0"
+	cpu, err := parseStatCPU([]byte(line))
+	if err != nil || cpu != 4 {
+		t.Fatalf("cpu %v %v, want 4", cpu, err)
+	}
+	if _, err := parseStatCPU([]byte("123 (x) S 1")); err == nil {
+		t.Fatal("short line accepted")
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	p, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RSS <= 0 || p.FDs < 3 || p.Threads < 1 {
+		t.Fatalf("%+v", p)
+	}
+	if _, err := ReadProc(1 << 30); err == nil {
+		t.Fatal("a missing pid was read")
+	}
+}
+
+func TestTake(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(page))
+	}))
+	defer srv.Close()
+	api := strings.TrimPrefix(srv.URL, "http://")
+	s := Take(context.Background(), os.Getpid(), api)
+	if s.Proc == nil || len(s.Errors) != 0 {
+		t.Fatalf("%+v", s)
+	}
+	if v, ok := s.Metric(Dropped); !ok || v != 7 {
+		t.Fatalf("dropped %v %v", v, ok)
+	}
+	if _, ok := s.Metric("weird"); ok {
+		t.Fatal("an unselected metric was kept")
+	}
+	bad := Take(context.Background(), 0, "127.0.0.1:1")
+	if len(bad.Errors) != 1 || bad.Metrics != nil {
+		t.Fatalf("%+v", bad)
+	}
+}

@@ -1,0 +1,240 @@
+// Package wsclient is the load tool's client engine: it dials and upgrades
+// WebSocket connections (handshake written by hand), watches their sockets
+// with the project's own netpoll (no goroutine per connection), parses the
+// server's frames incrementally on a small fixed set of worker goroutines,
+// answers pings and closes, and feeds every delivery to the checks (seq
+// order, latency histogram, per-message table).
+//
+// wsclient owns the client sockets from dial to close. It knows the v1
+// delivery envelope only through package check.
+package wsclient
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/gobwas/ws"
+)
+
+// Frame parse errors.
+var (
+	// ErrMaskedServerFrame: the server masked a frame (RFC 6455 forbids it).
+	ErrMaskedServerFrame = errors.New("wsclient: masked frame from server")
+	// ErrProtocol: any other framing violation.
+	ErrProtocol = errors.New("wsclient: protocol error")
+	// ErrTooLarge: a message over the parser's limit.
+	ErrTooLarge = errors.New("wsclient: message too large")
+)
+
+// DefaultMaxMessage is the largest message a Parser accepts by default.
+const DefaultMaxMessage = 16 << 20
+
+// keepCap is the largest partial-frame buffer kept after it empties; bigger
+// ones are dropped so that an idle connection holds little memory.
+const keepCap = 4096
+
+// Parser parses a stream of server-to-client frames incrementally: bytes may
+// arrive split anywhere. Fragmented messages are reassembled; control frames
+// may come between fragments. The zero value is ready to use. Not safe for
+// concurrent use.
+type Parser struct {
+	// MaxMessage limits a message's size after reassembly; 0 means
+	// DefaultMaxMessage.
+	MaxMessage int
+
+	pend   []byte // bytes of an incomplete frame
+	frag   []byte // payload of a fragmented message so far
+	fragOp ws.OpCode
+	inFrag bool
+}
+
+// header is a parsed frame header.
+type header struct {
+	fin  bool
+	op   ws.OpCode
+	len  int
+	size int // header bytes
+}
+
+// parseHeader reads a frame header at the start of b. ok is false when b
+// holds too few bytes for the whole header.
+func (p *Parser) parseHeader(b []byte) (h header, ok bool, err error) {
+	if len(b) < 2 {
+		return h, false, nil
+	}
+	h.fin = b[0]&0x80 != 0
+	if b[0]&0x70 != 0 {
+		return h, false, fmt.Errorf("%w: reserved bits set", ErrProtocol)
+	}
+	h.op = ws.OpCode(b[0] & 0x0f)
+	if b[1]&0x80 != 0 {
+		return h, false, ErrMaskedServerFrame
+	}
+	n := uint64(b[1] & 0x7f)
+	h.size = 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return h, false, nil
+		}
+		n = uint64(binary.BigEndian.Uint16(b[2:4]))
+		h.size = 4
+	case 127:
+		if len(b) < 10 {
+			return h, false, nil
+		}
+		n = binary.BigEndian.Uint64(b[2:10])
+		h.size = 10
+		if n>>63 != 0 {
+			return h, false, fmt.Errorf("%w: 64-bit length with top bit set", ErrProtocol)
+		}
+	}
+	limit := p.MaxMessage
+	if limit <= 0 {
+		limit = DefaultMaxMessage
+	}
+	if n > uint64(limit) {
+		return h, false, ErrTooLarge
+	}
+	h.len = int(n)
+	if h.op.IsControl() && (!h.fin || h.len > 125) {
+		return h, false, fmt.Errorf("%w: bad control frame", ErrProtocol)
+	}
+	if !h.op.IsControl() && h.op != ws.OpContinuation && h.op != ws.OpText && h.op != ws.OpBinary {
+		return h, false, fmt.Errorf("%w: unknown opcode %d", ErrProtocol, h.op)
+	}
+	if h.op.IsControl() && h.op != ws.OpClose && h.op != ws.OpPing && h.op != ws.OpPong {
+		return h, false, fmt.Errorf("%w: unknown opcode %d", ErrProtocol, h.op)
+	}
+	return h, true, nil
+}
+
+// Feed parses data, calling fn once per complete message (text or binary,
+// reassembled) and once per control frame, in stream order. payload is only
+// valid during the call. An error from fn stops parsing and is returned;
+// the bytes after that frame are dropped. Incomplete trailing bytes are
+// kept for the next Feed.
+func (p *Parser) Feed(data []byte, fn func(op ws.OpCode, payload []byte) error) error {
+	buf := data
+	if len(p.pend) > 0 {
+		p.pend = append(p.pend, data...)
+		buf = p.pend
+	}
+	off := 0
+	for {
+		h, ok, err := p.parseHeader(buf[off:])
+		if err != nil {
+			p.reset()
+			return err
+		}
+		if !ok || len(buf)-off-h.size < h.len {
+			break
+		}
+		payload := buf[off+h.size : off+h.size+h.len]
+		off += h.size + h.len
+		if err := p.frame(h, payload, fn); err != nil {
+			p.reset()
+			return err
+		}
+	}
+	rest := buf[off:]
+	switch {
+	case len(rest) == 0:
+		if cap(p.pend) > keepCap {
+			p.pend = nil
+		} else {
+			p.pend = p.pend[:0]
+		}
+	case len(p.pend) > 0: // buf is p.pend: move the tail to the front
+		n := copy(p.pend, rest)
+		p.pend = p.pend[:n]
+	default:
+		p.pend = append(p.pend[:0], rest...)
+	}
+	return nil
+}
+
+// frame handles one complete frame.
+func (p *Parser) frame(h header, payload []byte, fn func(ws.OpCode, []byte) error) error {
+	switch {
+	case h.op.IsControl():
+		return fn(h.op, payload)
+	case h.op == ws.OpContinuation:
+		if !p.inFrag {
+			return fmt.Errorf("%w: continuation without a start", ErrProtocol)
+		}
+		limit := p.MaxMessage
+		if limit <= 0 {
+			limit = DefaultMaxMessage
+		}
+		if len(p.frag)+len(payload) > limit {
+			return ErrTooLarge
+		}
+		p.frag = append(p.frag, payload...)
+		if !h.fin {
+			return nil
+		}
+		op, msg := p.fragOp, p.frag
+		p.inFrag, p.frag = false, nil
+		return fn(op, msg)
+	default:
+		if p.inFrag {
+			return fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
+		}
+		if h.fin {
+			return fn(h.op, payload)
+		}
+		p.inFrag, p.fragOp = true, h.op
+		p.frag = append([]byte(nil), payload...)
+		return nil
+	}
+}
+
+func (p *Parser) reset() {
+	p.pend, p.frag, p.inFrag = nil, nil, false
+}
+
+// Buffered reports how many bytes of incomplete frames the parser holds.
+func (p *Parser) Buffered() int { return len(p.pend) + len(p.frag) }
+
+// AppendClientFrame appends one final client frame of op with payload,
+// masked with key as RFC 6455 requires of clients.
+func AppendClientFrame(dst []byte, op ws.OpCode, payload []byte, key [4]byte) []byte {
+	n := len(payload)
+	b0 := 0x80 | byte(op)
+	switch {
+	case n <= 125:
+		dst = append(dst, b0, 0x80|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, b0, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, b0, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, key[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[start:], key, 0)
+	return dst
+}
+
+// AppendServerFrame appends one unmasked final frame, as a server sends it.
+// The load tool never sends these; tests use them to build server streams.
+func AppendServerFrame(dst []byte, op ws.OpCode, fin bool, payload []byte) []byte {
+	n := len(payload)
+	b0 := byte(op)
+	if fin {
+		b0 |= 0x80
+	}
+	switch {
+	case n <= 125:
+		dst = append(dst, b0, byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, b0, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, b0, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return append(dst, payload...)
+}

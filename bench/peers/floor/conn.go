@@ -1,0 +1,234 @@
+package main
+
+import (
+	"errors"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/bench/peers/internal/peerutil"
+)
+
+// conn is one client socket. The loop-only fields are touched only by the
+// owning loop's goroutine; the rest are guarded by mu.
+type conn struct {
+	fd int
+	l  *loop
+
+	// Owning loop only.
+	hs       []byte      // upgrade request bytes until the head is complete
+	upgraded bool        // 101 sent
+	fp       frameParser // client frame state
+	subs     []subRef    // set once at subscribe; subs[i].idx is guarded by subs[i].t.mu
+
+	mu          sync.Mutex
+	dead        bool   // closed, or failed and shut down awaiting the loop
+	handshaking bool   // 101 not yet sent: queue, do not write
+	pending     []byte // bytes not yet written; pending[poff:] is unsent
+	poff        int
+	outArmed    bool // EPOLLOUT requested
+}
+
+// queued is the number of unsent pending bytes; mu must be held.
+func (c *conn) queued() int { return len(c.pending) - c.poff }
+
+// send writes b or queues it (see sendLocked).
+func (c *conn) send(b []byte) bool {
+	c.mu.Lock()
+	ok := c.sendLocked(b, true)
+	c.mu.Unlock()
+	return ok
+}
+
+// sendLocked writes b with one write syscall if nothing is queued, else
+// (or for the part the kernel did not take) appends to pending and arms
+// EPOLLOUT. Unless force is set, a frame that would push pending past
+// maxPending is dropped whole, so frame boundaries stay intact. It reports
+// whether b was written or queued.
+func (c *conn) sendLocked(b []byte, force bool) bool {
+	if c.dead {
+		return false
+	}
+	if c.handshaking || c.queued() > 0 {
+		if !force && c.queued()+len(b) > c.l.s.maxPending {
+			c.l.s.drops.Add(1)
+			return false
+		}
+		if c.poff > 0 && c.poff >= len(c.pending)/2 {
+			n := copy(c.pending, c.pending[c.poff:])
+			c.pending, c.poff = c.pending[:n], 0
+		}
+		c.pending = append(c.pending, b...)
+		return true
+	}
+	n, err := write(c.fd, b)
+	if err != nil {
+		if !errors.Is(err, unix.EAGAIN) {
+			c.failLocked()
+			return false
+		}
+		n = 0
+	}
+	if n < len(b) {
+		c.l.s.eagain.Add(1)
+		c.pending = append(c.pending, b[n:]...)
+		c.armLocked(true)
+	}
+	return true
+}
+
+// flush runs on EPOLLOUT: one write of everything pending.
+func (c *conn) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.handshaking {
+		return
+	}
+	if c.queued() > 0 {
+		n, err := write(c.fd, c.pending[c.poff:])
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			c.failLocked()
+			return
+		}
+		if n > 0 {
+			c.poff += n
+		}
+	}
+	if c.queued() == 0 {
+		c.pending, c.poff = c.pending[:0], 0
+		if cap(c.pending) > 1<<20 {
+			c.pending = nil // do not pin a burst's worth of memory
+		}
+		c.armLocked(false)
+	}
+}
+
+// armLocked switches EPOLLOUT interest on or off.
+func (c *conn) armLocked(on bool) {
+	if c.outArmed == on {
+		return
+	}
+	ev := unix.EpollEvent{Events: epollIn, Fd: int32(c.fd)}
+	if on {
+		ev.Events = epollOut
+	}
+	if err := unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		c.failLocked()
+		return
+	}
+	c.outArmed = on
+}
+
+// failLocked gives up on a connection from any goroutine: it stops all
+// further writes and shuts the socket down, which wakes the owning loop to
+// unsubscribe and close it. Only the loop closes the fd, so the fd number
+// cannot be reused while a publisher might still hold this conn.
+func (c *conn) failLocked() {
+	c.dead = true
+	c.pending, c.poff = nil, 0
+	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+}
+
+func write(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}
+
+// topic is a subscriber list plus the topic's seq and frame buffer, all
+// guarded by mu.
+type topic struct {
+	mu   sync.Mutex
+	seq  uint64
+	subs []subEntry
+	buf  []byte
+}
+
+// subEntry and subRef link a conn and a topic both ways so unsubscribing is
+// O(1) per topic: subs[ref] of entry.c points back at the entry's index.
+type subEntry struct {
+	c   *conn
+	ref int
+}
+
+type subRef struct {
+	t   *topic
+	idx int
+}
+
+func (s *server) topic(name string) *topic {
+	s.topicsMu.RLock()
+	t := s.topics[name]
+	s.topicsMu.RUnlock()
+	if t != nil {
+		return t
+	}
+	s.topicsMu.Lock()
+	defer s.topicsMu.Unlock()
+	if t = s.topics[name]; t == nil {
+		t = &topic{}
+		s.topics[name] = t
+	}
+	return t
+}
+
+// subscribe runs on c's loop before the 101 is sent.
+func (s *server) subscribe(c *conn, names []string) {
+	c.subs = make([]subRef, len(names)) // sized up front: other loops update idx fields
+	for i, name := range names {
+		t := s.topic(name)
+		c.subs[i].t = t
+		t.mu.Lock()
+		c.subs[i].idx = len(t.subs)
+		t.subs = append(t.subs, subEntry{c: c, ref: i})
+		t.mu.Unlock()
+	}
+}
+
+// unsubscribe runs on c's loop; swap-removes c from each topic.
+func (s *server) unsubscribe(c *conn) {
+	for k := range c.subs {
+		t := c.subs[k].t
+		t.mu.Lock()
+		i, last := c.subs[k].idx, len(t.subs)-1 // idx may move until we hold t.mu
+		if i != last {
+			moved := t.subs[last]
+			t.subs[i] = moved
+			moved.c.subs[moved.ref].idx = i
+		}
+		t.subs[last] = subEntry{}
+		t.subs = t.subs[:last]
+		t.mu.Unlock()
+	}
+	c.subs = nil
+}
+
+// Publish implements peerutil.Publisher: frame once into the topic's
+// buffer, then one locked write (or queue) per subscriber.
+func (s *server) Publish(name string, data []byte) (uint64, int, error) {
+	t := s.topic(name)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	if len(t.subs) == 0 {
+		return t.seq, 0, nil
+	}
+	t.buf = appendFrame(t.buf[:0], opText, peerutil.MessageLen(name, t.seq, data))
+	t.buf = peerutil.AppendMessage(t.buf, name, t.seq, data)
+	n := 0
+	for _, e := range t.subs {
+		e.c.mu.Lock()
+		if e.c.sendLocked(t.buf, false) {
+			n++
+		}
+		e.c.mu.Unlock()
+	}
+	return t.seq, n, nil
+}

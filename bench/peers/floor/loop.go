@@ -1,0 +1,258 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// maxRequest bounds an upgrade request's head; larger ones get 431.
+	maxRequest = 8 << 10
+	// readBuf is each loop's shared read buffer.
+	readBuf = 64 << 10
+	// acceptBatch bounds accepts per listener event, for fairness.
+	acceptBatch = 64
+
+	epollIn  = unix.EPOLLIN | unix.EPOLLRDHUP
+	epollOut = epollIn | unix.EPOLLOUT
+)
+
+// loop is one epoll event loop. Everything here except wakefd is touched
+// only by the loop's own goroutine.
+type loop struct {
+	s      *server
+	epfd   int
+	lnfd   int
+	wakefd int
+	spare  int     // reserved fd, given up to shed a connection on EMFILE
+	conns  []*conn // indexed by fd
+	events [256]unix.EpollEvent
+	rbuf   []byte
+	ctl    [2 + maxControl]byte // scratch for pong and close frames
+}
+
+func newLoop(s *server, lnfd int) (*loop, error) {
+	l := &loop{s: s, lnfd: lnfd, epfd: -1, wakefd: -1, spare: -1, rbuf: make([]byte, readBuf)}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		l.release()
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if l.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.release()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	for _, fd := range []int{lnfd, l.wakefd} {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			l.release()
+			return nil, fmt.Errorf("epoll_ctl: %w", err)
+		}
+	}
+	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return l, nil
+}
+
+// release closes the loop's own descriptors and connections.
+func (l *loop) release() {
+	for fd, c := range l.conns {
+		if c != nil {
+			c.mu.Lock()
+			c.dead = true
+			c.pending = nil
+			_ = unix.Close(fd)
+			c.mu.Unlock()
+		}
+	}
+	l.conns = nil
+	for _, fd := range []int{l.lnfd, l.wakefd, l.epfd, l.spare} {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+	}
+}
+
+// wake makes run return; safe from any goroutine.
+func (l *loop) wake() {
+	one := [8]byte{1}
+	_, _ = unix.Write(l.wakefd, one[:])
+}
+
+func (l *loop) run() {
+	defer l.release()
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			fmt.Fprintln(os.Stderr, "floor: epoll_wait:", err)
+			return
+		}
+		for i := 0; i < n; i++ {
+			ev := l.events[i]
+			switch fd := int(ev.Fd); fd {
+			case l.wakefd:
+				return
+			case l.lnfd:
+				l.accept()
+			default:
+				if fd < len(l.conns) && l.conns[fd] != nil {
+					l.event(l.conns[fd], ev.Events)
+				}
+			}
+		}
+	}
+}
+
+func (l *loop) accept() {
+	for i := 0; i < acceptBatch; i++ {
+		fd, _, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+				continue
+			case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+				l.shed()
+			case !errors.Is(err, unix.EAGAIN):
+				fmt.Fprintln(os.Stderr, "floor: accept4:", err)
+			}
+			return
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		c := &conn{fd: fd, l: l, handshaking: true}
+		if fd >= len(l.conns) {
+			grown := make([]*conn, max(fd+1, 2*len(l.conns), 1024))
+			copy(grown, l.conns)
+			l.conns = grown
+		}
+		l.conns[fd] = c
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: epollIn, Fd: int32(fd)}); err != nil {
+			l.conns[fd] = nil
+			_ = unix.Close(fd)
+		}
+	}
+}
+
+// shed accepts and immediately closes one connection using the spare fd,
+// so a full fd table does not leave the listener readable forever.
+func (l *loop) shed() {
+	if l.spare < 0 {
+		return
+	}
+	_ = unix.Close(l.spare)
+	if fd, _, err := unix.Accept4(l.lnfd, unix.SOCK_CLOEXEC); err == nil {
+		_ = unix.Close(fd)
+	}
+	l.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+}
+
+func (l *loop) event(c *conn, ev uint32) {
+	if ev&unix.EPOLLOUT != 0 {
+		c.flush()
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return
+	}
+	// Level-triggered: one read per event; epoll reports again if more.
+	n, err := unix.Read(c.fd, l.rbuf)
+	if err != nil && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+		return
+	}
+	if err != nil || n <= 0 {
+		l.closeConn(c)
+		return
+	}
+	if !c.upgraded {
+		l.handshake(c, l.rbuf[:n])
+		return
+	}
+	l.frames(c, l.rbuf[:n])
+}
+
+// handshake accumulates the request head across reads (a partial head just
+// waits for more bytes), then subscribes and sends the 101 followed by
+// anything published to the connection in the meantime.
+func (l *loop) handshake(c *conn, data []byte) {
+	c.hs = append(c.hs, data...)
+	req, used, err := parseUpgrade(c.hs)
+	if errors.Is(err, errIncomplete) {
+		if len(c.hs) > maxRequest {
+			l.reject(c, &httpError{status: 431, msg: "request header too large"})
+		}
+		return
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		l.reject(c, he)
+		return
+	}
+	l.s.subscribe(c, req.topics)
+	resp := appendSwitching(make([]byte, 0, 160), req.key)
+	c.mu.Lock()
+	c.handshaking = false
+	if c.queued() > 0 {
+		resp = append(resp, c.pending[c.poff:]...)
+		c.pending, c.poff = c.pending[:0], 0
+	}
+	c.sendLocked(resp, true)
+	c.mu.Unlock()
+	rest := c.hs[used:]
+	c.hs = nil
+	c.upgraded = true
+	if len(rest) > 0 {
+		l.frames(c, rest)
+	}
+}
+
+// reject answers a bad upgrade with an HTTP error and closes.
+func (l *loop) reject(c *conn, he *httpError) {
+	_, _ = unix.Write(c.fd, he.response())
+	l.closeConn(c)
+}
+
+// frames handles client frames: ping gets a pong, close is echoed and the
+// connection closed, everything else is skipped.
+func (l *loop) frames(c *conn, data []byte) {
+	for len(data) > 0 {
+		n, op, payload, err := c.fp.next(data)
+		data = data[n:]
+		if err != nil {
+			l.closeConn(c)
+			return
+		}
+		switch op {
+		case opPing:
+			c.send(l.control(opPong, payload))
+		case opClose:
+			c.send(l.control(opClose, payload))
+			l.closeConn(c)
+			return
+		}
+	}
+}
+
+// control builds an unmasked control frame in the loop's scratch buffer.
+func (l *loop) control(op byte, payload []byte) []byte {
+	l.ctl[0] = 0x80 | op
+	l.ctl[1] = byte(len(payload))
+	n := copy(l.ctl[2:], payload)
+	return l.ctl[:2+n]
+}
+
+// closeConn unsubscribes c, makes a last attempt to write what is pending
+// (e.g. a close echo), closes the fd and forgets it.
+func (l *loop) closeConn(c *conn) {
+	l.s.unsubscribe(c)
+	c.mu.Lock()
+	if !c.dead && c.queued() > 0 {
+		_, _ = unix.Write(c.fd, c.pending[c.poff:])
+	}
+	c.dead = true
+	c.pending, c.poff = nil, 0
+	_ = unix.Close(c.fd) // also removes it from the epoll set
+	c.mu.Unlock()
+	l.conns[c.fd] = nil
+}

@@ -1,0 +1,203 @@
+package protocol_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/wspush/wspush/protocol"
+)
+
+// commandSeeds are inputs for FuzzParseCommand (also stored under
+// testdata/fuzz/FuzzParseCommand).
+var commandSeeds = []string{
+	`{"op":"subscribe","topics":["a"]}`,
+	`{"op":"subscribe","id":0,"topics":["a","b.c","x:y-z_1"]}`,
+	`{"op":"unsubscribe","id":-1,"topics":["a"]}`,
+	`{"op":"publish","id":42,"topic":"t","data":{"b":1,"a":1.50}}`,
+	`{"op":"publish","topic":"t","data":null}`,
+	`{"op":"publish","topic":"t","data":"\u00e9\ud83d\ude00"}`,
+	`{"op":"publish","topic":"t","data":[1,{"x":[true,false,null]}]}`,
+	`{"op":"subscribe","id":"5","topics":["a"]}`,
+	`{"op":"subscribe","id":9,"topics":"a"}`,
+	`{"op":"shout","id":13}`,
+	`{"id":1}`,
+	`{"op":"subscribe","topics":[]}`,
+	`{"op":"subscribe","topics":["a b","a/b","é",""]}`,
+	`{"op":"publish","topic":"t"}`,
+	`{"op":"publish","data":1}`,
+	`{"op":"subscribe","topics":["a"]`,
+	`[1,2]`,
+	``,
+	" \t\n{\"op\":\"subscribe\",\"topics\":[\"a\"]} ",
+	"\u00a0{\"op\":\"subscribe\",\"topics\":[\"a\"]}",
+	`{"OP":"Publish","TOPIC":"t","DATA":1}`,
+	`{"op":"publish","topic":"t","data":1,"data":2,"topic":"u"}`,
+	"{\"op\":\"publish\",\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
+}
+
+// publishSeeds are inputs for FuzzParsePublish (also stored under
+// testdata/fuzz/FuzzParsePublish).
+var publishSeeds = []string{
+	`{"topic":"news","data":{"x":1}}`,
+	`{"data":[1,2],"topic":"a.b"}`,
+	`{"topic":"t","data":{"b":1,"a":1.50}}`,
+	`{"topic":"t","data":null}`,
+	`{"topic":5,"data":1}`,
+	`{"topic":"a/b","data":1}`,
+	`{"topic":"t"}`,
+	`{"data":1}`,
+	`{"topic":"t","data":`,
+	`[]`,
+	``,
+	"\n{\"topic\":\"t\",\"data\":\"\\u0000\"}\n",
+}
+
+// errorSeed is one input for FuzzAppendError.
+type errorSeed struct {
+	hasID bool
+	id    int64
+	code  uint8
+	msg   string
+}
+
+var errorSeeds = []errorSeed{
+	{true, 5, 0, "invalid JSON"},
+	{false, 0, 1, ""},
+	{true, -1, 2, `quote " backslash \ slash /`},
+	{true, 1 << 62, 3, "\x00\x01\x1f\x7f\n\r\t"},
+	{false, 7, 4, "bad \xff\xfe utf8 \xed\xa0\x80 surrogate \xf0\x9f\x98 cut"},
+	{true, 0, 9, "ok ünïcødé 😀 \u2028\u2029 \uFFFD"},
+}
+
+// codes are the error codes AppendError may be given.
+var codes = []string{
+	protocol.CodeBadJSON, protocol.CodeUnknownOp, protocol.CodeBadTopic, protocol.CodeBadRequest,
+	protocol.CodeDisabled, protocol.CodeForbidden, protocol.CodeLimit, protocol.CodeInternal,
+	protocol.CodeTooLarge, protocol.CodeUnauthorized,
+}
+
+// checkParseError asserts that err is a *CommandError whose code is one a
+// parser may return and whose sentinel matches it.
+func checkParseError(t *testing.T, err error, allowed ...string) *protocol.CommandError {
+	t.Helper()
+	var cerr *protocol.CommandError
+	if !errors.As(err, &cerr) {
+		t.Fatalf("error %v (%T) is not a *protocol.CommandError", err, err)
+	}
+	known := false
+	for _, c := range allowed {
+		known = known || cerr.Code == c
+	}
+	if !known {
+		t.Fatalf("unexpected code %q (allowed %q)", cerr.Code, allowed)
+	}
+	if !errors.Is(err, sentinelFor[cerr.Code]) {
+		t.Fatalf("code %q but error wraps %v", cerr.Code, cerr.Err)
+	}
+	if cerr.Message == "" {
+		t.Fatal("empty message")
+	}
+	return cerr
+}
+
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range commandSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		cmd, err := protocol.ParseCommand(in)
+		if !bytes.Equal(in, orig) {
+			t.Fatal("ParseCommand modified its input")
+		}
+		if err != nil {
+			cerr := checkParseError(t, err, protocol.CodeBadJSON, protocol.CodeUnknownOp, protocol.CodeBadTopic, protocol.CodeBadRequest)
+			if cerr.Code == protocol.CodeBadJSON && cerr.HasID {
+				t.Fatalf("bad_json error carries an id: %+v", cerr)
+			}
+			if !cerr.HasID && cerr.ID != 0 {
+				t.Fatalf("id %d without HasID", cerr.ID)
+			}
+			return
+		}
+		if !cmd.HasID && cmd.ID != 0 {
+			t.Fatalf("id %d without HasID", cmd.ID)
+		}
+		switch cmd.Op {
+		case protocol.OpSubscribe, protocol.OpUnsubscribe:
+			if len(cmd.Topics) == 0 {
+				t.Fatalf("%v with no topics", cmd.Op)
+			}
+			for _, tp := range cmd.Topics {
+				if !protocol.ValidTopic(tp) {
+					t.Fatalf("invalid topic %q accepted", tp)
+				}
+			}
+			if cmd.Topic != "" || cmd.Data != nil {
+				t.Fatalf("%v carries publish fields: %+v", cmd.Op, cmd)
+			}
+		case protocol.OpPublish:
+			if !protocol.ValidTopic(cmd.Topic) {
+				t.Fatalf("invalid topic %q accepted", cmd.Topic)
+			}
+			if !json.Valid(cmd.Data) {
+				t.Fatalf("data %q is not valid JSON", cmd.Data)
+			}
+			if !bytes.Contains(in, cmd.Data) {
+				t.Fatalf("data %q is not a verbatim part of the input %q", cmd.Data, in)
+			}
+			if cmd.Topics != nil {
+				t.Fatalf("publish carries topics %q", cmd.Topics)
+			}
+		default:
+			t.Fatalf("success with op %v", cmd.Op)
+		}
+	})
+}
+
+func FuzzParsePublish(f *testing.F) {
+	for _, s := range publishSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		orig := bytes.Clone(in)
+		req, err := protocol.ParsePublish(in)
+		if !bytes.Equal(in, orig) {
+			t.Fatal("ParsePublish modified its input")
+		}
+		if err != nil {
+			cerr := checkParseError(t, err, protocol.CodeBadJSON, protocol.CodeBadTopic, protocol.CodeBadRequest)
+			if cerr.HasID {
+				t.Fatalf("ParsePublish error carries an id: %+v", cerr)
+			}
+			return
+		}
+		if !protocol.ValidTopic(req.Topic) {
+			t.Fatalf("invalid topic %q accepted", req.Topic)
+		}
+		if !json.Valid(req.Data) {
+			t.Fatalf("data %q is not valid JSON", req.Data)
+		}
+		if !bytes.Contains(in, req.Data) {
+			t.Fatalf("data %q is not a verbatim part of the input %q", req.Data, in)
+		}
+	})
+}
+
+func FuzzAppendError(f *testing.F) {
+	for _, s := range errorSeeds {
+		f.Add(s.hasID, s.id, s.code, s.msg)
+	}
+	f.Fuzz(func(t *testing.T, hasID bool, id int64, codeIdx uint8, msg string) {
+		code := codes[int(codeIdx)%len(codes)]
+		out := protocol.AppendError(nil, hasID, id, code, msg)
+		checkErrorReply(t, out, hasID, id, code, msg)
+		// Appending to a non-empty buffer writes the same bytes after it.
+		pre := []byte(`[`)
+		if got := protocol.AppendError(pre, hasID, id, code, msg); !bytes.Equal(got[1:], out) || got[0] != '[' {
+			t.Fatalf("append to a prefix wrote %q, want %q", got[1:], out)
+		}
+	})
+}
