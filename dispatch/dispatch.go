@@ -130,14 +130,25 @@ func (d *Dispatcher) serve(t Task) (ok bool) {
 			ok = false
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
 			d.panics.Add(1)
-			t.Abort(pe)
-			if d.onPanic != nil {
-				d.onPanic(pe)
-			}
+			d.abort(t, pe)
 		}
 	}()
 	t.Serve()
 	return true
+}
+
+// abort reports a panic to the task and the hook. A panic in either is
+// swallowed (and counted) so that the slot is always reset.
+func (d *Dispatcher) abort(t Task, pe *PanicError) {
+	defer func() {
+		if recover() != nil {
+			d.panics.Add(1)
+		}
+	}()
+	t.Abort(pe)
+	if d.onPanic != nil {
+		d.onPanic(pe)
+	}
 }
 
 // Busy reports how many workers are serving a task right now.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -674,14 +673,9 @@ func TestClose(t *testing.T) {
 	})
 }
 
-// TestRunningCountsBusyWorkers checks Running against its doc ("how many
-// workers are busy"). ants counts live workers, idle ones included, until
-// they expire (10s), so Running stays up after the work is done.
-// Set WSPUSH_KNOWN_BUGS=1 to run it.
-func TestRunningCountsBusyWorkers(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Dispatcher.Running counts idle workers too (see report)")
-	}
+// TestBusyCountsServingWorkers: Busy counts workers inside Serve only;
+// Running (ants' live goroutines) may stay up until they expire.
+func TestBusyCountsServingWorkers(t *testing.T) {
 	d := newDispatcher(t, dispatch.Config{Workers: 4})
 	e := &eventTask{}
 	if err := e.produce(d); err != nil {
@@ -692,8 +686,8 @@ func TestRunningCountsBusyWorkers(t *testing.T) {
 			return errors.New("task still running")
 		}
 		e.slot.ReleaseAcquired()
-		if n := d.Running(); n != 0 {
-			return fmt.Errorf("Running() = %d with no task in Serve, want 0", n)
+		if n := d.Busy(); n != 0 {
+			return fmt.Errorf("Busy() = %d with no task in Serve, want 0", n)
 		}
 		return nil
 	})
@@ -716,11 +710,8 @@ func (a *abortPanicTask) Serve() {
 // TestAbortPanicLeavesSlotBusy: when Abort (or OnPanic) itself panics, the
 // panic escapes run before the slot is reset; ants recovers it, but the slot
 // stays "running" forever and every later Dispatch of the task is folded
-// into a pass that never happens. Set WSPUSH_KNOWN_BUGS=1 to run it.
+// into a pass that never happens.
 func TestAbortPanicLeavesSlotBusy(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a panic in Abort/OnPanic leaves the task's slot busy forever (see report)")
-	}
 	d := newDispatcher(t, dispatch.Config{Workers: 2})
 	a := &abortPanicTask{}
 	if err := d.Dispatch(a); err != nil {

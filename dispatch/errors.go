@@ -1,6 +1,9 @@
 package dispatch
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrClosed is returned by Dispatch after Close.
 var ErrClosed = errors.New("dispatch: dispatcher closed")
@@ -13,5 +16,5 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
-	return "dispatch: task panicked"
+	return fmt.Sprintf("dispatch: task panicked: %v", e.Value)
 }

@@ -83,12 +83,13 @@ func (h *Hub) topic(name string, create bool) (*Topic, error) {
 	if t = s.topics[name]; t != nil {
 		return t, nil
 	}
-	if h.max > 0 && h.count.Load() >= h.max {
+	// Reserve the slot first: shards create topics concurrently.
+	if n := h.count.Add(1); h.max > 0 && n > h.max {
+		h.count.Add(-1)
 		return nil, ErrTooManyTopics
 	}
 	t = &Topic{name: name, index: make(map[Subscriber]int)}
 	s.topics[name] = t
-	h.count.Add(1)
 	return t, nil
 }
 

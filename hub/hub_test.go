@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -774,11 +773,8 @@ func TestMaxTopics(t *testing.T) {
 // TestMaxTopicsConcurrent creates distinct topics from many goroutines at
 // once. The cap is checked against a hub-wide counter under a per-shard
 // lock, so creations in different shards can both pass the check.
-// Set WSPUSH_KNOWN_BUGS=1 to run it.
+//
 func TestMaxTopicsConcurrent(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: MaxTopics is not enforced across shards under concurrency (see report)")
-	}
 	for round := 0; round < 200; round++ {
 		const max = 4
 		h := hub.New(hub.Config{MaxTopics: max}, protocol.NewDeliveryFrame)

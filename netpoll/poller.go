@@ -126,7 +126,7 @@ func (p *Poller) Rearm(fd int) error {
 	}
 	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EBADF) {
 			return ErrNotRegistered
 		}
 		return os.NewSyscallError("epoll_ctl mod", err)
@@ -160,6 +160,9 @@ func (p *Poller) ArmWrite(fd int) error {
 
 // Remove stops watching fd. Call it before closing the descriptor.
 func (p *Poller) Remove(fd int) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
 	p.mu.Lock()
 	_, ok := p.handlers[int32(fd)]
 	delete(p.handlers, int32(fd))
@@ -168,9 +171,6 @@ func (p *Poller) Remove(fd int) error {
 	p.mu.Unlock()
 	if !ok {
 		return ErrNotRegistered
-	}
-	if p.closed.Load() {
-		return nil
 	}
 	if w {
 		if err := unix.EpollCtl(p.outfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
@@ -193,9 +193,17 @@ func (p *Poller) Len() int {
 // Run waits for events and hands them to their handlers until Close. It
 // returns nil after Close, or the epoll_wait error that stopped it.
 func (p *Poller) Run() error {
-	if !p.ran.CompareAndSwap(false, true) {
+	p.mu.Lock()
+	switch {
+	case p.closed.Load():
+		p.mu.Unlock()
+		return nil
+	case p.ran.Load():
+		p.mu.Unlock()
 		return errors.New("netpoll: Run called twice")
 	}
+	p.ran.Store(true)
+	p.mu.Unlock()
 	defer close(p.done)
 	events := make([]unix.EpollEvent, eventsPerWait)
 	outEvents := make([]unix.EpollEvent, eventsPerWait)
@@ -294,8 +302,13 @@ func (p *Poller) drainWake() {
 func (p *Poller) Close() error {
 	var err error
 	p.once.Do(func() {
+		// Under mu, so that Run either started before (and is waited for)
+		// or sees closed and never touches the descriptors.
+		p.mu.Lock()
 		p.closed.Store(true)
-		if p.ran.Load() {
+		ran := p.ran.Load()
+		p.mu.Unlock()
+		if ran {
 			if err = p.wake(); err == nil {
 				<-p.done
 			}

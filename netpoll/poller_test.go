@@ -598,11 +598,8 @@ func TestCloseAndClosedErrors(t *testing.T) {
 // operations on a Poller or Group after Close"). Close clears the handler
 // table, so Remove reports ErrNotRegistered instead, and its own
 // "closed → return nil" branch is unreachable once Close has returned.
-// Set WSPUSH_KNOWN_BUGS=1 to run it.
+//
 func TestRemoveAfterClose(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Remove after Close returns ErrNotRegistered, not ErrClosed or nil (see report)")
-	}
 	p, err := netpoll.NewPoller()
 	if err != nil {
 		t.Fatal(err)
@@ -623,11 +620,8 @@ func TestRemoveAfterClose(t *testing.T) {
 // by Rearm and Remove for an unknown fd"). Rearm does not consult the handler
 // table; for a descriptor number that is no longer open epoll_ctl fails with
 // EBADF and Rearm returns a raw syscall error, while Remove returns
-// ErrNotRegistered. Set WSPUSH_KNOWN_BUGS=1 to run it.
+// ErrNotRegistered.
 func TestRearmClosedFD(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Rearm of a closed descriptor returns EBADF, not ErrNotRegistered (see report)")
-	}
 	p := startPoller(t)
 	c := newPair(t)
 	if err := p.Add(c.fd, newRecHandler()); err != nil {
@@ -662,11 +656,8 @@ func TestCloseWithoutRun(t *testing.T) {
 // after NewGroup can do) must still make Run return nil. Run finds the
 // epoll descriptor already closed and returns an epoll_wait error instead
 // (or, if the number was reused for another epoll instance, blocks on it).
-// Set WSPUSH_KNOWN_BUGS=1 to run it.
+//
 func TestRunAfterClose(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Close racing with the start of Run makes Run fail with EBADF (see report)")
-	}
 	p, err := netpoll.NewPoller()
 	if err != nil {
 		t.Fatal(err)
@@ -688,11 +679,8 @@ func TestRunAfterClose(t *testing.T) {
 
 // TestGroupCloseRightAfterNew repeats NewGroup + Close with nothing in
 // between, the pattern of wsconn's startup error path. Set
-// WSPUSH_KNOWN_BUGS=1 to run it.
+//
 func TestGroupCloseRightAfterNew(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Group.Close right after NewGroup can return an epoll_wait EBADF error (see report)")
-	}
 	for i := 0; i < 200; i++ {
 		g, err := netpoll.NewGroup(4)
 		if err != nil {

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -53,7 +52,7 @@ type wireCommand struct {
 // *CommandError carrying the code for the reply and the id if one was read.
 func ParseCommand(b []byte) (Command, error) {
 	var w wireCommand
-	b = bytes.TrimSpace(b)
+	b = trimJSONSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return Command{}, &CommandError{Code: CodeBadJSON, Message: "a command is one JSON object", Err: ErrBadJSON}
 	}
@@ -117,6 +116,19 @@ func ParseCommand(b []byte) (Command, error) {
 	return cmd, nil
 }
 
+// trimJSONSpace trims the white space JSON allows (RFC 8259: space, tab,
+// line feed, carriage return) and nothing else.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
 // parseID reads an optional integer id. absent (or null) → hasID false.
 func parseID(raw json.RawMessage) (hasID bool, id int64, ok bool) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -143,7 +155,7 @@ func ParsePublish(b []byte) (PublishRequest, error) {
 		Topic *string         `json:"topic"`
 		Data  json.RawMessage `json:"data"`
 	}
-	b = bytes.TrimSpace(b)
+	b = trimJSONSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return PublishRequest{}, &CommandError{Code: CodeBadJSON, Message: "the body is one JSON object", Err: ErrBadJSON}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -204,11 +203,8 @@ func TestParseCommand(t *testing.T) {
 // TestParseCommandNonJSONWhitespace documents a leniency of ParseCommand:
 // bytes.TrimSpace strips Unicode spaces (U+00A0, U+0085, U+2000...) that
 // JSON does not allow around a value, so a frame that is not valid JSON is
-// accepted as a command. Set WSPUSH_KNOWN_BUGS=1 to run it.
+// accepted as a command.
 func TestParseCommandNonJSONWhitespace(t *testing.T) {
-	if os.Getenv("WSPUSH_KNOWN_BUGS") == "" {
-		t.Skip("known bug: ParseCommand/ParsePublish trim non-JSON Unicode whitespace (see report)")
-	}
 	tests := []struct {
 		name string
 		in   string
