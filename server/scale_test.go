@@ -268,3 +268,36 @@ func TestSlowHandshakeHoldsNothing(t *testing.T) {
 		t.Fatalf("reply = %+v", r)
 	}
 }
+
+// TestWriterModes: both writer lifetimes deliver everything in order, and the
+// on-demand one leaves no goroutine behind on an idle connection.
+func TestWriterModes(t *testing.T) {
+	const conns, msgs = 50, 30
+	for _, mode := range []wsconn.WriterMode{wsconn.WriterOnDemand, wsconn.WriterPersistent} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := startServer(t, Config{Conn: wsconn.Config{Writer: mode}})
+			var cs []*wstest.Client
+			for range conns {
+				cs = append(cs, dial(t, s, "/ws?topics=w"))
+			}
+			for i := 1; i <= msgs; i++ {
+				publish(t, s, "w", fmt.Sprintf(`{"n":%d}`, i))
+			}
+			for i, c := range cs {
+				if err := expectSeqs(c, "w", 1, msgs); err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+			}
+			want := int64(0)
+			if mode == wsconn.WriterPersistent {
+				want = conns
+			}
+			testutil.CheckFor(t, readWait, 10*time.Millisecond, func() error {
+				if n := s.Stats().Writers.Load(); n != want {
+					return fmt.Errorf("writer goroutines = %d, want %d", n, want)
+				}
+				return nil
+			})
+		})
+	}
+}

@@ -53,14 +53,16 @@ func (q *outQueue) appendLocked(e entry) (start bool) {
 	if e.kind == kindData {
 		q.nData++
 	}
-	if q.running || q.gated {
+	switch {
+	case q.gated:
 		return false
-	}
-	if q.wake != nil {
+	case q.wake != nil: // persistent writer: ring its doorbell
 		select {
 		case q.wake <- struct{}{}:
 		default:
 		}
+		return false
+	case q.running:
 		return false
 	}
 	q.running = true

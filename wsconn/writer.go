@@ -19,13 +19,6 @@ func (c *Conn) startWriter() {
 func (c *Conn) writeLoop() {
 	defer c.srv.stats.Writers.Add(-1)
 	q := &c.q
-	w := writerPool.Get().(*rawWriter)
-	defer func() {
-		clear(w.bufs[:cap(w.bufs)])
-		w.bufs = w.bufs[:0]
-		w.iov = w.iov[:0]
-		writerPool.Put(w)
-	}()
 	for {
 		q.mu.Lock()
 		items := q.takeLocked()
@@ -43,6 +36,9 @@ func (c *Conn) writeLoop() {
 		q.mu.Unlock()
 
 		final, data := false, 0
+		// The scratch (iovecs, doorbell) is held only while writing, so a
+		// persistent writer waiting for work holds nothing but its stack.
+		w := writerPool.Get().(*rawWriter)
 		w.bufs = w.bufs[:0]
 		for _, e := range *items {
 			w.bufs = append(w.bufs, e.f.B)
@@ -54,6 +50,7 @@ func (c *Conn) writeLoop() {
 			}
 		}
 		err := c.writeAll(w, time.Now().Add(c.srv.cfg.WriteTimeout))
+		putWriter(w)
 		for _, e := range *items {
 			e.f.Release()
 		}
@@ -82,4 +79,12 @@ func (c *Conn) finishWrite() {
 	if err := c.shutdownWrite(); err != nil {
 		c.teardown(err)
 	}
+}
+
+// putWriter clears a writer scratch and returns it to the pool.
+func putWriter(w *rawWriter) {
+	clear(w.bufs[:cap(w.bufs)])
+	w.bufs = w.bufs[:0]
+	w.iov = w.iov[:0]
+	writerPool.Put(w)
 }
