@@ -13,8 +13,13 @@
 // call on behalf of a connection; handlers get the event and must return
 // quickly (hand the work to a worker pool).
 //
+// Writability is watched only on request: after a write returns EAGAIN, the
+// writer calls ArmWrite and gets one EventWrite when the socket drains. Those
+// descriptors sit in a second epoll instance nested in the first, so one
+// goroutine per poller serves both and read arming is never disturbed.
+//
 // Concurrency contract:
-//   - Add, Rearm and Remove may be called from any goroutine, concurrently
+//   - Add, Rearm, ArmWrite and Remove may be called from any goroutine, concurrently
 //     with each other and with the poller loop.
 //   - Handler.HandleEvent runs on the poller's goroutine, one event at a time
 //     per poller. It must not block and must not call Close.

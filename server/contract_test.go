@@ -326,3 +326,24 @@ func get(t *testing.T, url string, status int) string {
 	}
 	return string(b)
 }
+
+func TestUpgradeFailureMetricsByReason(t *testing.T) {
+	s := startServer(t, Config{MaxConns: 1, AllowedOrigins: []string{"https://ok.example"}})
+	dial(t, s, "/ws")
+	for _, target := range []string{"/nope", "/ws?topics=%20", "/ws"} {
+		if _, err := wstest.Dial(s.WSAddr().String(), target, nil); !errors.Is(err, wstest.ErrStatus) {
+			t.Fatalf("%s: err = %v, want refusal", target, err)
+		}
+	}
+	body := get(t, "http://"+s.APIAddr().String()+"/metrics", 200)
+	for _, want := range []string{
+		`wspush_upgrade_failures_total{reason="not_found"} 1`,
+		`wspush_upgrade_failures_total{reason="bad_request"} 1`,
+		`wspush_upgrade_failures_total{reason="unavailable"} 1`,
+		`wspush_upgrades_total 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
