@@ -329,12 +329,16 @@ func get(t *testing.T, url string, status int) string {
 
 func TestUpgradeFailureMetricsByReason(t *testing.T) {
 	s := startServer(t, Config{MaxConns: 1, AllowedOrigins: []string{"https://ok.example"}})
-	dial(t, s, "/ws")
-	for _, target := range []string{"/nope", "/ws?topics=%20", "/ws"} {
+	refuse := func(target string) {
+		t.Helper()
 		if _, err := wstest.Dial(s.WSAddr().String(), target, nil); !errors.Is(err, wstest.ErrStatus) {
 			t.Fatalf("%s: err = %v, want refusal", target, err)
 		}
 	}
+	refuse("/nope")
+	refuse("/ws?topics=%20")
+	dial(t, s, "/ws")
+	refuse("/ws") // over MaxConns
 	body := get(t, "http://"+s.APIAddr().String()+"/metrics", 200)
 	for _, want := range []string{
 		`wspush_upgrade_failures_total{reason="not_found"} 1`,
@@ -343,7 +347,18 @@ func TestUpgradeFailureMetricsByReason(t *testing.T) {
 		`wspush_upgrades_total 1`,
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %q", want)
+			t.Errorf("metrics lack %q in:\n%s", want, grepLines(body, "wspush_upgrade"))
 		}
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
