@@ -148,6 +148,12 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	if err != nil || cf.Code != ws.StatusGoingAway {
 		t.Fatalf("close = %v, %v; want 1001", cf, err)
 	}
+	// Shutdown waits for this client's answer; meanwhile not ready, and no
+	// new upgrades.
+	get(t, "http://"+s.APIAddr().String()+"/readyz", 503)
+	if _, err := wstest.Dial(s.WSAddr().String(), "/ws", nil); err == nil {
+		t.Fatal("upgrade accepted during shutdown")
+	}
 	c.Write(F{Op: ws.OpClose, Payload: wstest.CloseFramePayload(1001, "")})
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)

@@ -126,7 +126,8 @@ func (c *Conn) CloseWith(code ws.StatusCode, reason string) {
 }
 
 // closeWith starts the closing handshake. discard drops the queued data
-// first (the slow-consumer close).
+// first (the slow-consumer close). It never tears down synchronously, so it
+// is safe inside Send.
 func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
 	for {
 		s := c.state.Load()
@@ -134,8 +135,10 @@ func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
 			return
 		}
 		if s == stateHandshake {
-			// No WebSocket yet: there is no close frame to send.
-			c.teardown(&CloseError{Code: code, Reason: reason})
+			// No WebSocket yet: there is no close frame to send. Tear down
+			// on another goroutine: closeWith may run inside Send, under a
+			// hub topic lock that OnClose needs.
+			go c.teardown(&CloseError{Code: code, Reason: reason})
 			return
 		}
 		if c.state.CompareAndSwap(s, stateClosing) {
@@ -146,8 +149,9 @@ func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
 	f := newCloseFrame(code, reason)
 	c.srv.stats.closeSent[closeSlot(code)].Add(1)
 	if !c.pushFinal(f, discard) {
-		// The queue is already finished: nothing more can be written.
-		c.teardown(&CloseError{Code: code, Reason: reason})
+		// The queue is already finished: nothing more can be written. (On
+		// another goroutine, for the same reason as above.)
+		go c.teardown(&CloseError{Code: code, Reason: reason})
 	}
 }
 
