@@ -29,6 +29,7 @@ func NewGroup(n int) (*Group, error) {
 			g.Close()
 			return nil, err
 		}
+		p.stride = n
 		g.pollers = append(g.pollers, p)
 	}
 	for _, p := range g.pollers {

@@ -48,8 +48,13 @@ type Poller struct {
 	outfd int // nested epoll descriptor for ArmWrite; watched through epfd
 	wfd   int // eventfd used to wake Run for Close; immutable until Close
 
-	mu       sync.Mutex         // guards handlers and writers
-	handlers map[int32]Handler  // fd → handler; guarded by mu
+	// stride is how many pollers share the fd space (fd%stride picks the
+	// poller), so handlers is indexed by fd/stride; immutable.
+	stride int
+
+	mu       sync.Mutex         // guards handlers, count and writers
+	handlers []Handler          // handlers[fd/stride]; nil = not registered; guarded by mu
+	count    int                // registered descriptors; guarded by mu
 	writers  map[int32]struct{} // fds present in outfd; guarded by mu
 
 	closed atomic.Bool   // set once by Close
@@ -86,13 +91,44 @@ func NewPoller() (*Poller, error) {
 		}
 	}
 	return &Poller{
-		epfd:     epfd,
-		outfd:    outfd,
-		wfd:      wfd,
-		handlers: make(map[int32]Handler),
-		writers:  make(map[int32]struct{}),
-		done:     make(chan struct{}),
+		epfd:    epfd,
+		outfd:   outfd,
+		wfd:     wfd,
+		stride:  1,
+		writers: make(map[int32]struct{}),
+		done:    make(chan struct{}),
 	}, nil
+}
+
+// handlerLocked returns fd's handler or nil. p.mu must be held.
+func (p *Poller) handlerLocked(fd int) Handler {
+	if i := fd / p.stride; fd >= 0 && i < len(p.handlers) {
+		return p.handlers[i]
+	}
+	return nil
+}
+
+// setHandlerLocked stores (or with nil clears) fd's handler, growing the
+// table as descriptor numbers grow. A slice costs 16 bytes per slot where a
+// map costs several times that per entry. p.mu must be held.
+func (p *Poller) setHandlerLocked(fd int, h Handler) {
+	i := fd / p.stride
+	if i >= len(p.handlers) {
+		if h == nil {
+			return
+		}
+		n := max(i+1, 2*len(p.handlers), 64)
+		grown := make([]Handler, n)
+		copy(grown, p.handlers)
+		p.handlers = grown
+	}
+	switch old := p.handlers[i]; {
+	case old == nil && h != nil:
+		p.count++
+	case old != nil && h == nil:
+		p.count--
+	}
+	p.handlers[i] = h
 }
 
 // Add starts watching fd for readability and hang-up, delivering events to h.
@@ -101,17 +137,20 @@ func (p *Poller) Add(fd int, h Handler) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	if fd < 0 || h == nil {
+		return os.NewSyscallError("epoll_ctl add", unix.EINVAL)
+	}
 	p.mu.Lock()
-	if _, ok := p.handlers[int32(fd)]; ok {
+	if p.handlerLocked(fd) != nil {
 		p.mu.Unlock()
 		return ErrRegistered
 	}
-	p.handlers[int32(fd)] = h
+	p.setHandlerLocked(fd, h)
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.mu.Lock()
-		delete(p.handlers, int32(fd))
+		p.setHandlerLocked(fd, nil)
 		p.mu.Unlock()
 		return os.NewSyscallError("epoll_ctl add", err)
 	}
@@ -143,7 +182,7 @@ func (p *Poller) ArmWrite(fd int) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock() // held so that Remove cannot interleave
-	if _, ok := p.handlers[int32(fd)]; !ok {
+	if p.handlerLocked(fd) == nil {
 		return ErrNotRegistered
 	}
 	op := unix.EPOLL_CTL_MOD
@@ -164,8 +203,8 @@ func (p *Poller) Remove(fd int) error {
 		return ErrClosed
 	}
 	p.mu.Lock()
-	_, ok := p.handlers[int32(fd)]
-	delete(p.handlers, int32(fd))
+	ok := p.handlerLocked(fd) != nil
+	p.setHandlerLocked(fd, nil)
 	_, w := p.writers[int32(fd)]
 	delete(p.writers, int32(fd))
 	p.mu.Unlock()
@@ -187,7 +226,7 @@ func (p *Poller) Remove(fd int) error {
 func (p *Poller) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.handlers)
+	return p.count
 }
 
 // Run waits for events and hands them to their handlers until Close. It
@@ -253,7 +292,7 @@ func (p *Poller) dispatchWritable(events []unix.EpollEvent) error {
 
 func (p *Poller) deliver(fd int32, ev Event) {
 	p.mu.Lock()
-	h := p.handlers[fd]
+	h := p.handlerLocked(int(fd))
 	p.mu.Unlock()
 	if h != nil {
 		h.HandleEvent(int(fd), ev)
@@ -314,7 +353,7 @@ func (p *Poller) Close() error {
 			}
 		}
 		p.mu.Lock()
-		clear(p.handlers)
+		p.handlers, p.count = nil, 0
 		clear(p.writers)
 		p.mu.Unlock()
 		unix.Close(p.outfd)

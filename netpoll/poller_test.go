@@ -598,7 +598,6 @@ func TestCloseAndClosedErrors(t *testing.T) {
 // operations on a Poller or Group after Close"). Close clears the handler
 // table, so Remove reports ErrNotRegistered instead, and its own
 // "closed → return nil" branch is unreachable once Close has returned.
-//
 func TestRemoveAfterClose(t *testing.T) {
 	p, err := netpoll.NewPoller()
 	if err != nil {
@@ -656,7 +655,6 @@ func TestCloseWithoutRun(t *testing.T) {
 // after NewGroup can do) must still make Run return nil. Run finds the
 // epoll descriptor already closed and returns an epoll_wait error instead
 // (or, if the number was reused for another epoll instance, blocks on it).
-//
 func TestRunAfterClose(t *testing.T) {
 	p, err := netpoll.NewPoller()
 	if err != nil {
@@ -679,7 +677,6 @@ func TestRunAfterClose(t *testing.T) {
 
 // TestGroupCloseRightAfterNew repeats NewGroup + Close with nothing in
 // between, the pattern of wsconn's startup error path. Set
-//
 func TestGroupCloseRightAfterNew(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		g, err := netpoll.NewGroup(4)
