@@ -33,8 +33,15 @@ type Conn struct {
 
 	slot  dispatch.Slot // owned by dispatch
 	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
-	// upgraded is set by the worker when the 101 is queued; read by teardown.
+	// upgraded is true while the connection holds one of the server's
+	// MaxConns places: set at admission, cleared (with the count) by whoever
+	// swaps it back to false first.
 	upgraded atomic.Bool
+	// closeCause is the close handshake under way (ours or the peer's),
+	// handed to OnClose when the connection ends. Set once.
+	closeCause atomic.Pointer[CloseError]
+	// opened is set when the upgrade succeeded: frames flow. Never cleared.
+	opened atomic.Bool
 
 	// deadline is the unix-nano time the sweeper acts on: the handshake
 	// timeout while handshaking, the close timeout while closing. Written by
@@ -96,8 +103,14 @@ func (c *Conn) Serve() {
 	switch c.state.Load() {
 	case stateHandshake:
 		c.serveHandshake()
-	case stateOpen, stateClosing:
+	case stateOpen:
 		c.serveFrames()
+	case stateClosing:
+		if c.opened.Load() {
+			c.serveFrames() // still looking for the peer's close frame
+		} else {
+			c.discardInput() // a refused upgrade: the rest is not ours to parse
+		}
 	}
 	if c.state.Load() == stateClosed {
 		c.releaseReadSide()
@@ -122,13 +135,18 @@ func (c *Conn) Close() { c.CloseWith(ws.StatusNormalClosure, "") }
 // queued; the writer sends it and the connection ends once the peer answers
 // or CloseTimeout passes. It is a no-op once closing has begun.
 func (c *Conn) CloseWith(code ws.StatusCode, reason string) {
-	c.closeWith(code, reason, false)
+	c.closeWith(&CloseError{Code: code, Reason: reason}, false)
 }
 
-// closeWith starts the closing handshake. discard drops the queued data
-// first (the slow-consumer close). It never tears down synchronously, so it
-// is safe inside Send.
-func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
+// closeWith starts the closing handshake with ce's code and reason, and
+// records ce as the close cause OnClose will get. discard drops the queued
+// data first (the slow-consumer close). It never tears down synchronously,
+// so it is safe inside Send.
+func (c *Conn) closeWith(ce *CloseError, discard bool) {
+	code, reason := ce.Code, ce.Reason
+	if ce.Remote {
+		reason = "" // an echo carries the peer's code only
+	}
 	for {
 		s := c.state.Load()
 		if s >= stateClosing {
@@ -138,20 +156,21 @@ func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
 			// No WebSocket yet: there is no close frame to send. Tear down
 			// on another goroutine: closeWith may run inside Send, under a
 			// hub topic lock that OnClose needs.
-			go c.teardown(&CloseError{Code: code, Reason: reason})
+			go c.teardown(ce)
 			return
 		}
 		if c.state.CompareAndSwap(s, stateClosing) {
 			break
 		}
 	}
+	c.closeCause.CompareAndSwap(nil, ce)
 	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
 	f := newCloseFrame(code, reason)
 	c.srv.stats.closeSent[closeSlot(code)].Add(1)
 	if !c.pushFinal(f, discard) {
 		// The queue is already finished: nothing more can be written. (On
 		// another goroutine, for the same reason as above.)
-		go c.teardown(&CloseError{Code: code, Reason: reason})
+		go c.teardown(ce)
 	}
 }
 
@@ -160,6 +179,11 @@ func (c *Conn) closeWith(code ws.StatusCode, reason string, discard bool) {
 func (c *Conn) teardown(cause error) {
 	if c.state.Swap(stateClosed) == stateClosed {
 		return
+	}
+	// A close handshake that was under way says more than the EOF (or
+	// timeout) that ended it.
+	if ce := c.closeCause.Load(); ce != nil && (cause == nil || errors.Is(cause, errEOF) || errors.Is(cause, ErrClosed)) {
+		cause = ce
 	}
 	if c.poll != nil {
 		_ = c.poll.Remove(int(c.fd))

@@ -46,7 +46,11 @@ type CloseError struct {
 	Code   ws.StatusCode // the close code sent or received
 	Reason string        // the close reason
 	Remote bool          // the peer sent the close first
+	Err    error         // the sentinel behind a server close (ErrIdle, ErrSlowConsumer, ErrShutdown), if any
 }
+
+// Unwrap returns the sentinel behind the close, for errors.Is.
+func (e *CloseError) Unwrap() error { return e.Err }
 
 func (e *CloseError) Error() string {
 	who := "server"

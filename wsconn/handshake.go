@@ -48,6 +48,10 @@ func (c *Conn) serveHandshake() {
 		}
 		return
 	}
+	if end+len(headerEnd) > c.srv.cfg.MaxHandshake {
+		c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
+		return
+	}
 	c.upgrade(data[:end+len(headerEnd)])
 	// Bytes after the request are the client's first frames.
 	rest := copy(data, data[end+len(headerEnd):])
@@ -105,10 +109,11 @@ func (c *Conn) upgrade(req []byte) {
 			return nil
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if err := c.srv.admit(); err != nil {
+			if err := c.srv.admit(c); err != nil {
 				return nil, rejection(err)
 			}
 			if err := c.srv.handler.Accept(c, &r); err != nil {
+				c.release()
 				return nil, rejection(err)
 			}
 			accepted = true
@@ -132,13 +137,19 @@ func (c *Conn) upgrade(req []byte) {
 			hio.f.Release()
 			return
 		}
+		if len(hio.f.B) == 0 {
+			// gobwas/ws writes nothing for an unreadable request line.
+			hio.f.B = appendHTTPError(hio.f.B, status, "malformed upgrade request")
+		}
 		c.sendRefusal(hio.f)
 		return
 	}
-	c.upgraded.Store(true)
+	if !c.state.CompareAndSwap(stateHandshake, stateOpen) {
+		hio.f.Release() // torn down meanwhile (shutdown, timeout)
+		return
+	}
+	c.opened.Store(true)
 	c.srv.stats.Upgraded.Add(1)
-	c.srv.upgradedNow.Add(1)
-	c.state.CompareAndSwap(stateHandshake, stateOpen)
 	c.openGate(hio.f, false)
 }
 

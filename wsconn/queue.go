@@ -118,7 +118,7 @@ func (c *Conn) Send(f *bpool.Frame) bool {
 			f.Release()
 			st.DroppedClose.Add(1)
 			st.SlowClosed.Add(1)
-			c.closeWith(1008, "slow consumer", true)
+			c.closeWith(&CloseError{Code: 1008, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
 			return false
 		default:
 			dropped = q.dropOldestLocked()
@@ -153,7 +153,7 @@ func (c *Conn) sendControl(f *bpool.Frame) bool {
 		q.mu.Unlock()
 		f.Release()
 		c.srv.stats.SlowClosed.Add(1)
-		c.closeWith(1008, "slow consumer", true)
+		c.closeWith(&CloseError{Code: 1008, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
 		return false
 	}
 	start := q.appendLocked(entry{f: f, kind: kindControl})

@@ -117,6 +117,25 @@ func (c *Conn) parseFrames(b []byte) int {
 	return off
 }
 
+// discardInput reads and drops what a refused client still sends, until EOF
+// or the close timeout, so that the refusal is not lost to a reset. Worker
+// only.
+func (c *Conn) discardInput() {
+	bpool.Put(c.rbuf)
+	c.rbuf = nil
+	bp := bpool.Get(readChunk)
+	defer bpool.Put(bp)
+	for range readsPerServe {
+		*bp = (*bp)[:0]
+		if _, err := c.readInto(bp); err != nil {
+			if !errors.Is(err, unix.EAGAIN) {
+				c.teardown(err)
+			}
+			return
+		}
+	}
+}
+
 // fail closes the connection for a protocol violation. When a close frame was
 // already sent, the connection is simply dropped.
 func (c *Conn) fail(code ws.StatusCode, reason string) {
@@ -189,7 +208,7 @@ func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {
 			c.teardown(&CloseError{Code: code, Reason: reason, Remote: false})
 			return false
 		}
-		c.closeWith(code, "", false)
+		c.closeWith(&CloseError{Code: code, Reason: reason, Remote: true}, false)
 		return false
 	}
 	return true

@@ -278,15 +278,15 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	c.lastRead.Store(now.UnixNano())
 	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
 	c.q.gated = true
+	// c.poll is set before c is visible to anyone (registry, sweeper, the
+	// first event on a worker).
+	c.poll = s.polls.Poller(fd)
 	s.stats.Open.Add(1)
 	sh := &s.shards[fd%registryShards]
 	sh.mu.Lock()
 	c.shardIdx = int32(len(sh.conns))
 	sh.conns = append(sh.conns, c)
 	sh.mu.Unlock()
-	// c.poll must be set before Add arms the descriptor: the first event
-	// may reach a worker at once.
-	c.poll = s.polls.Poller(fd)
 	if err := c.poll.Add(fd, c); err != nil {
 		c.teardown(err)
 		return err
@@ -310,23 +310,34 @@ func (s *Server) unregister(c *Conn) {
 		}
 	}
 	sh.mu.Unlock()
-	if c.upgraded.Load() {
-		s.upgradedNow.Add(-1)
-	}
+	c.release()
 	if s.stats.Open.Add(-1) == 0 && s.shutting.Load() {
 		s.goneOnce.Do(func() { close(s.allGone) })
 	}
 }
 
-// admit applies MaxConns and shutdown to an upgrade.
-func (s *Server) admit() error {
+// admit applies shutdown and MaxConns to an upgrade, reserving c's place
+// atomically (so MaxConns is never overshot).
+func (s *Server) admit(c *Conn) error {
 	if s.shutting.Load() {
 		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "server shutting down"}
 	}
-	if s.maxConns > 0 && s.upgradedNow.Load() >= s.maxConns {
+	if n := s.upgradedNow.Add(1); s.maxConns > 0 && n > s.maxConns {
+		s.upgradedNow.Add(-1)
 		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "too many connections"}
 	}
+	c.upgraded.Store(true)
+	if c.state.Load() == stateClosed {
+		c.release() // torn down meanwhile: give the place back
+	}
 	return nil
+}
+
+// release gives back c's MaxConns place; only the first call counts.
+func (c *Conn) release() {
+	if c.upgraded.Swap(false) {
+		c.srv.upgradedNow.Add(-1)
+	}
 }
 
 // Range calls fn for every registered connection until fn returns false.
@@ -405,7 +416,7 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 	case stateOpen:
 		silent := time.Duration(now - c.lastRead.Load())
 		if s.cfg.IdleTimeout > 0 && silent > s.cfg.IdleTimeout {
-			c.CloseWith(ws.StatusGoingAway, "idle timeout")
+			c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "idle timeout", Err: ErrIdle}, false)
 			return
 		}
 		if ping && silent >= s.cfg.PingInterval {
@@ -429,7 +440,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.goneOnce.Do(func() { close(s.allGone) })
 	}
 	s.Range(func(c *Conn) bool {
-		c.closeWith(ws.StatusGoingAway, "server shutting down", false)
+		c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "server shutting down", Err: ErrShutdown}, false)
 		return true
 	})
 	var err error
