@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,12 +18,15 @@ import (
 
 // apiHandler routes the API listener.
 func (s *Server) apiHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/publish", s.handlePublish)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
+	root.HandleFunc("GET /readyz", s.handleReady)
+	// Everything but the probes needs the API key when one is set.
+	mux := http.NewServeMux()
+	root.Handle("/", s.requireAPIKey(mux))
+	mux.HandleFunc("POST /api/publish", s.handlePublish)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -31,12 +35,33 @@ func (s *Server) apiHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return root
+}
+
+// requireAPIKey checks "Authorization: apikey <key>" in constant time when
+// an API key is configured.
+func (s *Server) requireAPIKey(next http.Handler) http.Handler {
+	if s.cfg.APIKey == "" {
+		return next
+	}
+	want := []byte("apikey " + s.cfg.APIKey)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeAPIError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "missing or wrong API key")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if s.shutting.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.memory.over.Load() {
+		http.Error(w, "memory budget exceeded: using "+strconv.FormatInt(s.memory.lastUse.Load(), 10)+
+			" of "+strconv.FormatInt(s.cfg.Limits.MaxMemory, 10)+" bytes; new connections are refused", http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")

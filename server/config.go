@@ -36,6 +36,21 @@ type Config struct {
 	HubShards int
 	// Conn tunes the connections; its zero value is valid too.
 	Conn wsconn.Config
+	// Limits bounds what clients may use; its zero value is valid too.
+	Limits Limits
+	// JWTSecret turns on connect tokens signed with HS256 and this secret.
+	// Empty (and no JWTPublicKey) means authentication is off.
+	JWTSecret string
+	// JWTPublicKey turns on connect tokens signed with RS256 or ES256,
+	// verified with this PEM public key. Empty means not used.
+	JWTPublicKey []byte
+	// APIKey protects the API listener (all but /healthz and /readyz): a
+	// request must carry "Authorization: apikey <key>". Empty means no key,
+	// and then the API refuses a non-loopback address unless APIInsecure.
+	APIKey string
+	// APIInsecure lets the API listen on a non-loopback address without an
+	// APIKey. Default false.
+	APIInsecure bool
 }
 
 // fdHeadroom is kept free of connections for listeners, epoll and eventfd
@@ -76,6 +91,7 @@ func (c Config) withDefaults() (Config, string) {
 	case c.MaxConns < 0:
 		c.MaxConns, why = 0, "no cap (negative --max-conns)"
 	}
+	c.Limits = c.Limits.withDefaults()
 	for i, o := range c.AllowedOrigins {
 		c.AllowedOrigins[i] = strings.TrimSpace(o)
 	}

@@ -19,26 +19,31 @@ type metrics struct {
 
 	published      atomic.Int64 // publishes accepted (API and clients)
 	recipients     atomic.Int64 // sum over publishes of subscribers offered the frame
-	upgradeFail    [6]atomic.Int64
+	upgradeFail    [len(failReasons)]atomic.Int64
 	handlerPanics  atomic.Int64
 	fanoutSeconds  prometheus.Histogram
 	apiPublishErrs atomic.Int64
 }
 
 // Upgrade failure reasons, the label values of wspush_upgrade_failures_total.
-var failReasons = [6]string{"bad_request", "forbidden", "not_found", "too_large", "unavailable", "timeout"}
+// "timeout" must stay last: it is derived, not counted by status.
+var failReasons = [...]string{"bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "too_large", "unavailable", "timeout"}
 
 func (m *metrics) upgradeFailed(status int) {
 	i := 0
 	switch status {
-	case http.StatusForbidden, http.StatusUnauthorized:
+	case http.StatusUnauthorized:
 		i = 1
-	case http.StatusNotFound:
+	case http.StatusForbidden:
 		i = 2
-	case http.StatusRequestHeaderFieldsTooLarge:
+	case http.StatusNotFound:
 		i = 3
-	case http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests:
 		i = 4
+	case http.StatusRequestHeaderFieldsTooLarge:
+		i = 5
+	case http.StatusServiceUnavailable:
+		i = 6
 	}
 	m.upgradeFail[i].Add(1)
 }
@@ -141,7 +146,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 // refusedTotal is the failures counted by status (all but timeouts).
 func (m *metrics) refusedTotal() int64 {
 	var n int64
-	for i := 0; i < 5; i++ {
+	for i := 0; i < len(failReasons)-1; i++ {
 		n += m.upgradeFail[i].Load()
 	}
 	return n

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
@@ -25,8 +27,14 @@ type Server struct {
 	hub     *hub.Hub
 	ws      *wsconn.Server
 	metrics *metrics
+	auth    *auth         // nil: authentication off
+	ips     *ipTable      // per-IP connection counts and upgrade limiters
+	upRate  *rate.Limiter // global upgrade rate; nil: no cap
+	memory  *memoryGuard
 
-	shutting atomic.Bool // /readyz says 503 once set
+	shutting atomic.Bool   // /readyz says 503 once set
+	stopBg   chan struct{} // closed by Shutdown: stops the background loop
+	bgDone   chan struct{} // closed when the background loop returned
 
 	mu      sync.Mutex   // guards the fields below
 	wsLn    net.Listener // set by Start
@@ -42,8 +50,20 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	cfg, why := cfg.withDefaults()
-	s := &Server{cfg: cfg, capWhy: why, log: logger}
-	s.hub = hub.New(hub.Config{Shards: cfg.HubShards}, protocol.NewDeliveryFrame)
+	a, err := newAuth(cfg.JWTSecret, cfg.JWTPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, capWhy: why, log: logger, auth: a, ips: newIPTable(),
+		memory: newMemoryGuard(cfg.Limits.MaxMemory), stopBg: make(chan struct{}), bgDone: make(chan struct{})}
+	if r := cfg.Limits.UpgradeRate; r > 0 {
+		s.upRate = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	}
+	maxTopics := cfg.Limits.MaxTopics
+	if maxTopics < 0 {
+		maxTopics = 0
+	}
+	s.hub = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics}, protocol.NewDeliveryFrame)
 	ws, err := wsconn.NewServer(cfg.Conn, wsconn.ServerOptions{
 		Handler:  (*handler)(s),
 		Logger:   logger,
@@ -59,6 +79,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.metrics = newMetrics(s)
 	return s, nil
 }
+
+// AuthEnabled reports whether connect tokens are required.
+func (s *Server) AuthEnabled() bool { return s.auth != nil }
 
 // Config returns the effective configuration.
 func (s *Server) Config() Config { return s.cfg }
@@ -92,6 +115,11 @@ func (s *Server) Start() error {
 		wsLn.Close()
 		return fmt.Errorf("server: api listener: %w", err)
 	}
+	if s.cfg.APIKey == "" && !s.cfg.APIInsecure && !isLoopback(apiLn.Addr()) {
+		wsLn.Close()
+		apiLn.Close()
+		return fmt.Errorf("%w: the API would listen on %s without an API key; set one, bind a loopback address, or pass --api-insecure", ErrBadConfig, apiLn.Addr())
+	}
 	api := &http.Server{
 		Handler:           s.apiHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -100,6 +128,7 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.wsLn, s.apiLn, s.api = wsLn, apiLn, api
 	s.mu.Unlock()
+	go s.background()
 	s.serveWG.Add(2)
 	go func() {
 		defer s.serveWG.Done()
@@ -140,8 +169,17 @@ func (s *Server) APIAddr() net.Addr {
 // closes every client with 1001, then stops the API. It returns when all is
 // done or ctx ends (then remaining connections are dropped).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shutting.Store(true)
+	if s.shutting.Swap(true) {
+		return nil
+	}
 	err := s.ws.Shutdown(ctx)
+	close(s.stopBg)
+	s.mu.Lock()
+	started := s.wsLn != nil
+	s.mu.Unlock()
+	if started {
+		<-s.bgDone
+	}
 	s.mu.Lock()
 	api := s.api
 	s.mu.Unlock()
@@ -154,4 +192,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.serveWG.Wait()
 	return err
+}
+
+// isLoopback reports whether a listener address is on a loopback interface
+// (an unspecified address, like ":8081", is not).
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// background samples memory against the budget and evicts idle per-IP
+// limiters until Shutdown.
+func (s *Server) background() {
+	defer close(s.bgDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	s.memory.sample()
+	for i := 0; ; i++ {
+		select {
+		case <-s.stopBg:
+			return
+		case now := <-t.C:
+			s.memory.sample()
+			if i%60 == 59 {
+				s.ips.evictIdle(now, 2*time.Minute)
+			}
+		}
+	}
 }

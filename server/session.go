@@ -3,9 +3,13 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/gobwas/ws"
 
@@ -19,14 +23,27 @@ type session struct {
 	mu     sync.Mutex   // guards closed and topics
 	closed bool         // OnClose ran: subscribe nothing more
 	topics []*hub.Topic // current subscriptions
+
+	// Set by Accept before the upgrade completes, then read-only.
+	ip        netip.Addr
+	ipCounted bool    // counted in Server.ips: OnClose releases it
+	claims    *claims // the connect token's claims; nil when auth is off
+
+	lim *rate.Limiter // command rate; created on the first command; worker only
 }
 
-// subscribeLocked adds the connection to a topic once. s.mu must be held.
+// errTooManySubs is the per-connection subscription cap.
+var errTooManySubs = errors.New("too many subscriptions for this connection")
+
+// subscribeLocked adds the connection to a topic once. ss.mu must be held.
 func (s *Server) subscribeLocked(ss *session, c *wsconn.Conn, name string) error {
 	for _, t := range ss.topics {
 		if t.Name() == name {
 			return nil
 		}
+	}
+	if m := s.cfg.Limits.MaxSubscriptions; m > 0 && len(ss.topics) >= m {
+		return errTooManySubs
 	}
 	t, err := s.hub.Subscribe(name, c)
 	if err != nil {
@@ -55,8 +72,9 @@ type handler Server
 
 func (h *handler) srv() *Server { return (*Server)(h) }
 
-// Accept implements wsconn.Handler: path, Origin and topics are checked,
-// then the query's subscriptions are made, all before the 101.
+// Accept implements wsconn.Handler: path, Origin, capacity, rate limits,
+// the connect token and the topics are checked, then the query's
+// subscriptions are made, all before the 101.
 func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	s := h.srv()
 	u, err := url.ParseRequestURI(r.URI)
@@ -69,24 +87,58 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	if !s.originAllowed(r.Origin) {
 		return &wsconn.HTTPError{Status: http.StatusForbidden, Reason: "origin not allowed"}
 	}
+	if s.memory.over.Load() {
+		return &wsconn.HTTPError{Status: http.StatusServiceUnavailable, Reason: "memory budget exceeded"}
+	}
+	ss := &session{ip: c.RemoteAddr().Addr()}
+	c.SetValue(ss)
+	lim := s.cfg.Limits
+	now := time.Now()
+	if s.upRate != nil && !s.upRate.AllowN(now, 1) {
+		return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "upgrade rate limit"}
+	}
+	if lim.UpgradeRatePerIP > 0 && !s.ips.allowUpgrade(ss.ip, lim.UpgradeRatePerIP, now) {
+		return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "upgrade rate limit for this address"}
+	}
+	if lim.MaxConnsPerIP > 0 {
+		if !s.ips.acquire(ss.ip, lim.MaxConnsPerIP) {
+			return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "too many connections from this address"}
+		}
+		ss.ipCounted = true
+	}
+	q := u.Query()
+	if s.auth != nil {
+		token := q.Get("token")
+		if token == "" {
+			token = bearer(r.Authorization)
+		}
+		cl, err := s.auth.verify(token)
+		if err != nil {
+			return &wsconn.HTTPError{Status: http.StatusUnauthorized, Reason: err.Error()}
+		}
+		ss.claims = cl
+	}
 	var names []string
-	if q, ok := u.Query()["topics"]; ok {
-		for _, v := range q {
-			for _, name := range strings.Split(v, ",") {
-				if !protocol.ValidTopic(name) {
-					return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad topic: names are 1-128 bytes of [A-Za-z0-9_.:-]"}
-				}
-				names = append(names, name)
+	for _, v := range q["topics"] {
+		for _, name := range strings.Split(v, ",") {
+			if !protocol.ValidTopic(name) {
+				return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad topic: names are 1-128 bytes of [A-Za-z0-9_.:-]"}
 			}
+			if ss.claims != nil && !ss.claims.allows(name) {
+				return &wsconn.HTTPError{Status: http.StatusForbidden, Reason: "topic not allowed by the token: " + name}
+			}
+			names = append(names, name)
 		}
 	}
-	ss := &session{}
-	c.SetValue(ss)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for _, name := range names {
 		if err := s.subscribeLocked(ss, c, name); err != nil {
-			return &wsconn.HTTPError{Status: http.StatusServiceUnavailable, Reason: err.Error()}
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, errTooManySubs) {
+				status = http.StatusBadRequest
+			}
+			return &wsconn.HTTPError{Status: status, Reason: err.Error()}
 		}
 	}
 	return nil
@@ -122,7 +174,12 @@ func (h *handler) OnClose(c *wsconn.Conn, cause error) {
 		t.Unsubscribe(c)
 	}
 	ss.topics = nil
+	counted := ss.ipCounted
+	ss.ipCounted = false
 	ss.mu.Unlock()
+	if counted {
+		h.srv().ips.release(ss.ip)
+	}
 }
 
 // OnMessage implements wsconn.Handler: one protocol v1 command per message.
@@ -139,6 +196,25 @@ func (h *handler) OnMessage(c *wsconn.Conn, op ws.OpCode, p []byte) {
 	ss, _ := c.Value().(*session)
 	if ss == nil {
 		return
+	}
+	if r := s.cfg.Limits.CommandRate; r > 0 {
+		if ss.lim == nil {
+			ss.lim = rate.NewLimiter(rate.Limit(r), max(1, int(2*r)))
+		}
+		if !ss.lim.Allow() {
+			replyError(c, cmd.HasID, cmd.ID, protocol.CodeLimit, "too many commands")
+			return
+		}
+	}
+	if ss.claims != nil {
+		denied := cmd.Topic != "" && !ss.claims.allows(cmd.Topic)
+		for _, name := range cmd.Topics {
+			denied = denied || (cmd.Op == protocol.OpSubscribe && !ss.claims.allows(name))
+		}
+		if denied {
+			replyError(c, cmd.HasID, cmd.ID, protocol.CodeForbidden, "topic not allowed by the token")
+			return
+		}
 	}
 	switch cmd.Op {
 	case protocol.OpSubscribe:

@@ -116,6 +116,10 @@ type Config struct {
 	Pollers int
 	// Workers is the dispatch pool size. Zero means dispatch's default.
 	Workers int
+	// DrainWaves spreads the shutdown's 1001 closes over this many waves
+	// (with jitter) across the first half of the shutdown budget, so that
+	// clients do not all reconnect at once. Zero means 1: all at once.
+	DrainWaves int
 }
 
 // withDefaults returns c with zero fields replaced by their defaults.
@@ -146,6 +150,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
+	}
+	if c.DrainWaves <= 0 {
+		c.DrainWaves = 1
 	}
 	return c
 }

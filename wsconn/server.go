@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -425,6 +426,37 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 	}
 }
 
+// drain closes every connection with 1001 after what is already queued, in
+// DrainWaves waves spread (with jitter) over the first half of ctx's time.
+func (s *Server) drain(ctx context.Context) {
+	var conns []*Conn
+	s.Range(func(c *Conn) bool {
+		conns = append(conns, c)
+		return true
+	})
+	waves := min(s.cfg.DrainWaves, max(1, len(conns)))
+	var gap time.Duration
+	if dl, ok := ctx.Deadline(); ok && waves > 1 {
+		gap = time.Until(dl) / 2 / time.Duration(waves)
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	for w := 0; w < waves; w++ {
+		if w > 0 && gap > 0 {
+			jitter := time.Duration(rand.Int64N(int64(gap)/4 + 1))
+			select {
+			case <-time.After(gap - gap/8 + jitter):
+			case <-ctx.Done():
+			}
+		}
+		lo, hi := w*len(conns)/waves, (w+1)*len(conns)/waves
+		for _, c := range conns[lo:hi] {
+			c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "server shutting down", Err: ErrShutdown}, false)
+		}
+	}
+	// Connections that were mid-handshake when draining began are closed by
+	// the loop above too (closeWith tears them down).
+}
+
 // Shutdown stops accepting, closes every connection with 1001 after what is
 // already queued, and waits for them to finish until ctx is done; then it
 // tears down what is left and stops the pollers and workers.
@@ -439,10 +471,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stats.Open.Load() == 0 {
 		s.goneOnce.Do(func() { close(s.allGone) })
 	}
-	s.Range(func(c *Conn) bool {
-		c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "server shutting down", Err: ErrShutdown}, false)
-		return true
-	})
+	s.drain(ctx)
 	var err error
 	select {
 	case <-s.allGone:

@@ -55,6 +55,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"max_message", cc.MaxMessage, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
 		"pprof", cfg.Pprof, "shutdown_timeout", cfg.ShutdownTimeout)
 
+	if !srv.AuthEnabled() {
+		log.Warn("AUTHENTICATION IS OFF: any client may connect and subscribe to any topic; set --jwt-secret or --jwt-public-key to require connect tokens")
+	}
+	if cfg.APIKey == "" {
+		log.Warn("the publish API has no key: anyone who can reach " + srv.APIAddr().String() + " can publish; set --api-key")
+	}
+	l := cfg.Limits
+	log.Info("limits", "max_conns_per_ip", l.MaxConnsPerIP, "upgrade_rate", l.UpgradeRate, "upgrade_rate_per_ip", l.UpgradeRatePerIP,
+		"max_subscriptions", l.MaxSubscriptions, "max_topics", l.MaxTopics, "command_rate", l.CommandRate,
+		"max_memory", l.MaxMemory, "handshake_timeout", cc.HandshakeTimeout, "drain_waves", cc.DrainWaves)
+
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	<-sigCtx.Done()

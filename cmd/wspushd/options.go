@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,20 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown budget on SIGINT/SIGTERM")
+	fs.IntVar(&c.Conn.DrainWaves, "drain-waves", 1, "on shutdown, close clients in this many waves with jitter over half the budget")
+	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "drop clients that have not completed the upgrade request after this long")
+	l := &c.Limits
+	fs.IntVar(&l.MaxConnsPerIP, "max-conns-per-ip", 0, "open connections per client IP; more get HTTP 429 (0: no cap)")
+	fs.Float64Var(&l.UpgradeRate, "upgrade-rate", 0, "upgrades per second across the server; more get HTTP 429 (0: no cap)")
+	fs.Float64Var(&l.UpgradeRatePerIP, "upgrade-rate-per-ip", 0, "upgrades per second per client IP; more get HTTP 429 (0: no cap)")
+	fs.IntVar(&l.MaxSubscriptions, "max-subscriptions", 100, "topics one connection may subscribe to (negative: no cap)")
+	fs.IntVar(&l.MaxTopics, "max-topics", 1_000_000, "topics that may exist at once (negative: no cap)")
+	fs.Float64Var(&l.CommandRate, "command-rate", 50, "commands per second per connection, burst twice that; more get error \"limit\" (negative: no cap)")
+	fs.Var((*byteSize)(&l.MaxMemory), "max-memory", "memory budget (e.g. 2GiB); above it new connections get 503 and /readyz says why (0: none)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "require connect tokens signed with HS256 and this secret")
+	jwtKey := fs.String("jwt-public-key", "", "require connect tokens signed with RS256/ES256, verified with this PEM public key `file`")
+	fs.StringVar(&c.APIKey, "api-key", "", "require \"Authorization: apikey <key>\" on the API (all but /healthz, /readyz)")
+	fs.BoolVar(&c.APIInsecure, "api-insecure", false, "allow the API on a non-loopback address without --api-key")
 
 	// Environment first, so that explicit flags override it.
 	var envErr error
@@ -80,6 +96,13 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return nil, fmt.Errorf("log-format %q: want text or json", o.LogFormat)
 	}
+	if *jwtKey != "" {
+		pem, err := os.ReadFile(*jwtKey)
+		if err != nil {
+			return nil, fmt.Errorf("jwt-public-key: %w", err)
+		}
+		c.JWTPublicKey = pem
+	}
 	if *origins != "" {
 		c.AllowedOrigins = strings.Split(*origins, ",")
 	}
@@ -99,4 +122,31 @@ func (o *Options) newLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// byteSize is a flag.Value for byte counts written as 1048576, 512KiB, 64MiB
+// or 2GiB (also KB/MB/GB as powers of 1000).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("bad size %q (want e.g. 1048576, 512MiB, 2GiB)", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
