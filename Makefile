@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 # Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
 ARGS ?=
 
-.PHONY: all run build test test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+.PHONY: all run build test test-all test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
 
 all: build
 
@@ -22,6 +22,9 @@ build:
 test: lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	@if [ -f bench/peers/go.mod ]; then cd bench/peers && $(GO) test -race -count=1 -timeout 10m ./...; fi
+
+## test-all: everything CI runs: make test, then every fuzz target for FUZZTIME
+test-all: test fuzz
 
 ## test-short: the quick subset (skips the 5,000-connection tests)
 test-short:
@@ -46,7 +49,7 @@ tools: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## fuzz: run each fuzz target briefly (FUZZTIME per target)
+## fuzz: run each fuzz target for FUZZTIME (CI: 20s each); crashers land in testdata/fuzz
 FUZZTIME ?= 20s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
