@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,26 +65,9 @@ func (e exitCapture) Run() int { *e.code = e.m.Run(); return *e.code }
 type server struct {
 	cmd       *exec.Cmd
 	ws, api   string
-	stderr    *syncBuffer
+	stderr    *testutil.SyncBuffer
 	exited    chan struct{}
 	exitState *os.ProcessState
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var addrLine = regexp.MustCompile(`ws=(\S+) api=(\S+)`)
@@ -96,7 +77,7 @@ var addrLine = regexp.MustCompile(`ws=(\S+) api=(\S+)`)
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--pprof"}, args...)
-	s := &server{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{cmd: exec.Command(binary, args...), stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
