@@ -773,7 +773,6 @@ func TestMaxTopics(t *testing.T) {
 // TestMaxTopicsConcurrent creates distinct topics from many goroutines at
 // once. The cap is checked against a hub-wide counter under a per-shard
 // lock, so creations in different shards can both pass the check.
-//
 func TestMaxTopicsConcurrent(t *testing.T) {
 	for round := 0; round < 200; round++ {
 		const max = 4

@@ -59,6 +59,9 @@ type Conn struct {
 	rbuf  *[]byte   // bytes read but not yet parsed (partial frame or request)
 	msg   *[]byte   // payload of a fragmented message being reassembled
 	msgOp ws.OpCode // opcode of the message in msg; 0 when none
+	// failed is set when the connection was failed for a protocol error:
+	// from then on input is discarded, never parsed.
+	failed bool
 
 	q outQueue // the write side's queue; see queue.go
 

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"encoding/binary"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -75,15 +76,25 @@ func parseClose(p []byte) (code ws.StatusCode, reason string, failCode ws.Status
 	}
 	code = ws.StatusCode(binary.BigEndian.Uint16(p))
 	reason = string(p[2:])
-	switch err := ws.CheckCloseFrameData(code, reason); err {
-	case nil:
-		if code < 1000 || code >= 5000 {
-			return code, reason, ws.StatusProtocolError
-		}
-		return code, reason, 0
-	case ws.ErrProtocolInvalidUTF8:
-		return code, reason, ws.StatusInvalidFramePayloadData
-	default:
+	if !validCloseCode(code) {
 		return code, reason, ws.StatusProtocolError
 	}
+	if !utf8.ValidString(reason) {
+		return code, reason, ws.StatusInvalidFramePayloadData
+	}
+	return code, reason, 0
+}
+
+// validCloseCode reports whether a peer may send code: 1000-1003 and
+// 1007-1014 (RFC 6455 §7.4.1 and the IANA registry it set up, which adds
+// 1012-1014), and 3000-4999 for libraries and applications. Everything else
+// (below 1000, 1004-1006, 1015, 1016-2999, 5000 and up) is a protocol error.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }

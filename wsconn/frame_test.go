@@ -192,12 +192,12 @@ func TestParseClose(t *testing.T) {
 		{"max reason", closePayload(1000, strings.Repeat("r", 123)), want{1000, strings.Repeat("r", 123), 0}},
 		// An invalid code is judged before the reason...
 		{"invalid code and utf-8", closePayload(999, "\xff"), want{999, "\xff", 1002}},
-		{"undefined protocol code and utf-8", closePayload(1012, "\xff"), want{1012, "\xff", 1002}},
+		{"registered code and bad utf-8", closePayload(1012, "\xff"), want{1012, "\xff", 1007}},
 		// ...except codes from 5000 up, which gobwas/ws does not judge:
 		// wsconn rejects them only after the reason passed.
-		{"code 5000 and utf-8", closePayload(5000, "\xff"), want{5000, "\xff", 1007}},
+		{"code 5000 and bad utf-8: the code fails first", closePayload(5000, "\xff"), want{5000, "\xff", 1002}},
 	}
-	valid := []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999}
+	valid := []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999}
 	for _, c := range valid {
 		tests = append(tests, struct {
 			name string
@@ -205,9 +205,8 @@ func TestParseClose(t *testing.T) {
 			want want
 		}{fmt.Sprintf("valid %d", c), closePayload(c, "bye"), want{ws.StatusCode(c), "bye", 0}})
 	}
-	// 1012-1014 were registered after RFC 6455; gobwas/ws (and so wsconn)
-	// treats them as undefined protocol codes, which fail with 1002.
-	invalid := []uint16{0, 1, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000, 5001, 65535}
+	// 1012-1014 were registered with IANA after RFC 6455 and are valid.
+	invalid := []uint16{0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 5001, 65535}
 	for _, c := range invalid {
 		tests = append(tests, struct {
 			name string

@@ -296,15 +296,12 @@ func runModel(stream []byte) (r modelResult) {
 				return closeAt(ws.StatusProtocolError, end)
 			}
 			code := ws.StatusCode(binary.BigEndian.Uint16(p))
-			// Codes gobwas/ws rejects fail before the reason is looked
-			// at; codes from 5000 up only after it.
+			// An invalid code fails (1002) before the reason is looked at.
 			switch {
-			case code < 5000 && !modelCloseCodeValid(code):
+			case !modelCloseCodeValid(code):
 				return closeAt(ws.StatusProtocolError, end)
 			case !utf8.Valid(p[2:]):
 				return closeAt(ws.StatusInvalidFramePayloadData, end)
-			case !modelCloseCodeValid(code):
-				return closeAt(ws.StatusProtocolError, end)
 			}
 			return closeAt(code, end)
 		case op == ws.OpContinuation:
@@ -326,11 +323,11 @@ func runModel(stream []byte) (r modelResult) {
 	}
 }
 
-// modelCloseCodeValid lists the close codes a client may send, as gobwas/ws
-// judges them (1012-1014 are not yet defined there).
+// modelCloseCodeValid lists the close codes a client may send: RFC 6455's
+// and the IANA registry's 1000-1003 and 1007-1014, and 3000-4999.
 func modelCloseCodeValid(c ws.StatusCode) bool {
 	switch {
-	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1011:
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014:
 		return true
 	case c >= 3000 && c <= 4999:
 		return true

@@ -20,8 +20,13 @@ const (
 )
 
 // serveFrames reads what the socket has and handles every complete frame.
-// Worker only.
+// After the connection was failed (a protocol error), the rest of the input
+// is discarded unparsed: RFC 6455 §7.1.7. Worker only.
 func (c *Conn) serveFrames() {
+	if c.failed {
+		c.discardInput()
+		return
+	}
 	defer func() {
 		if c.rbuf != nil && len(*c.rbuf) == 0 {
 			bpool.Put(c.rbuf)
@@ -99,7 +104,7 @@ func (c *Conn) parseFrames(b []byte) int {
 		if h.OpCode == ws.OpContinuation && c.msg != nil {
 			size += int64(len(*c.msg))
 		}
-		if size > int64(c.srv.cfg.MaxMessage) {
+		if !h.OpCode.IsControl() && size > int64(c.srv.cfg.MaxMessage) {
 			c.fail(ws.StatusMessageTooBig, "message too big")
 			return len(b)
 		}
@@ -139,6 +144,9 @@ func (c *Conn) discardInput() {
 // fail closes the connection for a protocol violation. When a close frame was
 // already sent, the connection is simply dropped.
 func (c *Conn) fail(code ws.StatusCode, reason string) {
+	c.failed = true
+	bpool.Put(c.msg)
+	c.msg, c.msgOp = nil, 0
 	if c.state.Load() == stateClosing {
 		c.teardown(&CloseError{Code: code, Reason: reason})
 		return
