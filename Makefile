@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 # Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
 ARGS ?=
 
-.PHONY: all run build test test-all test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+.PHONY: all run build test test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
 
 all: build
 
@@ -25,6 +25,10 @@ test: lint
 
 ## test-all: everything CI runs: make test, then every fuzz target for FUZZTIME
 test-all: test fuzz
+
+## conformance: the RFC 6455 suite against a freshly built wspushd, one line per case
+conformance:
+	$(GO) test -count=1 -v -run '^TestConformance$$' ./conformance/ | grep -E '^ +(PASS|FAIL|KNOWN)|passed, '
 
 ## test-short: the quick subset (skips the 5,000-connection tests)
 test-short:
@@ -60,3 +64,29 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# Benchmarks (bench/README.md, BENCHMARKS.md). Results go to bench/results/
+# (git-ignored); BENCH_FLAGS adds suite flags, e.g. BENCH_FLAGS=--quick.
+BENCH_ROUNDS ?= 3
+BENCH_FLAGS  ?=
+.PHONY: bench bench-compare
+
+## bench: the standard suite against wspush only (both writer modes), medians of BENCH_ROUNDS rounds
+bench:
+	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	rm -rf bench/results/bench.raw
+	bin/bench suite --server wspush=bin/wspushd --rounds $(BENCH_ROUNDS) \
+	  --out-md bench/results/bench.md --json bench/results/bench.json $(BENCH_FLAGS)
+
+## bench-compare: the standard suite against wspush and every peer in bench/peers, rounds alternating
+bench-compare:
+	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	cd bench/peers && $(GO) build -o ../../bin/peer-gorilla ./gorilla
+	cd bench/peers && $(GO) build -o ../../bin/peer-nbio ./nbio
+	cd bench/peers && $(GO) build -o ../../bin/peer-floor ./floor
+	rm -rf bench/results/compare.raw
+	bin/bench suite --server wspush=bin/wspushd --server gorilla=bin/peer-gorilla \
+	  --server nbio=bin/peer-nbio --server floor=bin/peer-floor --rounds $(BENCH_ROUNDS) \
+	  --out-md bench/results/compare.md --json bench/results/compare.json $(BENCH_FLAGS)
