@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,20 +302,37 @@ func TestDrainWaves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	go s.Shutdown(ctx)
-	var first, last time.Time
-	for _, c := range cs {
-		cf, err := c.ExpectClose(5 * time.Second)
-		if err != nil || cf.Code != 1001 {
-			t.Fatalf("close = %v, %v", cf, err)
+	// Each client waits on its own goroutine, so that the time taken is the
+	// arrival of its close, not the moment the test got round to it.
+	arrived := make([]time.Time, len(cs))
+	errs := make(chan error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cf, err := c.ExpectClose(5 * time.Second)
+			if err != nil || cf.Code != 1001 {
+				errs <- fmt.Errorf("close = %v, %v", cf, err)
+				return
+			}
+			arrived[i] = time.Now()
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	first, last := arrived[0], arrived[0]
+	for _, a := range arrived {
+		if a.Before(first) {
+			first = a
 		}
-		now := time.Now()
-		if first.IsZero() || now.Before(first) {
-			first = now
+		if a.After(last) {
+			last = a
 		}
-		if now.After(last) {
-			last = now
-		}
-		c.Close()
 	}
 	// 4 waves over the first half of 2 s: at least 3 gaps of ≥ 200 ms apart.
 	if spread := last.Sub(first); spread < 500*time.Millisecond {
