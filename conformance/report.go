@@ -29,6 +29,7 @@ func Count(rs []Result) Totals {
 	return t
 }
 
+// String renders the totals as "N passed, M failed" (plus known failures).
 func (t Totals) String() string {
 	s := fmt.Sprintf("%d passed, %d failed", t.Passed, t.Failed)
 	if t.KnownFailed+t.KnownPassed > 0 {

@@ -108,6 +108,7 @@ func Pong(p []byte) Event { return Event{Kind: EvPong, Payload: p} }
 // sent a close itself, the runner answers the server's close first.
 func Close(code int) Event { return Event{Kind: EvClose, CloseCode: code} }
 
+// String describes the expected event, for reports.
 func (e Event) String() string {
 	switch e.Kind {
 	case EvAck:
@@ -136,6 +137,7 @@ const (
 	KnownPass        // a known failure that now passes: remove the mark
 )
 
+// String returns the report word for the outcome (PASS, FAIL, KNOWN-…).
 func (s Status) String() string {
 	switch s {
 	case Pass:

@@ -15,6 +15,7 @@ type PanicError struct {
 	Stack []byte // the worker's stack at recovery
 }
 
+// Error describes the panic with its value.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("dispatch: task panicked: %v", e.Value)
 }

@@ -39,6 +39,7 @@ type CommandError struct {
 	Err     error  // one of the sentinels above
 }
 
+// Error describes the failure with its code word and message.
 func (e *CommandError) Error() string { return "protocol: " + e.Code + ": " + e.Message }
 
 // Unwrap returns the sentinel, for errors.Is.

@@ -36,6 +36,7 @@ type HTTPError struct {
 	Reason string // the reason, sent as the response body and counted by metrics
 }
 
+// Error describes the refusal with its status and reason.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("wsconn: refused with %d: %s", e.Status, e.Reason)
 }
@@ -52,6 +53,7 @@ type CloseError struct {
 // Unwrap returns the sentinel behind the close, for errors.Is.
 func (e *CloseError) Unwrap() error { return e.Err }
 
+// Error says who closed and with which code and reason.
 func (e *CloseError) Error() string {
 	who := "server"
 	if e.Remote {

@@ -181,6 +181,7 @@ type CloseFrame struct {
 	Reason string
 }
 
+// Error describes the close frame (it is returned as an error by ReadText).
 func (e *CloseFrame) Error() string { return fmt.Sprintf("wstest: close %d %q", e.Code, e.Reason) }
 
 func closeFrame(p []byte) *CloseFrame {
