@@ -7,6 +7,7 @@
 //	bench throughput publish at a rate for a duration; deliveries/s, latency under load, server CPU
 //	bench churn      connect/close cycles at a rate; failures, server fds/goroutines/RSS before and after
 //	bench slow       K clients that never read among N readers; readers' latency and loss, server RSS
+//	bench suite      start each --server in turn, run the standard scenarios against it, rounds; medians, ratios, targets
 //
 // Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
 // clients over N child processes (this binary, re-executed), each binding
@@ -31,6 +32,7 @@ import (
 	"github.com/wspush/wspush/bench/internal/fleet"
 	"github.com/wspush/wspush/bench/internal/report"
 	"github.com/wspush/wspush/bench/internal/scenario"
+	"github.com/wspush/wspush/bench/internal/suite"
 )
 
 const usage = `usage: bench SCENARIO [flags]
@@ -41,6 +43,8 @@ scenarios:
   throughput  publish at --rate (or flat out) for --duration; deliveries/s, latency, server CPU per million
   churn       connect/close cycles at --rate for --duration; failures, server before/after
   slow        -k clients that never read among -n readers; readers' latency and loss, server RSS over time
+  suite       start each --server in turn and run the standard scenarios against it, --rounds times;
+              medians, ratios against the peers, targets (--json, --out-md)
 
 bench SCENARIO -h lists the scenario's flags.
 `
@@ -107,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.Out, cfg.Progress = stdout, progress
 			return scenario.Slow(ctx, cfg)
 		}
+	case "suite":
+		return runSuite(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown scenario %q\n\n%s", sub, usage)
 		return 2
@@ -145,6 +151,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if rep != nil && rep.Clients != nil && rep.Clients.Target > 0 && rep.Clients.Up == 0 {
 		return 3 // not one connection came up: nothing was measured
+	}
+	return 0
+}
+
+// runSuite parses the suite's flags and runs it: exit 0 when every run
+// produced results (checks and targets are reported, not enforced), 1 when
+// some did not or an output could not be written, 2 on bad usage.
+func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench suite", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg suite.Config
+	cfg.Register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench suite: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg.Out = stdout
+	cfg.Command = append([]string{os.Args[0]}, args...)
+	res, err := suite.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench suite: %v\n", err)
+		return 1
+	}
+	if n := res.Errors(); n > 0 {
+		fmt.Fprintf(stderr, "bench suite: %d runs produced no results (see the problems above)\n", n)
+		return 1
 	}
 	return 0
 }

@@ -34,6 +34,11 @@ func TestUsage(t *testing.T) {
 		{[]string{"connect", "--procs", "0"}, 1, "--procs must be >= 1"},
 		{[]string{"churn", "--rate", "0"}, 1, "--rate and --duration"},
 		{[]string{"slow", "-k", "-1"}, 1, "-k must be >= 0"},
+		{[]string{"suite", "-h"}, 0, "-server name=path [args]"},
+		{[]string{"suite"}, 1, "at least one --server"},
+		{[]string{"suite", "--server", "nope"}, 2, "want name=path"},
+		{[]string{"suite", "--server", "a=x", "--only", "bogus"}, 1, `unknown scenario "bogus"`},
+		{[]string{"suite", "extra"}, 2, "unexpected arguments"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, &out, &errOut)

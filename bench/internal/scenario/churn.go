@@ -26,6 +26,9 @@ type ChurnConfig struct {
 	// SettleTimeout bounds the wait for the server to return to its
 	// starting connection count before the after-measurement.
 	SettleTimeout time.Duration `json:"settle_timeout_ns"`
+	// ServerGC forces a GC in the server before each snapshot
+	// (serverstat.ForceGC), so that heap figures compare live heaps.
+	ServerGC bool `json:"server_gc"`
 }
 
 // Register adds the churn flags to fs.
@@ -36,6 +39,7 @@ func (c *ChurnConfig) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HoldConn, "hold-conn", 0, "how long each connection stays open before its close handshake")
 	fs.IntVar(&c.Concurrency, "concurrency", 256, "cycles in flight at once over all processes")
 	fs.DurationVar(&c.SettleTimeout, "settle-timeout", 30*time.Second, "bound on the wait for the server to settle afterwards")
+	fs.BoolVar(&c.ServerGC, "server-gc", false, "force a GC in the server before each snapshot (GET /debug/pprof/heap?gc=1: wspushd --pprof), so heap figures compare live heaps")
 }
 
 // Churn runs the churn scenario: cycles, failures, and the server's fds,
@@ -54,8 +58,18 @@ func Churn(ctx context.Context, cfg ChurnConfig) (*report.Report, error) {
 	return r.finish(err)
 }
 
+// gcSnap takes snapshot name, after forcing a GC in the server when asked.
+func gcSnap(ctx context.Context, r *run, cfg ChurnConfig, name string) serverstat.Snapshot {
+	if cfg.ServerGC {
+		if err := serverstat.ForceGC(ctx, cfg.API); err != nil {
+			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("no GC before the %s snapshot: %v", name, err))
+		}
+	}
+	return r.snap(ctx, name)
+}
+
 func churn(ctx context.Context, r *run, cfg ChurnConfig) error {
-	before := r.snap(ctx, "before")
+	before := gcSnap(ctx, r, cfg, "before")
 	spec := cfg.baseSpec(fleet.ModeChurn, topicNames(1))
 	spec.Conns = 0
 	spec.ChurnRate, spec.ChurnDuration, spec.ChurnHold = cfg.Rate, cfg.Duration, cfg.HoldConn
@@ -75,7 +89,7 @@ func churn(ctx context.Context, r *run, cfg ChurnConfig) error {
 	}
 	churnSecs := time.Since(start).Seconds()
 	settled := settle(ctx, cfg, before)
-	after := r.snap(ctx, "after")
+	after := gcSnap(ctx, r, cfg, "after")
 	r.clients(m, m.Cycles+m.CycleFailed, 0)
 	r.rep.Clients.Up = m.Cycles
 	if r.rep.Clients.ConnectSeconds > 0 {

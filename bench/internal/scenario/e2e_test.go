@@ -29,7 +29,14 @@ func TestMain(m *testing.M) {
 // startServer runs the real server in-process on fresh loopback ports.
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.New(server.Config{Listen: "127.0.0.1:0", APIListen: "127.0.0.1:0"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startServerWith(t, server.Config{})
+}
+
+// startServerWith is startServer with cfg (its listeners are overridden).
+func startServerWith(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	cfg.Listen, cfg.APIListen = "127.0.0.1:0", "127.0.0.1:0"
+	s, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,5 +199,26 @@ func TestSlowAndThroughput(t *testing.T) {
 	}
 	if th := rep.Throughput; th.Deliveries == 0 || th.DeliveriesPerSec <= 0 || th.ServerCPUSeconds < 0 {
 		t.Errorf("throughput %+v", th)
+	}
+}
+
+// TestChurnServerGC forces a GC in the server before each snapshot: quietly
+// with --pprof, with a note without it.
+func TestChurnServerGC(t *testing.T) {
+	for _, pprof := range []bool{true, false} {
+		s := startServerWith(t, server.Config{Pprof: pprof})
+		ch := ChurnConfig{Common: common(t, s, 0, 1), Rate: 200, Duration: 100 * time.Millisecond, Concurrency: 4, SettleTimeout: 20 * time.Second, ServerGC: true}
+		ch.Settle = time.Millisecond
+		rep, err := Churn(context.Background(), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noted := strings.Contains(strings.Join(rep.Notes, "\n"), "no GC before the before snapshot")
+		if noted == pprof {
+			t.Errorf("pprof %v: notes %q", pprof, rep.Notes)
+		}
+		if rep.Churn.Cycles == 0 {
+			t.Errorf("pprof %v: churn %+v", pprof, rep.Churn)
+		}
 	}
 }

@@ -177,6 +177,30 @@ func FetchMetrics(ctx context.Context, api string) (Metrics, error) {
 	return ParseMetrics(resp.Body)
 }
 
+// ForceGC asks the server for a garbage collection through
+// GET http://api/debug/pprof/heap?gc=1 (wspushd with --pprof), so that the
+// heap figures of the next snapshot hold live memory only.
+func ForceGC(ctx context.Context, api string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("serverstat: GET /debug/pprof/heap?gc=1: %s (is --pprof on?)", resp.Status)
+	}
+	return nil
+}
+
 // Names of the metrics the load tool reads.
 const (
 	HeapInuse   = "go_memstats_heap_inuse_bytes"

@@ -96,3 +96,25 @@ func TestTake(t *testing.T) {
 		t.Fatalf("%+v", bad)
 	}
 }
+
+func TestForceGC(t *testing.T) {
+	var hits int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/debug/pprof/heap" || r.URL.Query().Get("gc") != "1" {
+			http.NotFound(w, r)
+			return
+		}
+		hits++
+		w.Write([]byte("heap profile"))
+	}))
+	defer srv.Close()
+	api := strings.TrimPrefix(srv.URL, "http://")
+	if err := ForceGC(context.Background(), api); err != nil || hits != 1 {
+		t.Errorf("ForceGC: %v, %d hits", err, hits)
+	}
+	off := httptest.NewServer(http.NotFoundHandler())
+	defer off.Close()
+	if err := ForceGC(context.Background(), strings.TrimPrefix(off.URL, "http://")); err == nil || !strings.Contains(err.Error(), "--pprof") {
+		t.Errorf("without pprof: %v", err)
+	}
+}

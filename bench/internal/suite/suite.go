@@ -1,0 +1,713 @@
+// Package suite runs the load tool's standard suite against several
+// servers side by side: for each round, each server in turn is started as
+// a child process on free loopback ports, every standard scenario is run
+// against it as a `bench SCENARIO ...` subprocess (the exact command line is
+// recorded, so any number can be rerun by hand), and the server is stopped.
+// Rounds interleave the servers, so slow drifts of the machine hit them
+// alike. The results are medians over rounds per server and metric, ratio
+// tables of the reference server (wspush) against each peer, and the
+// standard targets judged on those medians; they are written as a terminal
+// table, JSON and Markdown.
+package suite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wspush/wspush/bench/internal/report"
+)
+
+// Persistent-writer variants of wspushd servers.
+const (
+	PersistentIdle = "idle" // a "<name>-persistent" server that runs connect only
+	PersistentFull = "full" // ... that runs the whole suite
+	PersistentOff  = "off"  // none
+)
+
+// Config drives a suite run.
+type Config struct {
+	// Servers are the servers to compare, in the order they take turns.
+	Servers []ServerSpec
+	// Rounds is the number of rounds.
+	Rounds int
+	// Quick uses QuickSizes instead of FullSizes.
+	Quick bool
+	// MD, JSON: output files (empty: none). RawDir holds every run's
+	// report, the scenarios' output and the servers' logs.
+	MD string
+	// JSON is the JSON output file.
+	JSON string
+	// RawDir is the directory for per-run files (empty: next to JSON/MD).
+	RawDir string
+	// Ref is the server the ratios and targets are about (empty: the first).
+	Ref string
+	// Persistent is PersistentIdle, PersistentFull or PersistentOff.
+	Persistent string
+	// Only restricts the scenarios (IDs; empty: all).
+	Only []string
+	// Extra holds flags appended to a scenario's command, by scenario ID.
+	Extra map[string][]string
+	// CPUProfile is a scenario ID during which wspushd servers are
+	// CPU-profiled (through --pprof) into RawDir.
+	CPUProfile string
+	// Exe is the bench binary run for each scenario (empty: this one).
+	Exe string
+	// Out receives progress and the final table (nil: os.Stdout).
+	Out io.Writer
+	// Command is the suite's own command line, for the record.
+	Command []string
+	// From is a previous run's JSON: instead of running, re-extract the
+	// metrics from its per-run reports and summarize them again.
+	From string
+
+	launch       Launcher       // nil: child processes
+	runStep      StepRunner     // nil: bench subprocesses
+	quiesceLimit time.Duration  // 0: 30 s
+	pause        time.Duration  // after quiescing; set by Run (5 s) unless a test set it
+	machine      func() Machine // nil: ReadMachine
+}
+
+// Register adds the suite's flags to fs.
+func (c *Config) Register(fs *flag.FlagSet) {
+	fs.Func("server", "server to run, `name=path [args]` (repeatable; a binary named wspushd* is started as wspushd, anything else as a bench peer)", func(s string) error {
+		sp, err := ParseServerSpec(s)
+		if err == nil {
+			c.Servers = append(c.Servers, sp)
+		}
+		return err
+	})
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds; each runs every server in turn")
+	fs.BoolVar(&c.Quick, "quick", false, "shrink every scenario (2,000 connections, 5 s) for a fast check")
+	fs.StringVar(&c.MD, "out-md", "", "write the results as Markdown to `file`")
+	fs.StringVar(&c.JSON, "json", "", "write the results as JSON to `file`")
+	fs.StringVar(&c.RawDir, "raw-dir", "", "`dir` for each run's report and logs (default: FILE.raw next to --json or --out-md)")
+	fs.StringVar(&c.Ref, "ref", "", "server the ratios and targets are about (default: the first --server)")
+	fs.StringVar(&c.Persistent, "persistent", PersistentIdle, "wspushd servers also run with --writer persistent as NAME-persistent: idle (connect only), full, or off")
+	fs.Func("only", "run only these scenarios (comma-separated: connect,churn,broadcast-small,broadcast-large,throughput,slow)", func(s string) error {
+		c.Only = append(c.Only, strings.Split(s, ",")...)
+		return nil
+	})
+	fs.Func("extra", "append flags to one scenario, `id=flags` (repeatable), e.g. throughput='--duration 10s'", func(s string) error {
+		id, flags, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want id=flags")
+		}
+		if c.Extra == nil {
+			c.Extra = map[string][]string{}
+		}
+		c.Extra[id] = append(c.Extra[id], strings.Fields(flags)...)
+		return nil
+	})
+	fs.StringVar(&c.From, "from", "", "instead of running, re-read a previous --json `file` and its per-run reports; metrics, medians, ratios and targets are computed again")
+	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "CPU-profile wspushd servers during scenario `id` (into the raw dir)")
+}
+
+// validate checks c and fills defaults.
+func (c *Config) validate() error {
+	if c.From != "" {
+		return nil
+	}
+	if len(c.Servers) == 0 {
+		return errors.New("at least one --server is needed")
+	}
+	if c.Rounds < 1 || c.Rounds > 100 {
+		return errors.New("--rounds must be 1-100")
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Servers {
+		if seen[s.Name] {
+			return fmt.Errorf("--server name %q given twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	if c.Ref == "" {
+		c.Ref = c.Servers[0].Name
+	}
+	if !seen[c.Ref] {
+		return fmt.Errorf("--ref %q is not a --server", c.Ref)
+	}
+	switch c.Persistent {
+	case "":
+		c.Persistent = PersistentIdle
+	case PersistentIdle, PersistentFull, PersistentOff:
+	default:
+		return fmt.Errorf("--persistent %q: want idle, full or off", c.Persistent)
+	}
+	ids := map[string]bool{}
+	for _, s := range Plan(FullSizes) {
+		ids[s.ID] = true
+	}
+	for _, id := range c.Only {
+		if !ids[id] {
+			return fmt.Errorf("--only: unknown scenario %q", id)
+		}
+	}
+	for id := range c.Extra {
+		if !ids[id] {
+			return fmt.Errorf("--extra: unknown scenario %q", id)
+		}
+	}
+	if c.CPUProfile != "" && !ids[c.CPUProfile] {
+		return fmt.Errorf("--cpu-profile: unknown scenario %q", c.CPUProfile)
+	}
+	return nil
+}
+
+// entries are the servers to run, with the persistent-writer variants
+// added right after their wspushd.
+func (c *Config) entries() []ServerSpec {
+	var out []ServerSpec
+	for _, s := range c.Servers {
+		out = append(out, s)
+		if s.Kind != KindWspushd || c.Persistent == PersistentOff || slices.ContainsFunc(s.Args, func(a string) bool {
+			return strings.HasPrefix(strings.TrimLeft(a, "-"), "writer")
+		}) {
+			continue
+		}
+		v := ServerSpec{Name: s.Name + "-persistent", Path: s.Path, Kind: s.Kind,
+			Args: append(slices.Clone(s.Args), "--writer", "persistent"), Only: s.Only}
+		if c.Persistent == PersistentIdle {
+			v.Only = []string{ScConnect}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// plan is the standard suite at the configured size, restricted by Only.
+func (c *Config) plan() []Scenario {
+	sz := FullSizes
+	if c.Quick {
+		sz = QuickSizes
+	}
+	var out []Scenario
+	for _, s := range Plan(sz) {
+		if len(c.Only) == 0 || slices.Contains(c.Only, s.ID) {
+			s.Args = append(s.Args, c.Extra[s.ID]...)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func runs(s ServerSpec, id string) bool { return len(s.Only) == 0 || slices.Contains(s.Only, id) }
+
+// RunRecord is one scenario run against one server in one round.
+type RunRecord struct {
+	// Round counts from 1.
+	Round int `json:"round"`
+	// Server and Scenario name the run.
+	Server string `json:"server"`
+	// Scenario is the scenario ID.
+	Scenario string `json:"scenario"`
+	// Command is the exact command line run.
+	Command []string `json:"command,omitempty"`
+	// Seconds is the run's wall time.
+	Seconds float64 `json:"seconds"`
+	// Exit is bench's exit status (0 ok, 1 error, 3 a check failed; -1 not run).
+	Exit int `json:"exit"`
+	// Error says why there are no (or partial) results.
+	Error string `json:"error,omitempty"`
+	// Pass is the report's delivery-check verdict (nil: no checks).
+	Pass *bool `json:"pass,omitempty"`
+	// Verdict explains Pass.
+	Verdict string `json:"verdict,omitempty"`
+	// Metrics are Extract's figures.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// JSON, Log and Profile are the run's files.
+	JSON string `json:"json,omitempty"`
+	// Log is the scenario's output.
+	Log string `json:"log,omitempty"`
+	// Profile is the server's CPU profile, when taken.
+	Profile string `json:"profile,omitempty"`
+	// Notes are the report's notes.
+	Notes []string `json:"notes,omitempty"`
+	// ClientCPU is the CPU time (user+system) of the bench process and its
+	// client children, in seconds (0: unknown).
+	ClientCPU float64 `json:"client_cpu_s,omitempty"`
+}
+
+// addClientCPU puts the clients' CPU per million deliveries of a
+// throughput run into its metrics.
+func (r *RunRecord) addClientCPU(rep *report.Report) {
+	if r.Scenario == ScThroughput && r.ClientCPU > 0 && rep.Throughput != nil && rep.Throughput.Deliveries > 0 {
+		r.Metrics["client_cpu_s_per_million"] = r.ClientCPU / (float64(rep.Throughput.Deliveries) / 1e6)
+	}
+}
+
+// ServerRun is one start and stop of a server.
+type ServerRun struct {
+	// Round and Server name it.
+	Round int `json:"round"`
+	// Server is the server's name.
+	Server string `json:"server"`
+	// Endpoint is where it listened.
+	Endpoint Endpoint `json:"endpoint"`
+	// Stopped says how it exited.
+	Stopped string `json:"stopped,omitempty"`
+	// Error is a start or stop failure.
+	Error string `json:"error,omitempty"`
+	// Log is its output.
+	Log string `json:"log"`
+}
+
+// CheckCount counts a (server, scenario)'s runs and passed checks.
+type CheckCount struct {
+	// Runs with checks, and how many passed.
+	Runs int `json:"runs"`
+	// Passed counts passing runs.
+	Passed int `json:"passed"`
+}
+
+// Results is everything a suite run found.
+type Results struct {
+	// Started and Seconds time the suite.
+	Started time.Time `json:"started"`
+	// Seconds is the suite's wall time.
+	Seconds float64 `json:"seconds"`
+	// Command is the suite's command line.
+	Command []string `json:"command"`
+	// Machine describes where it ran.
+	Machine Machine `json:"machine"`
+	// Quick tells which sizes ran; Rounds how many rounds.
+	Quick bool `json:"quick"`
+	// Rounds is the number of rounds asked for.
+	Rounds int `json:"rounds"`
+	// Ref is the reference server.
+	Ref string `json:"ref"`
+	// Servers are the servers, variants included, in turn order.
+	Servers []ServerSpec `json:"servers"`
+	// Scenarios are the steps, with their flags.
+	Scenarios []Scenario `json:"scenarios"`
+	// Runs are every scenario run.
+	Runs []RunRecord `json:"runs"`
+	// ServerRuns are every server start.
+	ServerRuns []ServerRun `json:"server_runs"`
+	// Table holds the medians.
+	Table Table `json:"medians"`
+	// Checks counts passed checks per server and scenario.
+	Checks map[string]map[string]*CheckCount `json:"checks"`
+	// Ratios compare Ref with each peer.
+	Ratios []Ratio `json:"ratios"`
+	// Targets are the standard targets, judged.
+	Targets []TargetResult `json:"targets"`
+	// RawDir holds the per-run files.
+	RawDir string `json:"raw_dir"`
+	// Resummarized is the command that summarized these runs again (--from).
+	Resummarized []string `json:"resummarized,omitempty"`
+}
+
+// Errors counts runs that failed to produce results.
+func (r *Results) Errors() int {
+	n := 0
+	for _, x := range r.Runs {
+		if x.Error != "" {
+			n++
+		}
+	}
+	for _, s := range r.ServerRuns {
+		if s.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// peers are the servers the reference is compared with: every peer-kind
+// server.
+func (r *Results) peers() []string {
+	var out []string
+	for _, s := range r.Servers {
+		if s.Name != r.Ref && s.Kind == KindPeer {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// summarize fills the medians, check counts, ratios and targets from Runs.
+func (r *Results) summarize() {
+	r.Table = Aggregate(r.Runs)
+	r.Checks = map[string]map[string]*CheckCount{}
+	for _, x := range r.Runs {
+		if x.Pass == nil {
+			continue
+		}
+		if r.Checks[x.Server] == nil {
+			r.Checks[x.Server] = map[string]*CheckCount{}
+		}
+		c := r.Checks[x.Server][x.Scenario]
+		if c == nil {
+			c = &CheckCount{}
+			r.Checks[x.Server][x.Scenario] = c
+		}
+		c.Runs++
+		if *x.Pass {
+			c.Passed++
+		}
+	}
+	r.Ratios = Ratios(r.Table, r.Ref, r.peers())
+	r.Targets = Judge(r.Table, r.Ref, Targets)
+}
+
+// Run runs the suite and writes its outputs. The error is about the
+// outputs or the configuration; failed runs are in the Results.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	out := cfg.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	if cfg.From != "" {
+		res, err := Resummarize(cfg.From)
+		if err != nil {
+			return nil, err
+		}
+		res.Resummarized = cfg.Command
+		return res, writeOutputs(cfg, res, out)
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Exe = exe
+	}
+	if cfg.launch == nil {
+		cfg.launch = launchProcess(15*time.Second, 15*time.Second)
+	}
+	if cfg.runStep == nil {
+		cfg.runStep = runBench
+	}
+	if cfg.machine == nil {
+		cfg.machine = ReadMachine
+	}
+	if cfg.pause == 0 {
+		// wspushd's worker pool retires workers idle for 2 s, on a 2 s tick.
+		cfg.pause = 5 * time.Second
+	}
+	raw, err := rawDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &Results{Started: time.Now(), Command: cfg.Command, Machine: cfg.machine(), Quick: cfg.Quick, Rounds: cfg.Rounds,
+		Ref: cfg.Ref, Servers: cfg.entries(), Scenarios: cfg.plan(), RawDir: raw}
+	fmt.Fprintf(out, "suite: %d rounds × %d servers, %d scenarios; per-run files in %s\n", cfg.Rounds, len(res.Servers), len(res.Scenarios), raw)
+	for round := 1; round <= cfg.Rounds && ctx.Err() == nil; round++ {
+		for _, s := range res.Servers {
+			if ctx.Err() != nil {
+				break
+			}
+			cfg.runServer(ctx, res, round, s, out)
+		}
+	}
+	res.Seconds = time.Since(res.Started).Seconds()
+	res.summarize()
+	return res, errors.Join(ctx.Err(), writeOutputs(cfg, res, out))
+}
+
+// Resummarize reads a previous run's JSON, extracts every run's metrics
+// again from its report file (runs whose file is gone keep theirs), and
+// recomputes the medians, ratios and targets.
+func Resummarize(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i := range res.Runs {
+		r := &res.Runs[i]
+		if r.JSON == "" {
+			continue
+		}
+		if rep, err := ReadReport(r.JSON); err == nil {
+			r.Metrics = Extract(r.Scenario, rep)
+			r.addClientCPU(rep)
+		}
+	}
+	res.summarize()
+	return &res, nil
+}
+
+// writeOutputs prints the tables and writes the files cfg asks for.
+func writeOutputs(cfg Config, res *Results, out io.Writer) error {
+	errs := []error{WriteTerminal(out, res)}
+	if cfg.JSON != "" {
+		errs = append(errs, writeFile(cfg.JSON, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		}))
+	}
+	if cfg.MD != "" {
+		errs = append(errs, writeFile(cfg.MD, func(w io.Writer) error { return WriteMarkdown(w, res) }))
+	}
+	return errors.Join(errs...)
+}
+
+// rawDir picks and creates the directory for per-run files.
+func rawDir(cfg Config) (string, error) {
+	dir := cfg.RawDir
+	if dir == "" {
+		for _, f := range []string{cfg.JSON, cfg.MD} {
+			if f != "" {
+				dir = strings.TrimSuffix(f, filepath.Ext(f)) + ".raw"
+				break
+			}
+		}
+	}
+	if dir == "" {
+		return os.MkdirTemp("", "bench-suite-")
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+func writeFile(path string, fn func(io.Writer) error) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = fn(f)
+	return errors.Join(err, f.Close())
+}
+
+// runServer starts s, runs its scenarios, stops it.
+func (c *Config) runServer(ctx context.Context, res *Results, round int, s ServerSpec, out io.Writer) {
+	base := filepath.Join(res.RawDir, fmt.Sprintf("r%d-%s", round, s.Name))
+	sr := ServerRun{Round: round, Server: s.Name, Log: base + ".server.log"}
+	srv, err := c.launch(ctx, s, sr.Log)
+	if err != nil {
+		sr.Error = err.Error()
+		res.ServerRuns = append(res.ServerRuns, sr)
+		fmt.Fprintf(out, "[round %d/%d %s] %v\n", round, c.Rounds, s.Name, err)
+		for _, sc := range res.Scenarios {
+			if runs(s, sc.ID) {
+				res.Runs = append(res.Runs, RunRecord{Round: round, Server: s.Name, Scenario: sc.ID, Exit: -1, Error: fmt.Sprintf("%v: %v", errNoServer, err)})
+			}
+		}
+		return
+	}
+	ep := srv.Endpoint()
+	sr.Endpoint = ep
+	baseFDs := openFDs(ep.PID)
+	limit := c.quiesceLimit
+	if limit <= 0 {
+		limit = 30 * time.Second
+	}
+	first := true
+	for _, sc := range res.Scenarios {
+		if !runs(s, sc.ID) || ctx.Err() != nil {
+			continue
+		}
+		if !first && baseFDs >= 0 {
+			// Let the previous scenario's connections go, then give the
+			// server time to reach its steady state (idle pool workers
+			// retired) so that "before" snapshots are comparable.
+			quiesce(ctx, ep.PID, baseFDs, limit)
+			sleepCtx(ctx, c.pause)
+		}
+		first = false
+		if baseFDs >= 0 && openFDs(ep.PID) < 0 {
+			res.Runs = append(res.Runs, RunRecord{Round: round, Server: s.Name, Scenario: sc.ID, Exit: -1, Error: "the server is gone (see " + sr.Log + ")"})
+			continue
+		}
+		rec := c.runOne(ctx, round, s, sc, ep, base+"-"+sc.ID, s.Kind == KindWspushd && sc.ID == c.CPUProfile)
+		res.Runs = append(res.Runs, rec)
+		fmt.Fprintf(out, "[round %d/%d %s] %s\n", round, c.Rounds, s.Name, progressLine(rec))
+	}
+	sr.Stopped, err = srv.Stop()
+	if err != nil {
+		sr.Error = err.Error()
+		fmt.Fprintf(out, "[round %d/%d %s] stop: %v\n", round, c.Rounds, s.Name, err)
+	}
+	res.ServerRuns = append(res.ServerRuns, sr)
+}
+
+// runOne runs one scenario against ep.
+func (c *Config) runOne(ctx context.Context, round int, s ServerSpec, sc Scenario, ep Endpoint, base string, profile bool) RunRecord {
+	rec := RunRecord{Round: round, Server: s.Name, Scenario: sc.ID, JSON: base + ".json", Log: base + ".log", Exit: -1}
+	args := append([]string{sc.Command}, sc.Args...)
+	if s.Kind == KindWspushd {
+		args = append(args, sc.WspushdArgs...)
+	}
+	args = append(args, "--ws", ep.WS, "--api", ep.API, "--server-pid", strconv.Itoa(ep.PID), "--json", rec.JSON)
+	rec.Command = append([]string{c.Exe}, args...)
+	var profDone chan error
+	if profile {
+		rec.Profile = base + ".cpu.pprof"
+		profDone = make(chan error, 1)
+		go func() { profDone <- fetchProfile(ctx, ep.API, sc.Seconds+3, rec.Profile) }()
+	}
+	start := time.Now()
+	st, err := c.runStep(ctx, c.Exe, args, rec.JSON, rec.Log, sc.Timeout)
+	rep, code := st.Report, st.Exit
+	rec.Seconds, rec.Exit, rec.ClientCPU = time.Since(start).Seconds(), code, st.CPU
+	if profDone != nil {
+		if perr := <-profDone; perr != nil {
+			rec.Notes = append(rec.Notes, "cpu profile: "+perr.Error())
+			rec.Profile = ""
+		}
+	}
+	switch {
+	case err != nil:
+		rec.Error = err.Error()
+	case code != 0 && code != 3:
+		rec.Error = fmt.Sprintf("bench exited %d: %s", code, lastLine(rec.Log))
+	}
+	if rep == nil {
+		return rec
+	}
+	rec.Metrics = Extract(sc.ID, rep)
+	rec.addClientCPU(rep)
+	for k, v := range rec.Metrics {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(rec.Metrics, k)
+		}
+	}
+	if ch := rep.Checks; ch != nil {
+		pass := ch.Pass
+		rec.Pass, rec.Verdict = &pass, ch.Verdict
+	}
+	rec.Notes = append(rec.Notes, rep.Notes...)
+	return rec
+}
+
+// progressLine is one finished run for the terminal.
+func progressLine(r RunRecord) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %.1f s", r.Scenario, r.Seconds)
+	if r.Pass != nil {
+		if *r.Pass {
+			b.WriteString(", checks PASS")
+		} else {
+			b.WriteString(", checks FAIL: " + r.Verdict)
+		}
+	}
+	if r.Error != "" {
+		b.WriteString(", ERROR: " + r.Error)
+	}
+	for _, d := range Metrics {
+		if d.Scenario == r.Scenario && d.Headline {
+			if v, ok := r.Metrics[d.Key]; ok {
+				fmt.Fprintf(&b, "; %s %s", d.Label, Format(d, v))
+			}
+		}
+	}
+	return b.String()
+}
+
+// StepResult is what one bench run gave.
+type StepResult struct {
+	// Report is its --json report (nil: none).
+	Report *report.Report
+	// Exit is its exit status (-1: unknown).
+	Exit int
+	// CPU is its user+system time with its reaped children's, seconds.
+	CPU float64
+}
+
+// StepRunner runs bench with args (writing its report to jsonPath and its
+// output to logPath, bounded by timeout); the error says why there is no
+// report.
+type StepRunner func(ctx context.Context, exe string, args []string, jsonPath, logPath string, timeout time.Duration) (StepResult, error)
+
+// runBench is the StepRunner of real bench subprocesses.
+func runBench(ctx context.Context, exe string, args []string, jsonPath, logPath string, timeout time.Duration) (StepResult, error) {
+	res := StepResult{Exit: -1}
+	_ = os.Remove(jsonPath)
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	runErr := cmd.Run()
+	if ps := cmd.ProcessState; ps != nil {
+		// wait4's rusage covers the child and the children it reaped
+		// (bench's --procs client processes).
+		res.Exit, res.CPU = ps.ExitCode(), (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
+	res.Report, err = ReadReport(jsonPath)
+	if err != nil {
+		return res, fmt.Errorf("no report (%v; %v): %s", runErr, err, lastLine(logPath))
+	}
+	return res, nil
+}
+
+// ReadReport reads a report written by bench --json.
+func ReadReport(path string) (*report.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r report.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// lastLine returns the last non-empty line of a file (for error messages).
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// fetchProfile saves a CPU profile of seconds from a --pprof server.
+func fetchProfile(ctx context.Context, api string, seconds int, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", api, seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return writeFile(path, func(w io.Writer) error {
+		_, err := io.Copy(w, resp.Body)
+		return err
+	})
+}
