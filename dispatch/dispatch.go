@@ -41,7 +41,7 @@ type Config struct {
 	// Workers is the pool size. Zero means 64 × GOMAXPROCS. Workers never
 	// wait on a client, so the pool only needs to cover work in flight.
 	Workers int
-	// OnPanic, if set, is called after a Task's Abort for every recovered
+	// OnPanic, if set, is called before the Task's Abort for every recovered
 	// panic (for logging and metrics). It may be called concurrently.
 	OnPanic func(*PanicError)
 }
@@ -145,10 +145,12 @@ func (d *Dispatcher) abort(t Task, pe *PanicError) {
 			d.panics.Add(1)
 		}
 	}()
-	t.Abort(pe)
+	// The hook first: whoever learns of the close (from Abort) can rely on
+	// the panic being counted already.
 	if d.onPanic != nil {
 		d.onPanic(pe)
 	}
+	t.Abort(pe)
 }
 
 // Busy reports how many workers are serving a task right now.
