@@ -7,6 +7,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/wsframe"
 )
 
 // Envelope pieces of a delivery: {"topic":"a","seq":17,"data":...}.
@@ -47,18 +48,7 @@ func NewDeliveryFrame(topic string, seq uint64, data []byte) *bpool.Frame {
 // AppendFrameHeader appends an unmasked, final frame header for a payload of
 // n bytes (the server never masks).
 func AppendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
-	b0 := byte(0x80) | byte(op)
-	switch {
-	case n <= 125:
-		return append(dst, b0, byte(n))
-	case n <= 0xFFFF:
-		return append(dst, b0, 126, byte(n>>8), byte(n))
-	default:
-		u := uint64(n)
-		return append(dst, b0, 127,
-			byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32),
-			byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
-	}
+	return wsframe.AppendHeader(dst, op, n)
 }
 
 // AppendAck appends {"op":"ack","id":id}.

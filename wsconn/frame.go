@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/wsframe"
 )
 
 // parseHeader parses one client frame header from the start of b. ok is false
@@ -49,19 +51,9 @@ func parseHeader(b []byte) (h ws.Header, n int, ok bool, err error) {
 }
 
 // appendFrameHeader appends an unmasked final frame header for n payload
-// bytes with opcode op.
+// bytes with opcode op (see internal/wsframe).
 func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
-	b0 := 0x80 | byte(op)
-	switch {
-	case n <= 125:
-		return append(dst, b0, byte(n))
-	case n <= 0xFFFF:
-		return append(dst, b0, 126, byte(n>>8), byte(n))
-	}
-	var l [8]byte
-	binary.BigEndian.PutUint64(l[:], uint64(n))
-	dst = append(dst, b0, 127)
-	return append(dst, l[:]...)
+	return wsframe.AppendHeader(dst, op, n)
 }
 
 // parseClose validates a close frame's payload. It returns the code to echo
