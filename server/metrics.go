@@ -134,7 +134,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCloseSent, st.CloseSent(i), code)
 		counter(descCloseRecv, st.CloseReceived(i), code)
 	}
-	gauge(descQueued, float64(st.Queued.Load()))
+	gauge(descQueued, float64(s.ws.Queued()))
 	gauge(descWriters, float64(st.Writers.Load()))
 	gauge(descPoolRunning, float64(s.ws.WorkersBusy()))
 	gauge(descPoolAlive, float64(s.ws.WorkersAlive()))

@@ -32,7 +32,7 @@ func BenchmarkSendToSocket(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			waitStat(b, "Queued", &ts.srv.Stats().Queued, 0)
+			waitQueuedEmpty(b, ts)
 		})
 	}
 }
@@ -62,5 +62,5 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 		f.Release()
 	}
 	b.StopTimer()
-	waitStat(b, "Queued", &ts.srv.Stats().Queued, 0)
+	waitQueuedEmpty(b, ts)
 }

@@ -485,6 +485,17 @@ func waitStat(t testing.TB, name string, v *atomic.Int64, want int64) {
 	})
 }
 
+// waitQueuedEmpty waits until no frame is waiting in any out queue.
+func waitQueuedEmpty(t testing.TB, ts *testServer) {
+	t.Helper()
+	testutil.CheckFor(t, waitLong, pollEvery, func() error {
+		if n := ts.srv.Queued(); n != 0 {
+			return fmt.Errorf("%d frames queued, want 0", n)
+		}
+		return nil
+	})
+}
+
 // dataFrame encodes a server binary frame of size bytes whose payload starts
 // and ends with seq (8 bytes each, big endian); size must be at least 16.
 func dataFrame(seq uint64, size int) *bpool.Frame {

@@ -129,8 +129,6 @@ func (c *Conn) Send(f *bpool.Frame) bool {
 	if dropped != nil {
 		dropped.Release()
 		st.DroppedOldest.Add(1)
-	} else {
-		st.Queued.Add(1)
 	}
 	if start {
 		c.startWriter()
@@ -158,7 +156,6 @@ func (c *Conn) sendControl(f *bpool.Frame) bool {
 	}
 	start := q.appendLocked(entry{f: f, kind: kindControl})
 	q.mu.Unlock()
-	c.srv.stats.Queued.Add(1)
 	if start {
 		c.startWriter()
 	}
@@ -209,9 +206,7 @@ func (c *Conn) pushFinal(f *bpool.Frame, discard bool) bool {
 	}
 	if n := len(drop); n > 0 {
 		c.srv.stats.DroppedClose.Add(int64(n))
-		c.srv.stats.Queued.Add(-int64(n))
 	}
-	c.srv.stats.Queued.Add(1)
 	if start {
 		c.startWriter()
 	}
@@ -246,7 +241,6 @@ func (c *Conn) openGate(resp *bpool.Frame, final bool) {
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
-	c.srv.stats.Queued.Add(1)
 	if start {
 		c.startWriter()
 	}
@@ -278,7 +272,6 @@ func (q *outQueue) shutdown(c *Conn) {
 		e.f.Release()
 	}
 	c.srv.stats.LostClosed.Add(int64(lost))
-	c.srv.stats.Queued.Add(-int64(len(*items)))
 	putEntries(items)
 }
 

@@ -43,7 +43,7 @@ func TestQueueOrder(t *testing.T) {
 			}
 			st := ts.srv.Stats()
 			waitStat(t, "Delivered", &st.Delivered, n)
-			waitStat(t, "Queued", &st.Queued, 0)
+			waitQueuedEmpty(t, ts)
 			if d := st.Dropped(); d != 0 {
 				t.Fatalf("Dropped = %d", d)
 			}
@@ -157,7 +157,7 @@ func TestQueueDropNewest(t *testing.T) {
 		t.Fatalf("unexpected frames: %v", skipped)
 	}
 	waitStat(t, "Delivered", &st.Delivered, int64(len(accepted)))
-	waitStat(t, "Queued", &st.Queued, 0)
+	waitQueuedEmpty(t, ts)
 	if got := st.Delivered.Load() + st.DroppedNewest.Load(); got != int64(len(sent)) {
 		t.Fatalf("Delivered+DroppedNewest = %d, want %d sent", got, len(sent))
 	}
@@ -203,7 +203,7 @@ func TestQueueDropOldest(t *testing.T) {
 		t.Fatalf("the first frame (taken by the writer at once) was dropped: received %v", got)
 	}
 	waitStat(t, "Delivered", &st.Delivered, int64(len(got)))
-	waitStat(t, "Queued", &st.Queued, 0)
+	waitQueuedEmpty(t, ts)
 	if dropped := st.DroppedOldest.Load(); dropped+int64(len(got)) != int64(n) || dropped == 0 {
 		t.Fatalf("DroppedOldest %d + received %d != sent %d", dropped, len(got), n)
 	}
@@ -258,7 +258,7 @@ func TestQueueCloseSlow(t *testing.T) {
 	waitClosed(t, rec)
 	waitStat(t, "SlowClosed", &st.SlowClosed, 1)
 	waitStat(t, "Delivered", &st.Delivered, int64(len(got)))
-	waitStat(t, "Queued", &st.Queued, 0)
+	waitQueuedEmpty(t, ts)
 	if dc := st.DroppedClose.Load(); dc < 1 || dc+int64(len(got)) != int64(n) {
 		t.Fatalf("DroppedClose %d + received %d != sent %d", dc, len(got), n)
 	}
@@ -307,7 +307,7 @@ func TestWriterPersistent(t *testing.T) {
 			}
 		}
 		// Idle again: the writers stay, one per connection.
-		waitStat(t, "Queued", &st.Queued, 0)
+		waitQueuedEmpty(t, ts)
 		if got := st.Writers.Load(); got != conns {
 			t.Fatalf("Writers = %d while idle, want %d", got, conns)
 		}
@@ -389,7 +389,7 @@ func TestWriteTimeout(t *testing.T) {
 		t.Fatalf("OnClose cause %v, want a deadline error", cause)
 	}
 	waitStat(t, "WriteErrors", &st.WriteErrors, 1)
-	waitStat(t, "Queued", &st.Queued, 0)
+	waitQueuedEmpty(t, ts)
 	waitStat(t, "Writers", &st.Writers, 0)
 	if st.LostClosed.Load() == 0 {
 		t.Fatal("LostClosed = 0: the frames of the stuck write were not counted")

@@ -358,6 +358,18 @@ func (s *Server) Range(fn func(*Conn) bool) {
 	}
 }
 
+// Queued reports the frames waiting in out queues now, summed over the
+// connections at call time (for metrics: no shared counter is touched per
+// delivery).
+func (s *Server) Queued() int64 {
+	var n int64
+	s.Range(func(c *Conn) bool {
+		n += int64(c.Pending())
+		return true
+	})
+	return n
+}
+
 // Len reports the registered connections (handshaking, open or closing).
 func (s *Server) Len() int { return int(s.stats.Open.Load()) }
 

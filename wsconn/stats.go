@@ -13,7 +13,6 @@ type Stats struct {
 	Upgraded        atomic.Int64 // successful upgrades
 	Open            atomic.Int64 // connections currently registered (any state)
 	Delivered       atomic.Int64 // data messages written to sockets
-	Queued          atomic.Int64 // frames currently waiting in out queues
 	DroppedOldest   atomic.Int64 // messages dropped by drop-oldest
 	DroppedNewest   atomic.Int64 // messages dropped by drop-newest
 	DroppedClose    atomic.Int64 // messages discarded by the close policy

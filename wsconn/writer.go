@@ -61,9 +61,7 @@ func (c *Conn) writeLoop() {
 		for _, e := range *items {
 			e.f.Release()
 		}
-		n := len(*items)
 		putEntries(items)
-		c.srv.stats.Queued.Add(-int64(n))
 		if err != nil {
 			c.srv.stats.WriteErrors.Add(1)
 			c.srv.stats.LostClosed.Add(int64(data))
