@@ -39,11 +39,11 @@ func TestGroup(t *testing.T) {
 				t.Fatalf("Size() = %d, want %d", g.Size(), tt.wantSize)
 			}
 			h := newRecHandler()
-			// Add connections until every poller owns at least one.
+			// Two connections on every poller.
 			owned := map[*netpoll.Poller][]*pair{}
 			var all []*pair
-			for len(owned) < g.Size() && len(all) < 64*g.Size() {
-				c := newPair(t)
+			for i := range 2 * g.Size() {
+				c := newPairOn(t, g.Size(), i%g.Size())
 				p, err := g.Add(c.fd, h)
 				if err != nil {
 					t.Fatalf("Add: %v", err)

@@ -122,6 +122,32 @@ func newPair(t *testing.T) *pair {
 	return &pair{client: client, server: server, fd: fd}
 }
 
+// newPairOn returns a pair whose watched descriptor is r modulo n, so that
+// it lands on poller r of a Group of n. Each fresh pair takes several
+// descriptors, so the accepted side alone can keep one parity for a whole
+// test; newPairOn also tries the dialing side (roles swapped) and keeps
+// the pairs it does not use open until the end of the test, which moves
+// the next descriptors on.
+func newPairOn(t *testing.T, n, r int) *pair {
+	t.Helper()
+	for range 16 * n {
+		c := newPair(t)
+		if c.fd%n == r {
+			return c
+		}
+		dialed := c.client.(*net.TCPConn)
+		fd, err := netpoll.FD(dialed)
+		if err != nil {
+			t.Fatalf("FD: %v", err)
+		}
+		if fd%n == r {
+			return &pair{client: c.server, server: dialed, fd: fd}
+		}
+	}
+	t.Fatalf("no descriptor equal to %d modulo %d in %d pairs", r, n, 16*n)
+	return nil
+}
+
 // write sends b from the client and waits until all of it is readable on
 // the server socket (peeked, not consumed), so that the kernel has already
 // marked the descriptor ready when write returns.
@@ -199,22 +225,15 @@ func waitRunning(t *testing.T, p *netpoll.Poller, h *recHandler) {
 	}
 }
 
-// waitGroupRunning proves every poller of g runs its loop: for each poller
-// it adds probe connections until one lands on it and reports an event.
+// waitGroupRunning proves every poller of g runs its loop: it puts one probe
+// connection on each poller and waits for its event.
 func waitGroupRunning(t *testing.T, g *netpoll.Group) {
 	t.Helper()
 	h := newRecHandler()
-	live := map[*netpoll.Poller]bool{}
-	for i := 0; len(live) < g.Size(); i++ {
-		if i == 64*g.Size() {
-			t.Fatalf("probes reached only %d of %d pollers", len(live), g.Size())
-		}
-		probe := newPair(t)
-		p := g.Poller(probe.fd)
-		if live[p] {
-			continue
-		}
-		if _, err := g.Add(probe.fd, h); err != nil {
+	for r := range g.Size() {
+		probe := newPairOn(t, g.Size(), r)
+		p, err := g.Add(probe.fd, h)
+		if err != nil {
 			t.Fatal(err)
 		}
 		probe.write(t, "x")
@@ -222,7 +241,6 @@ func waitGroupRunning(t *testing.T, g *netpoll.Group) {
 		if err := p.Remove(probe.fd); err != nil {
 			t.Fatal(err)
 		}
-		live[p] = true
 	}
 }
 
