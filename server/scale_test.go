@@ -124,7 +124,12 @@ func TestNeverReadingClient(t *testing.T) {
 	payload := strings.Repeat("p", 32<<10) // 32 KiB: the kernel buffers fill fast
 	for _, policy := range []wsconn.SlowPolicy{wsconn.DropOldest, wsconn.DropNewest, wsconn.CloseSlow} {
 		t.Run(policy.String(), func(t *testing.T) {
-			s := startServer(t, Config{Conn: wsconn.Config{SendQueue: 16, SlowPolicy: policy, MaxMessage: 1 << 20}})
+			// The slow client stops reading for as long as the publishes
+			// take, which on a loaded machine is longer than the default
+			// write timeout; that timeout would close it for a different
+			// reason than the one under test (TestWriteTimeout covers it).
+			s := startServer(t, Config{Conn: wsconn.Config{SendQueue: 16, SlowPolicy: policy, MaxMessage: 1 << 20,
+				WriteTimeout: 10 * time.Minute}})
 			slow := dial(t, s, "/ws?topics=flood")
 			var rs []*wstest.Client
 			for range readers {
