@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -48,6 +49,13 @@ type Config struct {
 	// request must carry "Authorization: apikey <key>". Empty means no key,
 	// and then the API refuses a non-loopback address unless APIInsecure.
 	APIKey string
+	// TrustedProxies are the addresses of the proxies in front (a TLS
+	// terminator, a load balancer) whose X-Forwarded-For header is believed:
+	// per-IP limits then count the client it names, the rightmost address
+	// that is not itself a trusted proxy. Empty means the header is ignored
+	// and the peer address is the client, so behind a proxy every client
+	// counts as the proxy.
+	TrustedProxies []netip.Prefix
 	// APIInsecure lets the API listen on a non-loopback address without an
 	// APIKey. Default false.
 	APIInsecure bool

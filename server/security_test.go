@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -198,6 +199,40 @@ func TestLimits(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("per-IP count behind a trusted proxy", func(t *testing.T) {
+		// The test client is the proxy (127.0.0.1); X-Forwarded-For names
+		// the clients behind it.
+		s := startServer(t, Config{Limits: Limits{MaxConnsPerIP: 1},
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
+		for i, tc := range []struct {
+			header http.Header
+			want   int
+		}{
+			{xff("203.0.113.7"), 101},
+			{xff("203.0.113.8"), 101},
+			{xff("203.0.113.7"), 429},                 // same client again
+			{xff("203.0.113.7, 127.0.0.9"), 429},      // through a second trusted hop
+			{xff("198.51.100.1, 203.0.113.8"), 429},   // a forged left entry changes nothing
+			{nil, 101},                                // the proxy's own connection
+			{xff("unknown, 203.0.113.9"), 101},        // left of the client is never read
+			{xff("203.0.113.9, not-an-address"), 429}, // garbage: counted as the proxy
+		} {
+			if got := dialStatus(t, s, "/ws", tc.header); got != tc.want {
+				t.Fatalf("dial %d (%v): %d, want %d", i, tc.header, got, tc.want)
+			}
+		}
+	})
+	t.Run("X-Forwarded-For ignored from an untrusted peer", func(t *testing.T) {
+		s := startServer(t, Config{Limits: Limits{MaxConnsPerIP: 1},
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		for i, want := range []int{101, 429} {
+			h := http.Header{"X-Forwarded-For": {fmt.Sprintf("203.0.113.%d", i+1)}}
+			if got := dialStatus(t, s, "/ws", h); got != want {
+				t.Fatalf("dial %d: %d, want %d", i, got, want)
+			}
+		}
+	})
 	t.Run("upgrade rate", func(t *testing.T) {
 		s := startServer(t, Config{Limits: Limits{UpgradeRate: 1}})
 		if a, b := dialStatus(t, s, "/ws", nil), dialStatus(t, s, "/ws", nil); a != 101 || b != 429 {
@@ -265,7 +300,7 @@ func TestLimits(t *testing.T) {
 // request (one sends it byte by byte) hold no worker, do not stop a real
 // client, and are dropped after the handshake timeout.
 func TestStalledHandshakes(t *testing.T) {
-	s := startServer(t, Config{Conn: wsconn.Config{HandshakeTimeout: time.Second, SweepInterval: 50 * time.Millisecond, Workers: 4}})
+	s := startServer(t, Config{Conn: wsconn.Config{HandshakeTimeout: 4 * time.Second, SweepInterval: 50 * time.Millisecond, Workers: 4}})
 	for range 1000 {
 		c := dialRaw(t, s)
 		c.Write([]byte("GET /ws HTTP/1.1\r\nHo"))
@@ -277,8 +312,16 @@ func TestStalledHandshakes(t *testing.T) {
 	if r := readReply(t, real); r.Op != "ack" {
 		t.Fatalf("real client: %+v", r)
 	}
-	if busy := s.ws.WorkersBusy(); busy != 0 {
-		t.Fatalf("%d workers busy while 1,001 handshakes stall", busy)
+	// The workers may still be finishing the last partial requests; they
+	// must all come free while every stalled handshake is still held.
+	testutil.CheckFor(t, readWait, 5*time.Millisecond, func() error {
+		if busy := s.ws.WorkersBusy(); busy != 0 {
+			return fmt.Errorf("%d workers busy while 1,001 handshakes stall", busy)
+		}
+		return nil
+	})
+	if n := s.Stats().Open.Load(); n != 1002 {
+		t.Fatalf("%d sockets open when the workers came free, want 1,002 (the stalled ones still held)", n)
 	}
 	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := s.Stats().Open.Load(); n != 1 {

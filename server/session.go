@@ -25,9 +25,9 @@ type session struct {
 	topics []*hub.Topic // current subscriptions
 
 	// Set by Accept before the upgrade completes, then read-only.
-	ip        netip.Addr
-	ipCounted bool    // counted in Server.ips: OnClose releases it
-	claims    *claims // the connect token's claims; nil when auth is off
+	ip        netip.Addr // the client's address (clientIP): what per-IP limits count
+	ipCounted bool       // counted in Server.ips: OnClose releases it
+	claims    *claims    // the connect token's claims; nil when auth is off
 
 	lim *rate.Limiter // command rate; created on the first command; worker only
 }
@@ -90,7 +90,7 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	if s.memory.over.Load() {
 		return &wsconn.HTTPError{Status: http.StatusServiceUnavailable, Reason: "memory budget exceeded"}
 	}
-	ss := &session{ip: c.RemoteAddr().Addr()}
+	ss := &session{ip: clientIP(c.RemoteAddr().Addr(), r.ForwardedFor, s.cfg.TrustedProxies)}
 	c.SetValue(ss)
 	lim := s.cfg.Limits
 	now := time.Now()

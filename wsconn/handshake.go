@@ -21,12 +21,17 @@ type Request struct {
 	Host          string // Host header
 	Origin        string // Origin header; empty when absent
 	Authorization string // Authorization header; empty when absent
+	// ForwardedFor is the X-Forwarded-For header, several header lines
+	// joined by ", " in order; empty when absent. It is only as true as the
+	// peer that sent it: see server.Config.TrustedProxies.
+	ForwardedFor string
 }
 
 var (
 	headerEnd        = []byte("\r\n\r\n")
 	hdrOrigin        = []byte("Origin")
 	hdrAuthorization = []byte("Authorization")
+	hdrForwardedFor  = []byte("X-Forwarded-For")
 )
 
 // serveHandshake accumulates the upgrade request as it becomes readable and
@@ -105,6 +110,11 @@ func (c *Conn) upgrade(req []byte) {
 				r.Origin = string(value)
 			case bytes.EqualFold(key, hdrAuthorization):
 				r.Authorization = string(value)
+			case bytes.EqualFold(key, hdrForwardedFor):
+				if r.ForwardedFor != "" {
+					r.ForwardedFor += ", "
+				}
+				r.ForwardedFor += string(value)
 			}
 			return nil
 		},

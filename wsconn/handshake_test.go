@@ -40,7 +40,8 @@ func TestHandshakeByteByByte(t *testing.T) {
 	h.onMessage = echoReplies
 	ts := startServer(t, Config{}, h)
 	nc := ts.rawConn(t)
-	req := upgradeRequest("/ws?x=1", "Origin: https://example.com", "Authorization: Bearer t0k3n")
+	req := upgradeRequest("/ws?x=1", "Origin: https://example.com", "Authorization: Bearer t0k3n",
+		"X-Forwarded-For: 203.0.113.7", "x-forwarded-for: 10.0.0.1")
 	// One byte per write, paced to spread the request over about 300ms.
 	pause := 300 * time.Millisecond / time.Duration(len(req))
 	for i := range req {
@@ -58,7 +59,8 @@ func TestHandshakeByteByByte(t *testing.T) {
 	}
 	c := newClient(nc, br)
 	rec := h.lookup(t, nc)
-	want := Request{URI: "/ws?x=1", Host: "test.local", Origin: "https://example.com", Authorization: "Bearer t0k3n"}
+	want := Request{URI: "/ws?x=1", Host: "test.local", Origin: "https://example.com", Authorization: "Bearer t0k3n",
+		ForwardedFor: "203.0.113.7, 10.0.0.1"}
 	if rec.req != want {
 		t.Fatalf("Accept saw %+v, want %+v", rec.req, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -42,7 +43,7 @@ func TestConfigureOptions(t *testing.T) {
 				c.Conn.WriteTimeout != 10*time.Second || c.Conn.PingInterval != 25*time.Second ||
 				c.Conn.IdleTimeout != 60*time.Second || c.Conn.MaxMessage != 65536 || c.ClientPublish ||
 				c.Pprof || c.ShutdownTimeout != 10*time.Second || c.MaxConns != 0 || len(c.AllowedOrigins) != 0 ||
-				o.LogFormat != "text" {
+				o.LogFormat != "text" || len(c.TrustedProxies) != 0 {
 				t.Fatalf("defaults wrong: %+v", o)
 			}
 		}},
@@ -69,6 +70,20 @@ func TestConfigureOptions(t *testing.T) {
 					t.Fatalf("send queue = %d, want the flag's 7", o.Server.Conn.SendQueue)
 				}
 			}},
+		{name: "trusted proxies", args: []string{"--trusted-proxies", "10.0.0.7, 192.168.1.9/16,fd00::/8"},
+			check: func(t *testing.T, o *Options) {
+				got := fmt.Sprint(o.Server.TrustedProxies)
+				if want := "[10.0.0.7/32 192.168.0.0/16 fd00::/8]"; got != want {
+					t.Fatalf("trusted proxies = %s, want %s", got, want)
+				}
+			}},
+		{name: "trusted proxies from env", env: map[string]string{"WSPUSH_TRUSTED_PROXIES": "127.0.0.1"},
+			check: func(t *testing.T, o *Options) {
+				if got := fmt.Sprint(o.Server.TrustedProxies); got != "[127.0.0.1/32]" {
+					t.Fatalf("trusted proxies = %s", got)
+				}
+			}},
+		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.300"}, err: "bad address or CIDR"},
 		{name: "bad policy", args: []string{"--slow-policy", "drop-all"}, err: "slow policy"},
 		{name: "bad writer", args: []string{"--writer", "sometimes"}, err: "writer mode"},
 		{name: "bad env", env: map[string]string{"WSPUSH_WRITE_TIMEOUT": "soon"}, err: "WSPUSH_WRITE_TIMEOUT"},

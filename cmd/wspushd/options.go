@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -63,6 +64,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	jwtKey := fs.String("jwt-public-key", "", "require connect tokens signed with RS256/ES256, verified with this PEM public key `file`")
 	fs.StringVar(&c.APIKey, "api-key", "", "require \"Authorization: apikey <key>\" on the API (all but /healthz, /readyz)")
 	fs.BoolVar(&c.APIInsecure, "api-insecure", false, "allow the API on a non-loopback address without --api-key")
+	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxies", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client for per-IP limits (empty: the header is ignored)")
 
 	// Environment first, so that explicit flags override it.
 	var envErr error
@@ -148,5 +150,39 @@ func (b *byteSize) Set(s string) error {
 		return fmt.Errorf("bad size %q (want e.g. 1048576, 512MiB, 2GiB)", s)
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// prefixList is a flag.Value for a comma-separated list of addresses
+// ("10.0.0.7") and CIDR prefixes ("10.0.0.0/8", "fd00::/8"); an address is
+// the prefix of that one address. Setting it replaces the whole list.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixList) Set(s string) error {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("bad address or CIDR %q (want e.g. 10.0.0.7 or 10.0.0.0/8)", part)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	*l = out
 	return nil
 }
