@@ -3,8 +3,9 @@
 // a child process on free loopback ports, every standard scenario is run
 // against it as a `bench SCENARIO ...` subprocess (the exact command line is
 // recorded, so any number can be rerun by hand), and the server is stopped.
-// Rounds interleave the servers, so slow drifts of the machine hit them
-// alike. The results are medians over rounds per server and metric, ratio
+// Rounds interleave the servers, each round in an order rotated by one, so
+// slow drifts of the machine and the after-effects of one server's run on
+// the next hit them alike. The results are medians over rounds per server and metric, ratio
 // tables of the reference server (wspush) against each peer, and the
 // standard targets judged on those medians; they are written as a terminal
 // table, JSON and Markdown.
@@ -410,16 +411,28 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Ref: cfg.Ref, Servers: cfg.entries(), Scenarios: cfg.plan(), RawDir: raw}
 	fmt.Fprintf(out, "suite: %d rounds × %d servers, %d scenarios; per-run files in %s\n", cfg.Rounds, len(res.Servers), len(res.Scenarios), raw)
 	for round := 1; round <= cfg.Rounds && ctx.Err() == nil; round++ {
-		for _, s := range res.Servers {
+		for _, i := range roundOrder(len(res.Servers), round) {
 			if ctx.Err() != nil {
 				break
 			}
-			cfg.runServer(ctx, res, round, s, out)
+			cfg.runServer(ctx, res, round, res.Servers[i], out)
 		}
 	}
 	res.Seconds = time.Since(res.Started).Seconds()
 	res.summarize()
 	return res, errors.Join(ctx.Err(), writeOutputs(cfg, res, out))
+}
+
+// roundOrder is the order in which round (1-based) runs n servers: the
+// list rotated by one more place each round, so that no server always runs
+// first on a fresh machine or always right after the same neighbour (whose
+// closed connections and freed memory the kernel may still be tidying).
+func roundOrder(n, round int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = (i + round - 1) % n
+	}
+	return order
 }
 
 // Resummarize reads a previous run's JSON, extracts every run's metrics

@@ -137,8 +137,8 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Round by round, server by server, the persistent variant right
-	// after wspush and with connect only.
+	// Round by round, server by server, each round's order rotated by
+	// one; the persistent variant with connect only.
 	var starts []string
 	for _, c := range *calls {
 		if s, ok := strings.CutPrefix(c, "start "); ok {
@@ -146,7 +146,9 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 		}
 	}
 	one := []string{"wspush", "wspush-persistent", "gorilla", "floor"}
-	if want := slices.Concat(one, one, one); !slices.Equal(starts, want) || !slices.Equal(*stopped, want) {
+	two := []string{"wspush-persistent", "gorilla", "floor", "wspush"}
+	three := []string{"gorilla", "floor", "wspush", "wspush-persistent"}
+	if want := slices.Concat(one, two, three); !slices.Equal(starts, want) || !slices.Equal(*stopped, want) {
 		t.Errorf("starts %v stops %v, want %v", starts, *stopped, want)
 	}
 	if i := slices.Index(*calls, "start wspush-persistent"); (*calls)[i+1] != "wspush-persistent connect" || (*calls)[i+2] != "start gorilla" {
@@ -219,6 +221,27 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 		if !strings.Contains(term, want) {
 			t.Errorf("terminal output lacks %q:\n%s", want, term)
 		}
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	tests := []struct {
+		name     string
+		n, round int
+		want     []int
+	}{
+		{name: "one server", n: 1, round: 3, want: []int{0}},
+		{name: "first round as listed", n: 3, round: 1, want: []int{0, 1, 2}},
+		{name: "second round rotated once", n: 3, round: 2, want: []int{1, 2, 0}},
+		{name: "third round rotated twice", n: 3, round: 3, want: []int{2, 0, 1}},
+		{name: "wraps after n rounds", n: 3, round: 4, want: []int{0, 1, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := roundOrder(tt.n, tt.round); !slices.Equal(got, tt.want) {
+				t.Fatalf("roundOrder(%d, %d) = %v, want %v", tt.n, tt.round, got, tt.want)
+			}
+		})
 	}
 }
 
