@@ -305,7 +305,7 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 	if r.Quick {
 		sizes = "quick (--quick)"
 	}
-	fmt.Fprintf(w, "- sizes: %s; %d rounds, servers in turn each round: %s\n", sizes, r.Rounds, strings.Join(r.names(), ", "))
+	fmt.Fprintf(w, "- sizes: %s; %d rounds, servers in turn, first round in this order, each next round rotated by one: %s\n", sizes, r.Rounds, strings.Join(r.names(), ", "))
 	fmt.Fprintf(w, "- the clients run on the same machine and share its CPUs with the server: compare ratios, not absolute numbers\n\n")
 	fmt.Fprintf(w, "Each cell is the median over the rounds, with the range (min – max) when they differ.\n\n")
 	fmt.Fprintf(w, "## Medians\n\n")
