@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -120,6 +121,13 @@ type Config struct {
 	// (with jitter) across the first half of the shutdown budget, so that
 	// clients do not all reconnect at once. Zero means 1: all at once.
 	DrainWaves int
+	// ProxyProtocol lists the peers (the proxies in front: HAProxy
+	// send-proxy, an AWS NLB, Envoy) whose connections start with a PROXY
+	// protocol v1 or v2 header; the client address in it becomes the
+	// connection's RemoteAddr. From these peers the header is required: a
+	// connection without a valid one is refused with HTTP 400. Connections
+	// from other peers are never read for one. Empty means none.
+	ProxyProtocol []netip.Prefix
 }
 
 // withDefaults returns c with zero fields replaced by their defaults.

@@ -25,11 +25,14 @@ const (
 // it in their callbacks. Send, Close and CloseWith are safe from any
 // goroutine.
 type Conn struct {
-	srv    *Server         // immutable
-	poll   *netpoll.Poller // immutable once registered
-	remote netip.AddrPort  // immutable: the client's address
-	fd     int32           // immutable; the socket, closed via fdClose
-	fdRefs atomic.Int32    // users of fd, plus fdClosing; see rawio.go
+	srv  *Server         // immutable
+	poll *netpoll.Poller // immutable once registered
+	// remote is the client's address: the peer's, replaced on the worker
+	// by a PROXY protocol header's before Handler.Accept (the first time the
+	// Conn is seen outside this package); read-only from then on.
+	remote netip.AddrPort
+	fd     int32        // immutable; the socket, closed via fdClose
+	fdRefs atomic.Int32 // users of fd, plus fdClosing; see rawio.go
 
 	slot  dispatch.Slot // owned by dispatch
 	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
@@ -62,6 +65,9 @@ type Conn struct {
 	// failed is set when the connection was failed for a protocol error:
 	// from then on input is discarded, never parsed.
 	failed bool
+	// proxyPending is set at accept for a peer in Config.ProxyProtocol and
+	// cleared once its PROXY header is read.
+	proxyPending bool
 
 	q outQueue // the write side's queue; see queue.go
 

@@ -9,7 +9,9 @@
 // parses complete frames and keeps an incomplete one (or an incomplete
 // upgrade request) in a pooled buffer on the connection until the rest
 // arrives. Serve never waits for a client. Message sizes are checked against
-// MaxMessage from the frame header, before the payload is buffered.
+// MaxMessage from the frame header, before the payload is buffered. From
+// the proxies listed in Config.ProxyProtocol, a PROXY protocol header is read
+// the same way before the upgrade request, and names the client (proxy.go).
 //
 // Writing. All WebSocket traffic to a socket is written by that connection's
 // one writer goroutine (read/write separation), fed by a bounded out queue.

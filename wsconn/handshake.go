@@ -42,6 +42,12 @@ func (c *Conn) serveHandshake() {
 	c.rbuf = bp
 	_, err := c.readInto(bp)
 	data := *bp
+	if c.proxyPending {
+		var ok bool
+		if data, ok = c.takeProxyHeader(bp, err); !ok {
+			return
+		}
+	}
 	end := bytes.Index(data, headerEnd)
 	if end < 0 {
 		switch {
@@ -71,6 +77,41 @@ func (c *Conn) serveHandshake() {
 		bpool.Put(bp)
 		c.rbuf = nil
 	}
+}
+
+// takeProxyHeader consumes the PROXY protocol header at the start of *bp
+// and adopts the client address it names. It returns the bytes after it and
+// true, or false when the header is still incomplete or the connection was
+// refused or torn down (err is the read's error). Worker only.
+func (c *Conn) takeProxyHeader(bp *[]byte, err error) ([]byte, bool) {
+	data := *bp
+	n, perr := proxyHeaderLen(data)
+	switch {
+	case perr != nil:
+		c.refuse(http.StatusBadRequest, "bad PROXY protocol header: "+perr.Error())
+		return nil, false
+	case n > c.srv.cfg.MaxHandshake:
+		c.refuse(http.StatusRequestHeaderFieldsTooLarge, "PROXY protocol header too large")
+		return nil, false
+	case n == 0 || n > len(data):
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			c.srv.stats.HandshakeFailed.Add(1)
+			c.teardown(err)
+		}
+		return nil, false
+	}
+	src, perr := parseProxyHeader(data[:n])
+	if perr != nil {
+		c.refuse(http.StatusBadRequest, "bad PROXY protocol header")
+		return nil, false
+	}
+	if src.IsValid() {
+		c.remote = src
+	}
+	c.proxyPending = false
+	data = data[:copy(data, data[n:])]
+	*bp = data
+	return data, true
 }
 
 // handshakeIO feeds a complete request to ws.Upgrader and collects the

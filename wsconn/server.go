@@ -275,6 +275,7 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := &Conn{srv: s, fd: int32(fd), remote: sockaddrPort(sa)}
+	c.proxyPending = s.speaksProxyProtocol(c.remote.Addr())
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
@@ -293,6 +294,17 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 		return err
 	}
 	return nil
+}
+
+// speaksProxyProtocol reports whether a peer is one of the proxies in
+// Config.ProxyProtocol.
+func (s *Server) speaksProxyProtocol(peer netip.Addr) bool {
+	for _, p := range s.cfg.ProxyProtocol {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 // unregister removes c from the registry. Called once, by teardown.

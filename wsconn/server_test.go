@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		PingInterval: 25 * time.Second, IdleTimeout: 60 * time.Second, HandshakeTimeout: 10 * time.Second,
 		CloseTimeout: 3 * time.Second, SweepInterval: time.Second, DrainWaves: 1,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults %+v, want %+v", got, want)
 	}
 	off := Config{PingInterval: -1, IdleTimeout: -1}.withDefaults()

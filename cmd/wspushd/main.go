@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("limits", "max_conns_per_ip", l.MaxConnsPerIP, "upgrade_rate", l.UpgradeRate, "upgrade_rate_per_ip", l.UpgradeRatePerIP,
 		"max_subscriptions", l.MaxSubscriptions, "max_topics", l.MaxTopics, "command_rate", l.CommandRate,
 		"max_memory", l.MaxMemory, "handshake_timeout", cc.HandshakeTimeout, "drain_waves", cc.DrainWaves,
-		"trusted_proxies", cfg.TrustedProxies)
+		"trusted_proxies", cfg.TrustedProxies, "proxy_protocol", cc.ProxyProtocol)
 
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -43,7 +43,7 @@ func TestConfigureOptions(t *testing.T) {
 				c.Conn.WriteTimeout != 10*time.Second || c.Conn.PingInterval != 25*time.Second ||
 				c.Conn.IdleTimeout != 60*time.Second || c.Conn.MaxMessage != 65536 || c.ClientPublish ||
 				c.Pprof || c.ShutdownTimeout != 10*time.Second || c.MaxConns != 0 || len(c.AllowedOrigins) != 0 ||
-				o.LogFormat != "text" || len(c.TrustedProxies) != 0 {
+				o.LogFormat != "text" || len(c.TrustedProxies) != 0 || len(c.Conn.ProxyProtocol) != 0 {
 				t.Fatalf("defaults wrong: %+v", o)
 			}
 		}},
@@ -83,6 +83,13 @@ func TestConfigureOptions(t *testing.T) {
 					t.Fatalf("trusted proxies = %s", got)
 				}
 			}},
+		{name: "proxy protocol peers", args: []string{"--proxy-protocol", "10.0.0.0/8"},
+			check: func(t *testing.T, o *Options) {
+				if got := fmt.Sprint(o.Server.Conn.ProxyProtocol); got != "[10.0.0.0/8]" {
+					t.Fatalf("proxy protocol = %s", got)
+				}
+			}},
+		{name: "bad proxy protocol peer", args: []string{"--proxy-protocol", "ten"}, err: "bad address or CIDR"},
 		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.300"}, err: "bad address or CIDR"},
 		{name: "bad policy", args: []string{"--slow-policy", "drop-all"}, err: "slow policy"},
 		{name: "bad writer", args: []string{"--writer", "sometimes"}, err: "writer mode"},

@@ -64,6 +64,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	jwtKey := fs.String("jwt-public-key", "", "require connect tokens signed with RS256/ES256, verified with this PEM public key `file`")
 	fs.StringVar(&c.APIKey, "api-key", "", "require \"Authorization: apikey <key>\" on the API (all but /healthz, /readyz)")
 	fs.BoolVar(&c.APIInsecure, "api-insecure", false, "allow the API on a non-loopback address without --api-key")
+	fs.Var((*prefixList)(&c.Conn.ProxyProtocol), "proxy-protocol", "comma-separated proxy addresses or CIDRs whose connections must start with a PROXY protocol v1/v2 header naming the client (empty: none)")
 	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxies", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client for per-IP limits (empty: the header is ignored)")
 
 	// Environment first, so that explicit flags override it.
