@@ -3,6 +3,8 @@ package server
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/wspush/wspush/internal/prefixes"
 )
 
 // clientIP is the address per-IP limits count for a connection from peer.
@@ -14,7 +16,7 @@ import (
 // write. With no trusted proxies, or a peer outside them, xff is ignored.
 func clientIP(peer netip.Addr, xff string, trusted []netip.Prefix) netip.Addr {
 	addr := peer.Unmap()
-	if xff == "" || !isTrusted(addr, trusted) {
+	if xff == "" || !prefixes.Contains(trusted, addr) {
 		return addr
 	}
 	for xff != "" {
@@ -29,7 +31,7 @@ func clientIP(peer netip.Addr, xff string, trusted []netip.Prefix) netip.Addr {
 			return addr
 		}
 		addr = hop
-		if !isTrusted(addr, trusted) {
+		if !prefixes.Contains(trusted, addr) {
 			return addr
 		}
 	}
@@ -46,14 +48,4 @@ func parseHop(s string) (netip.Addr, bool) {
 		return ap.Addr().WithZone("").Unmap(), true
 	}
 	return netip.Addr{}, false
-}
-
-// isTrusted reports whether a is inside one of the trusted prefixes.
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/wspush/wspush/internal/prefixes"
 )
 
 func TestClientIP(t *testing.T) {
@@ -67,7 +69,7 @@ func FuzzClientIP(f *testing.F) {
 		if !got.IsValid() {
 			t.Fatalf("clientIP(%s, %q) is not an address", peer, xff)
 		}
-		if !isTrusted(peer.Unmap(), trusted) {
+		if !prefixes.Contains(trusted, peer) {
 			if got != peer.Unmap() {
 				t.Fatalf("untrusted peer %s became %s", peer, got)
 			}
@@ -87,7 +89,7 @@ func FuzzClientIP(f *testing.F) {
 			if hop == got {
 				return
 			}
-			if !isTrusted(hop, trusted) {
+			if !prefixes.Contains(trusted, hop) {
 				t.Fatalf("clientIP(%s, %q) = %s, but %s is the first untrusted hop", peer, xff, got, hop)
 			}
 		}

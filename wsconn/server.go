@@ -20,6 +20,7 @@ import (
 
 	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/prefixes"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -275,7 +276,7 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := &Conn{srv: s, fd: int32(fd), remote: sockaddrPort(sa)}
-	c.proxyPending = s.speaksProxyProtocol(c.remote.Addr())
+	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, c.remote.Addr())
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
@@ -294,17 +295,6 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 		return err
 	}
 	return nil
-}
-
-// speaksProxyProtocol reports whether a peer is one of the proxies in
-// Config.ProxyProtocol.
-func (s *Server) speaksProxyProtocol(peer netip.Addr) bool {
-	for _, p := range s.cfg.ProxyProtocol {
-		if p.Contains(peer) {
-			return true
-		}
-	}
-	return false
 }
 
 // unregister removes c from the registry. Called once, by teardown.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wspush/wspush/internal/prefixes"
 	"github.com/wspush/wspush/server"
 	"github.com/wspush/wspush/wsconn"
 )
@@ -154,9 +155,9 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-// prefixList is a flag.Value for a comma-separated list of addresses
-// ("10.0.0.7") and CIDR prefixes ("10.0.0.0/8", "fd00::/8"); an address is
-// the prefix of that one address. Setting it replaces the whole list.
+// prefixList is a flag.Value for a comma-separated list of addresses and
+// CIDR prefixes, as prefixes.Parse reads it. Setting it replaces the whole
+// list.
 type prefixList []netip.Prefix
 
 func (l *prefixList) String() string {
@@ -168,22 +169,10 @@ func (l *prefixList) String() string {
 }
 
 func (l *prefixList) Set(s string) error {
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(part); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(part)
-		if err != nil || a.Zone() != "" {
-			return fmt.Errorf("bad address or CIDR %q (want e.g. 10.0.0.7 or 10.0.0.0/8)", part)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	list, err := prefixes.Parse(s)
+	if err != nil {
+		return err
 	}
-	*l = out
+	*l = list
 	return nil
 }
