@@ -74,43 +74,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f, ok := stdout.(*os.File); ok {
 		progress = report.NewProgress(f)
 	}
-	var start func() (*report.Report, error)
+	var start runner
 	switch sub {
 	case "connect":
-		var cfg scenario.ConnectConfig
-		cfg.Register(fs)
-		start = func() (*report.Report, error) {
-			cfg.Out, cfg.Progress = stdout, progress
-			return scenario.Connect(ctx, cfg)
-		}
+		start = bind[scenario.ConnectConfig](fs, scenario.Connect)
 	case "broadcast":
-		var cfg scenario.BroadcastConfig
-		cfg.Register(fs)
-		start = func() (*report.Report, error) {
-			cfg.Out, cfg.Progress = stdout, progress
-			return scenario.Broadcast(ctx, cfg)
-		}
+		start = bind[scenario.BroadcastConfig](fs, scenario.Broadcast)
 	case "throughput":
-		var cfg scenario.ThroughputConfig
-		cfg.Register(fs)
-		start = func() (*report.Report, error) {
-			cfg.Out, cfg.Progress = stdout, progress
-			return scenario.Throughput(ctx, cfg)
-		}
+		start = bind[scenario.ThroughputConfig](fs, scenario.Throughput)
 	case "churn":
-		var cfg scenario.ChurnConfig
-		cfg.Register(fs)
-		start = func() (*report.Report, error) {
-			cfg.Out, cfg.Progress = stdout, progress
-			return scenario.Churn(ctx, cfg)
-		}
+		start = bind[scenario.ChurnConfig](fs, scenario.Churn)
 	case "slow":
-		var cfg scenario.SlowConfig
-		cfg.Register(fs)
-		start = func() (*report.Report, error) {
-			cfg.Out, cfg.Progress = stdout, progress
-			return scenario.Slow(ctx, cfg)
-		}
+		start = bind[scenario.SlowConfig](fs, scenario.Slow)
 	case "suite":
 		return runSuite(ctx, args, stdout, stderr)
 	default:
@@ -141,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := start()
+	rep, err := start(ctx, stdout, progress)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench %s: %v\n", sub, err)
 		return 1
@@ -153,6 +128,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 3 // not one connection came up: nothing was measured
 	}
 	return 0
+}
+
+// runner runs one scenario whose flags have been parsed.
+type runner func(ctx context.Context, out io.Writer, progress *report.Progress) (*report.Report, error)
+
+// scenarioConfig is what every scenario's config does: register its flags
+// and take its output (through its Common).
+type scenarioConfig[T any] interface {
+	*T
+	Register(fs *flag.FlagSet)
+	SetOutput(out io.Writer, progress *report.Progress)
+}
+
+// bind registers a fresh T's flags on fs and returns the runner that hands
+// it, once parsed, to run.
+func bind[T any, P scenarioConfig[T]](fs *flag.FlagSet, run func(context.Context, T) (*report.Report, error)) runner {
+	var cfg T
+	P(&cfg).Register(fs)
+	return func(ctx context.Context, out io.Writer, progress *report.Progress) (*report.Report, error) {
+		P(&cfg).SetOutput(out, progress)
+		return run(ctx, cfg)
+	}
 }
 
 // runSuite parses the suite's flags and runs it: exit 0 when every run

@@ -78,6 +78,12 @@ type Common struct {
 	Exe string `json:"-"`
 }
 
+// SetOutput sets where the table and the live progress line go; every
+// scenario's config has it through its Common.
+func (c *Common) SetOutput(out io.Writer, progress *report.Progress) {
+	c.Out, c.Progress = out, progress
+}
+
 // Register adds the common flags to fs; -n (with default defConns) only
 // when defConns >= 0.
 func (c *Common) Register(fs *flag.FlagSet, defConns int) {
