@@ -38,12 +38,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,14 +49,7 @@ import (
 	"github.com/wspush/wspush/bench/peers/internal/peerutil"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
-		os.Exit(1)
-	}
-}
+func main() { peerutil.Main("floor", run) }
 
 // run binds both listeners, prints the LISTEN line to stdout and serves
 // until ctx is done, then prints drop and backpressure totals to stderr.

@@ -19,9 +19,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -38,14 +36,7 @@ const (
 	maxClientMessage = 64 << 10
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "gorilla:", err)
-		os.Exit(1)
-	}
-}
+func main() { peerutil.Main("gorilla", run) }
 
 // run binds both listeners, prints the LISTEN line to stdout and serves
 // until ctx is done. It prints the drop total to stderr on the way out.

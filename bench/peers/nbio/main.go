@@ -19,14 +19,11 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio/logging"
@@ -36,14 +33,7 @@ import (
 	"github.com/wspush/wspush/bench/peers/internal/peerutil"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "nbio:", err)
-		os.Exit(1)
-	}
-}
+func main() { peerutil.Main("nbio", run) }
 
 // nbio logs to stdout by default; stdout belongs to the LISTEN line.
 var quietLogs sync.Once

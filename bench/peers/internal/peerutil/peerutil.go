@@ -1,5 +1,5 @@
 // Package peerutil holds the protocol pieces shared by the benchmark peers:
-// flag wiring, topic validation, the message encoding, the stdout LISTEN
+// the main wrapper, flag wiring, topic validation, the message encoding, the stdout LISTEN
 // line and the HTTP publish API. Nothing here is on a peer's per-delivery
 // path except AppendMessage, which runs once per publish.
 package peerutil
@@ -13,10 +13,26 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
+
+// Main runs a peer: run gets the command-line arguments and a context that
+// ends on SIGINT or SIGTERM; an error from it is printed after the peer's
+// name and exits 1.
+func Main(name string, run func(ctx context.Context, args []string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
 
 // Default listen addresses shared by all peers.
 const (
