@@ -181,9 +181,16 @@ func FetchMetrics(ctx context.Context, api string) (Metrics, error) {
 // GET http://api/debug/pprof/heap?gc=1 (wspushd with --pprof), so that the
 // heap figures of the next snapshot hold live memory only.
 func ForceGC(ctx context.Context, api string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return Pprof(ctx, api, "heap?gc=1", 30*time.Second, io.Discard)
+}
+
+// Pprof copies GET http://api/debug/pprof/endpoint (e.g. "heap?gc=1",
+// "profile?seconds=20") of a server run with --pprof into w, within
+// timeout. Nothing is written to w unless the server answers 200.
+func Pprof(ctx context.Context, api, endpoint string, timeout time.Duration, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/debug/pprof/heap?gc=1", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/debug/pprof/"+endpoint, nil)
 	if err != nil {
 		return err
 	}
@@ -194,11 +201,11 @@ func ForceGC(ctx context.Context, api string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("serverstat: GET /debug/pprof/heap?gc=1: %s (is --pprof on?)", resp.Status)
+		return fmt.Errorf("serverstat: GET /debug/pprof/%s: %s (is --pprof on?)", endpoint, resp.Status)
 	}
-	return nil
+	_, err = io.Copy(w, resp.Body)
+	return err
 }
 
 // Names of the metrics the load tool reads.

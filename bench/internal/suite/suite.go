@@ -12,6 +12,7 @@
 package suite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/serverstat"
 )
 
 // Persistent-writer variants of wspushd servers.
@@ -702,25 +703,13 @@ func lastLine(path string) string {
 
 // fetchProfile saves a CPU profile of seconds from a --pprof server.
 func fetchProfile(ctx context.Context, api string, seconds int, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
-	defer cancel()
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", api, seconds)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+	var buf bytes.Buffer
+	endpoint := fmt.Sprintf("profile?seconds=%d", seconds)
+	if err := serverstat.Pprof(ctx, api, endpoint, time.Duration(seconds+30)*time.Second, &buf); err != nil {
 		return err
-	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return writeFile(path, func(w io.Writer) error {
-		_, err := io.Copy(w, resp.Body)
+		_, err := buf.WriteTo(w)
 		return err
 	})
 }
