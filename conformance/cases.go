@@ -2,12 +2,12 @@ package conformance
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/internal/wsframe"
 	"github.com/wspush/wspush/internal/wstest"
 )
 
@@ -72,17 +72,7 @@ func headerOnly(op ws.OpCode, fin bool, n int) []byte {
 	if fin {
 		b0 |= 0x80
 	}
-	var b []byte
-	switch {
-	case n <= 125:
-		b = append(b, b0, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, b0, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, b0, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, 0x37, 0xfa, 0x21, 0x3d) // the mask key
+	return wsframe.Append(nil, b0, uint64(n), &[4]byte{0x37, 0xfa, 0x21, 0x3d})
 }
 
 // send is a step that writes frames in one write and expects evs.

@@ -1,23 +1,40 @@
-// Package wsframe encodes the header of a server-to-client WebSocket frame:
-// final, unmasked, with the shortest length encoding (RFC 6455 §5.2). It is
-// the one encoder behind wsconn's replies and protocol's deliveries; it
+// Package wsframe encodes WebSocket frame headers (RFC 6455 §5.2) with the
+// shortest length encoding: the server's (final, unmasked) behind wsconn's
+// replies and protocol's deliveries, and any other (masked client frames,
+// fragments, reserved bits) for the load tool and the test clients. It
 // never touches a socket or a payload.
 package wsframe
 
 import "github.com/gobwas/ws"
 
 // AppendHeader appends the header of a final, unmasked frame with opcode op
-// and an n-byte payload.
+// and an n-byte payload: what a server sends.
 func AppendHeader(dst []byte, op ws.OpCode, n int) []byte {
-	b0 := 0x80 | byte(op)
+	return Append(dst, 0x80|byte(op), uint64(n), nil)
+}
+
+// Append appends a frame header. b0 is the first byte as sent (FIN, the
+// RSV bits and the opcode), n the payload length, and mask, when not nil,
+// the masking key: the MASK bit is then set and the key follows the
+// length, as a client must send it. The payload is the caller's to add
+// (masked with ws.Cipher when mask is set).
+func Append(dst []byte, b0 byte, n uint64, mask *[4]byte) []byte {
+	var m byte
+	if mask != nil {
+		m = 0x80
+	}
 	switch {
 	case n <= 125:
-		return append(dst, b0, byte(n))
+		dst = append(dst, b0, m|byte(n))
 	case n <= 0xFFFF:
-		return append(dst, b0, 126, byte(n>>8), byte(n))
+		dst = append(dst, b0, m|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, b0, m|127,
+			byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	u := uint64(n)
-	return append(dst, b0, 127,
-		byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32),
-		byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
+	if mask != nil {
+		dst = append(dst, mask[:]...)
+	}
+	return dst
 }

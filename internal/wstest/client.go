@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/wsframe"
 )
 
 // Client is one raw WebSocket client connection.
@@ -98,27 +100,27 @@ func (f Frame) Encode() []byte {
 	if !f.NotFin {
 		b0 |= 0x80
 	}
-	mask := byte(0x80)
-	if f.Unmasked {
-		mask = 0
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	var mask *[4]byte
+	if !f.Unmasked {
+		mask = &key
 	}
-	n := len(f.Payload)
-	switch {
-	case f.Len64 != 0:
-		b = append(b, b0, mask|127)
+	if f.Len64 != 0 {
+		// A 64-bit length field whatever the payload: the encoder would
+		// choose the shortest, so this one is written by hand.
+		b = append(b, b0, 127)
+		if mask != nil {
+			b[len(b)-1] |= 0x80
+		}
 		b = binary.BigEndian.AppendUint64(b, f.Len64)
-	case n <= 125:
-		b = append(b, b0, mask|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, b0, mask|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, b0, mask|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
+		if mask != nil {
+			b = append(b, key[:]...)
+		}
+	} else {
+		b = wsframe.Append(b, b0, uint64(len(f.Payload)), mask)
 	}
 	p := append([]byte(nil), f.Payload...)
-	if !f.Unmasked {
-		key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-		b = append(b, key[:]...)
+	if mask != nil {
 		ws.Cipher(p, key, 0)
 	}
 	return append(b, p...)

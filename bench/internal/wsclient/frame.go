@@ -15,6 +15,8 @@ import (
 	"fmt"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/wsframe"
 )
 
 // Frame parse errors.
@@ -201,18 +203,7 @@ func (p *Parser) Buffered() int { return len(p.pend) + len(p.frag) }
 // AppendClientFrame appends one final client frame of op with payload,
 // masked with key as RFC 6455 requires of clients.
 func AppendClientFrame(dst []byte, op ws.OpCode, payload []byte, key [4]byte) []byte {
-	n := len(payload)
-	b0 := 0x80 | byte(op)
-	switch {
-	case n <= 125:
-		dst = append(dst, b0, 0x80|byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, b0, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, b0, 0x80|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	dst = append(dst, key[:]...)
+	dst = wsframe.Append(dst, 0x80|byte(op), uint64(len(payload)), &key)
 	start := len(dst)
 	dst = append(dst, payload...)
 	ws.Cipher(dst[start:], key, 0)
@@ -222,19 +213,9 @@ func AppendClientFrame(dst []byte, op ws.OpCode, payload []byte, key [4]byte) []
 // AppendServerFrame appends one unmasked final frame, as a server sends it.
 // The load tool never sends these; tests use them to build server streams.
 func AppendServerFrame(dst []byte, op ws.OpCode, fin bool, payload []byte) []byte {
-	n := len(payload)
 	b0 := byte(op)
 	if fin {
 		b0 |= 0x80
 	}
-	switch {
-	case n <= 125:
-		dst = append(dst, b0, byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, b0, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, b0, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return append(dst, payload...)
+	return append(wsframe.Append(dst, b0, uint64(len(payload)), nil), payload...)
 }
