@@ -258,6 +258,24 @@ func (b *blockTask) Serve() {
 	<-b.release
 }
 
+// dispatchBlocked dispatches a blockTask on d and waits until a worker is
+// inside its Serve; the caller closes its release channel.
+func dispatchBlocked(t *testing.T, d *dispatch.Dispatcher) *blockTask {
+	t.Helper()
+	var entered atomic.Int32
+	b := &blockTask{entered: &entered, release: make(chan struct{})}
+	if err := d.Dispatch(b); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, waitTotal, waitInterval, func() error {
+		if entered.Load() != 1 {
+			return errors.New("Serve not entered")
+		}
+		return nil
+	})
+	return b
+}
+
 func TestDifferentTasksRunConcurrently(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -525,18 +543,7 @@ func TestSlotTryAcquire(t *testing.T) {
 	})
 	t.Run("busy_while_worker_runs", func(t *testing.T) {
 		d := newDispatcher(t, dispatch.Config{Workers: 2})
-		var entered atomic.Int32
-		b := &blockTask{entered: &entered, release: make(chan struct{})}
-		if err := d.Dispatch(b); err != nil {
-			close(b.release)
-			t.Fatal(err)
-		}
-		testutil.CheckFor(t, waitTotal, waitInterval, func() error {
-			if entered.Load() != 1 {
-				return errors.New("Serve not entered")
-			}
-			return nil
-		})
+		b := dispatchBlocked(t, d)
 		for i := 0; i < 3; i++ {
 			if b.slot.TryAcquire() {
 				close(b.release)
@@ -608,17 +615,7 @@ func TestClose(t *testing.T) {
 	})
 	t.Run("waits_for_running_task", func(t *testing.T) {
 		d := newDispatcher(t, dispatch.Config{Workers: 2})
-		var entered atomic.Int32
-		b := &blockTask{entered: &entered, release: make(chan struct{})}
-		if err := d.Dispatch(b); err != nil {
-			t.Fatal(err)
-		}
-		testutil.CheckFor(t, waitTotal, waitInterval, func() error {
-			if entered.Load() != 1 {
-				return errors.New("Serve not entered")
-			}
-			return nil
-		})
+		b := dispatchBlocked(t, d)
 		closeErr := make(chan error, 1)
 		go func() { closeErr <- closeDispatcher(t, d) }()
 		// Once dispatches are refused, Close has released the pool and
@@ -649,17 +646,7 @@ func TestClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var entered atomic.Int32
-		b := &blockTask{entered: &entered, release: make(chan struct{})}
-		if err := d.Dispatch(b); err != nil {
-			t.Fatal(err)
-		}
-		testutil.CheckFor(t, waitTotal, waitInterval, func() error {
-			if entered.Load() != 1 {
-				return errors.New("Serve not entered")
-			}
-			return nil
-		})
+		b := dispatchBlocked(t, d)
 		if err := d.Close(20 * time.Millisecond); err == nil {
 			t.Error("Close with a task stuck in Serve returned nil, want a timeout error")
 		}
