@@ -77,10 +77,27 @@ func ParseWriterMode(s string) (WriterMode, error) {
 	return 0, fmt.Errorf("%w: writer mode %q (want on-demand or persistent)", ErrBadConfig, s)
 }
 
+// Defaults: the one place each default value is written. Config's zero
+// fields take these, and wspushd's flags show them.
+const (
+	DefaultSendQueue        = 64               // Config.SendQueue
+	DefaultWriteTimeout     = 10 * time.Second // Config.WriteTimeout
+	DefaultMaxMessage       = 64 << 10         // Config.MaxMessage, bytes
+	DefaultMaxHandshake     = 8 << 10          // Config.MaxHandshake, bytes
+	DefaultPingInterval     = 25 * time.Second // Config.PingInterval
+	DefaultIdleTimeout      = 60 * time.Second // Config.IdleTimeout
+	DefaultReadTimeout      = 30 * time.Second // Config.ReadTimeout
+	DefaultHandshakeTimeout = 10 * time.Second // Config.HandshakeTimeout
+	DefaultCloseTimeout     = 3 * time.Second  // Config.CloseTimeout
+	DefaultSweepInterval    = time.Second      // Config.SweepInterval
+	DefaultDrainWaves       = 1                // Config.DrainWaves: all at once
+)
+
 // Config tunes every connection of a Server. The zero value is valid; each
 // field says what zero means.
 type Config struct {
-	// SendQueue bounds the messages queued for one connection. Zero means 64.
+	// SendQueue bounds the messages queued for one connection. Zero means
+	// DefaultSendQueue.
 	// Control frames and command replies are never dropped, but a connection
 	// with more than twice this many frames pending is closed as slow.
 	SendQueue int
@@ -89,29 +106,38 @@ type Config struct {
 	// Writer selects the writer goroutine's lifetime. Zero means
 	// WriterOnDemand.
 	Writer WriterMode
-	// WriteTimeout bounds each socket write; a writer that cannot write for
-	// this long closes the connection. Zero means 10s.
+	// WriteTimeout bounds each socket write: a writer that makes no progress
+	// for this long closes the connection (every byte written restarts it,
+	// so a slow but steadily reading client is not a stuck one). Zero means
+	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// MaxMessage is the largest message (after reassembly) a client may
-	// send, in bytes; larger ones close with 1009. Zero means 64 KiB.
+	// send, in bytes; larger ones close with 1009. Zero means DefaultMaxMessage.
 	MaxMessage int
 	// MaxHandshake is the largest upgrade request, in bytes; larger ones are
-	// refused with HTTP 431. Zero means 8 KiB.
+	// refused with HTTP 431. Zero means DefaultMaxHandshake.
 	MaxHandshake int
 	// PingInterval is how often the server pings each connection. Zero
-	// means 25s; negative turns pings off.
+	// means DefaultPingInterval; negative turns pings off.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection from which nothing was read for this
-	// long. Zero means 60s; negative turns it off.
+	// long. Zero means DefaultIdleTimeout; negative turns it off.
 	IdleTimeout time.Duration
+	// ReadTimeout bounds one client message: once its first byte has
+	// arrived, the rest (every frame of a fragmented message) must follow
+	// within this time, else the connection closes with 1008. It stops a
+	// client that trickles a large message byte by byte from holding its
+	// buffer forever. Zero means DefaultReadTimeout; negative turns it off.
+	ReadTimeout time.Duration
 	// HandshakeTimeout closes a connection that has not completed its
-	// upgrade request after this long. Zero means 10s.
+	// upgrade request after this long. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// CloseTimeout is how long a connection that sent a close frame waits for
-	// the peer's close or EOF before it is dropped. Zero means 3s.
+	// the peer's close or EOF before it is dropped. Zero means
+	// DefaultCloseTimeout.
 	CloseTimeout time.Duration
 	// SweepInterval is how often the one sweeper walks all connections for
-	// pings and timeouts. Zero means 1s.
+	// pings and timeouts. Zero means DefaultSweepInterval.
 	SweepInterval time.Duration
 	// Pollers is the number of epoll instances. Zero means netpoll's default.
 	Pollers int
@@ -119,7 +145,7 @@ type Config struct {
 	Workers int
 	// DrainWaves spreads the shutdown's 1001 closes over this many waves
 	// (with jitter) across the first half of the shutdown budget, so that
-	// clients do not all reconnect at once. Zero means 1: all at once.
+	// clients do not all reconnect at once. Zero means DefaultDrainWaves.
 	DrainWaves int
 	// ProxyProtocol lists the peers (the proxies in front: HAProxy
 	// send-proxy, an AWS NLB, Envoy) whose connections start with a PROXY
@@ -132,35 +158,30 @@ type Config struct {
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
-	if c.SendQueue <= 0 {
-		c.SendQueue = 64
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = 64 << 10
-	}
-	if c.MaxHandshake <= 0 {
-		c.MaxHandshake = 8 << 10
-	}
+	setDefault(&c.SendQueue, DefaultSendQueue)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.MaxMessage, DefaultMaxMessage)
+	setDefault(&c.MaxHandshake, DefaultMaxHandshake)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.CloseTimeout, DefaultCloseTimeout)
+	setDefault(&c.SweepInterval, DefaultSweepInterval)
+	setDefault(&c.DrainWaves, DefaultDrainWaves)
+	// Zero means the default; negative means off and stays negative.
 	if c.PingInterval == 0 {
-		c.PingInterval = 25 * time.Second
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 60 * time.Second
+		c.IdleTimeout = DefaultIdleTimeout
 	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 10 * time.Second
-	}
-	if c.CloseTimeout <= 0 {
-		c.CloseTimeout = 3 * time.Second
-	}
-	if c.SweepInterval <= 0 {
-		c.SweepInterval = time.Second
-	}
-	if c.DrainWaves <= 0 {
-		c.DrainWaves = 1
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	return c
+}
+
+// setDefault replaces a zero or negative *v with def.
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
