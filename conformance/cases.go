@@ -137,6 +137,25 @@ func (t *table) outcome(n int) string {
 	return "→ delivered"
 }
 
+// binaryMessage is message for a binary message: commands are text, so a
+// binary message that is whole and within --max-message gets 1003
+// (unsupported data); one over the limit still gets 1009 first.
+func (t *table) binaryMessage(id int64, n int) ([]byte, Event) {
+	p, ev := t.message(id, n)
+	if n <= t.cfg.MaxMessage {
+		ev = Close(1003)
+	}
+	return p, ev
+}
+
+// binaryOutcome is outcome for a binary message.
+func (t *table) binaryOutcome(n int) string {
+	if n > t.cfg.MaxMessage {
+		return t.outcome(n)
+	}
+	return "→ 1003 (commands are text)"
+}
+
 // split cuts p into n parts of nearly equal size (some may be empty when
 // n > len(p)).
 func split(p []byte, n int) [][]byte {

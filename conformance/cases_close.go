@@ -92,7 +92,7 @@ func (t *table) limits() {
 	t.add(fmt.Sprintf("text message of --max-message (%d) bytes → delivered", m), send(frames(text(at)), atEv))
 	t.addSec("§7.4.1", fmt.Sprintf("text message of %d bytes, one over --max-message → 1009, not delivered", m+1),
 		send(frames(text(over)), overEv))
-	t.add(fmt.Sprintf("binary message of %d bytes → delivered", m), send(frames(frame(ws.OpBinary, at)), atEv))
+	t.add(fmt.Sprintf("binary message of %d bytes → 1003 (commands are text), not 1009", m), send(frames(frame(ws.OpBinary, at)), Close(1003)))
 	t.addSec("§7.4.1", fmt.Sprintf("binary message of %d bytes → 1009", m+1), send(frames(frame(ws.OpBinary, over)), overEv))
 	t.add(fmt.Sprintf("text message of %d bytes in 4 fragments → delivered", m),
 		send(fragmented(ws.OpText, split(at, 4)...), atEv))

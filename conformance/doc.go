@@ -10,11 +10,13 @@
 // cmd/wsconform runs the suite against any address.
 //
 // wspushd does not echo messages, so "delivered" is observed through the
-// protocol v1 commands of docs/protocol.md: a text (or binary) message that
-// is {"op":"subscribe","topics":["t"],"id":N}, padded with JSON white space
-// to the length a case needs, must be answered by {"op":"ack","id":N}; a
+// protocol v1 commands of docs/protocol.md: a text message that is
+// {"op":"subscribe","topics":["t"],"id":N}, padded with JSON white space to
+// the length a case needs, must be answered by {"op":"ack","id":N}; a
 // message that is valid UTF-8 but not JSON must be answered by an error
-// reply with code "bad_json", the connection staying open.
+// reply with code "bad_json", the connection staying open. Commands are
+// text: a whole binary message (reassembled and within --max-message) is
+// answered with close 1003.
 //
 // Every case runs on its own connection under a per-case timeout. Frames
 // from the server are matched strictly in order: an unexpected frame (a pong

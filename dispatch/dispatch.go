@@ -25,7 +25,7 @@ type Task interface {
 }
 
 // Slot is the per-connection scheduling state. Its zero value is idle. Embed
-// one in each connection; only this package reads or writes it.
+// one in each connection; only this package writes it.
 type Slot struct {
 	state atomic.Int32 // slotIdle, slotRunning or slotAgain
 }
@@ -105,16 +105,16 @@ func (d *Dispatcher) Dispatch(t Task) error {
 	}
 }
 
-// run is the pool function: serve until no event came in meanwhile.
+// run is the pool function: serve until no event came in meanwhile. A
+// Dispatch that arrived during a pass that panicked (Abort may ask for one:
+// that is how a connection gets torn down on its own slot) still gets its
+// pass.
 func (d *Dispatcher) run(t Task) {
 	d.busy.Add(1)
 	defer d.busy.Add(-1)
 	s := t.Slot()
 	for {
-		if !d.serve(t) {
-			s.state.Store(slotIdle)
-			return
-		}
+		d.serve(t)
 		if s.state.CompareAndSwap(slotRunning, slotIdle) {
 			return
 		}
@@ -122,19 +122,16 @@ func (d *Dispatcher) run(t Task) {
 	}
 }
 
-// serve calls Serve, turning a panic into Abort. It reports false after a
-// panic.
-func (d *Dispatcher) serve(t Task) (ok bool) {
+// serve calls Serve, turning a panic into Abort.
+func (d *Dispatcher) serve(t Task) {
 	defer func() {
 		if v := recover(); v != nil {
-			ok = false
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
 			d.panics.Add(1)
 			d.abort(t, pe)
 		}
 	}()
 	t.Serve()
-	return true
 }
 
 // abort reports a panic to the task and the hook. A panic in either is
@@ -174,11 +171,8 @@ func (d *Dispatcher) Close(timeout time.Duration) error {
 	return nil
 }
 
-// TryAcquire claims an idle slot for the caller as if it were a worker, so
-// that it may touch the task's worker-only state. It reports false while a
-// worker has the task. Pair a true result with ReleaseAcquired.
-func (s *Slot) TryAcquire() bool { return s.state.CompareAndSwap(slotIdle, slotRunning) }
-
-// ReleaseAcquired gives back a slot claimed by TryAcquire. Events that came
-// in meanwhile are not replayed; use it only for a task that is finished.
-func (s *Slot) ReleaseAcquired() { s.state.Store(slotIdle) }
+// Idle reports whether no worker has the task now (for tests and metrics:
+// by the time the caller looks, a Dispatch may have changed it). Nothing
+// outside this package can claim a Slot: a task's worker-only state belongs
+// to the one worker Dispatch runs for it.
+func (s *Slot) Idle() bool { return s.state.Load() == slotIdle }

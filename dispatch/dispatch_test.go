@@ -229,10 +229,9 @@ func TestDispatchFromServe(t *testing.T) {
 		if n := s.passes.Load(); n != s.want {
 			return fmt.Errorf("%d passes, want %d", n, s.want)
 		}
-		if !s.slot.TryAcquire() {
+		if !s.slot.Idle() {
 			return errors.New("slot still busy")
 		}
-		s.slot.ReleaseAcquired()
 		return nil
 	})
 	select {
@@ -319,10 +318,9 @@ func TestDifferentTasksRunConcurrently(t *testing.T) {
 			released = true
 			testutil.CheckFor(t, waitTotal, waitInterval, func() error {
 				for i, b := range tasks {
-					if !b.slot.TryAcquire() {
+					if !b.slot.Idle() {
 						return fmt.Errorf("task %d still held by a worker", i)
 					}
-					b.slot.ReleaseAcquired()
 				}
 				return nil
 			})
@@ -527,28 +525,19 @@ func TestPanicWithoutOnPanic(t *testing.T) {
 	})
 }
 
-func TestSlotTryAcquire(t *testing.T) {
+func TestSlotIdle(t *testing.T) {
 	t.Run("zero_slot_is_idle", func(t *testing.T) {
 		var s dispatch.Slot
-		if !s.TryAcquire() {
-			t.Fatal("TryAcquire on a zero Slot = false")
-		}
-		if s.TryAcquire() {
-			t.Fatal("second TryAcquire = true while acquired")
-		}
-		s.ReleaseAcquired()
-		if !s.TryAcquire() {
-			t.Fatal("TryAcquire after ReleaseAcquired = false")
+		if !s.Idle() {
+			t.Fatal("a zero Slot is not idle")
 		}
 	})
 	t.Run("busy_while_worker_runs", func(t *testing.T) {
 		d := newDispatcher(t, dispatch.Config{Workers: 2})
 		b := dispatchBlocked(t, d)
-		for i := 0; i < 3; i++ {
-			if b.slot.TryAcquire() {
-				close(b.release)
-				t.Fatal("TryAcquire succeeded while a worker is in Serve")
-			}
+		if b.slot.Idle() {
+			close(b.release)
+			t.Fatal("slot idle while a worker is in Serve")
 		}
 		// An event while the worker runs folds into one more pass; the
 		// slot stays busy until that pass ends too.
@@ -557,7 +546,7 @@ func TestSlotTryAcquire(t *testing.T) {
 		}
 		close(b.release)
 		testutil.CheckFor(t, waitTotal, waitInterval, func() error {
-			if !b.slot.TryAcquire() {
+			if !b.slot.Idle() {
 				return errors.New("slot still busy after Serve returned")
 			}
 			return nil
@@ -565,18 +554,13 @@ func TestSlotTryAcquire(t *testing.T) {
 		if n := b.passes.Load(); n != 2 {
 			t.Errorf("%d passes, want 2 (the dispatch during Serve must cause one more)", n)
 		}
-		// Acquired by us: a worker must not be started for it.
-		if b.slot.TryAcquire() {
-			t.Fatal("TryAcquire twice")
-		}
-		b.slot.ReleaseAcquired()
 		// Idle again: a dispatch runs it.
 		if err := d.Dispatch(b); err != nil {
 			t.Fatal(err)
 		}
 		testutil.CheckFor(t, waitTotal, waitInterval, func() error {
 			if n := b.passes.Load(); n != 3 {
-				return fmt.Errorf("%d passes after ReleaseAcquired + Dispatch, want 3", n)
+				return fmt.Errorf("%d passes after a third Dispatch, want 3", n)
 			}
 			return nil
 		})
@@ -609,7 +593,7 @@ func TestClose(t *testing.T) {
 			t.Fatalf("Dispatch after Close = %v, want ErrClosed", err)
 		}
 		// The failed dispatch left the slot idle.
-		if !e.slot.TryAcquire() {
+		if !e.slot.Idle() {
 			t.Fatal("slot left busy by a refused Dispatch")
 		}
 	})
@@ -669,10 +653,9 @@ func TestBusyCountsServingWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.CheckFor(t, 2*time.Second, waitInterval, func() error {
-		if !e.slot.TryAcquire() {
+		if !e.slot.Idle() {
 			return errors.New("task still running")
 		}
-		e.slot.ReleaseAcquired()
 		if n := d.Busy(); n != 0 {
 			return fmt.Errorf("Busy() = %d with no task in Serve, want 0", n)
 		}
@@ -715,7 +698,7 @@ func TestAbortPanicLeavesSlotBusy(t *testing.T) {
 	}
 	testutil.CheckFor(t, 2*time.Second, waitInterval, func() error {
 		if n := a.passes.Load(); n != 2 {
-			return fmt.Errorf("task served %d times after a second Dispatch, want 2 (slot stuck busy: TryAcquire=%v)", n, a.slot.TryAcquire())
+			return fmt.Errorf("task served %d times after a second Dispatch, want 2 (slot stuck busy: idle=%v)", n, a.slot.Idle())
 		}
 		return nil
 	})
@@ -734,4 +717,43 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// redispatchTask panics in its first Serve, and its Abort asks for another
+// pass (as a connection asks for its teardown pass).
+type redispatchTask struct {
+	slot   dispatch.Slot
+	d      *dispatch.Dispatcher
+	passes atomic.Int32
+}
+
+func (r *redispatchTask) Slot() *dispatch.Slot { return &r.slot }
+func (r *redispatchTask) Abort(error) {
+	if err := r.d.Dispatch(r); err != nil {
+		panic(err)
+	}
+}
+func (r *redispatchTask) Serve() {
+	if r.passes.Add(1) == 1 {
+		panic("first pass")
+	}
+}
+
+// TestDispatchDuringPanickingPass: a Dispatch that arrives while a pass is
+// panicking (from Abort itself here) is not lost when the slot is reset.
+func TestDispatchDuringPanickingPass(t *testing.T) {
+	d := newDispatcher(t, dispatch.Config{Workers: 2})
+	r := &redispatchTask{d: d}
+	if err := d.Dispatch(r); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, waitTotal, waitInterval, func() error {
+		if n := r.passes.Load(); n != 2 {
+			return fmt.Errorf("%d passes, want 2: the Dispatch from Abort was lost", n)
+		}
+		if !r.slot.Idle() {
+			return errors.New("slot still busy")
+		}
+		return nil
+	})
 }

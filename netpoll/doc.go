@@ -18,9 +18,14 @@
 // descriptors sit in a second epoll instance nested in the first, so one
 // goroutine per poller serves both and read arming is never disturbed.
 //
+// Trigger queues a call of a handler on the poller goroutine, woken through
+// the same eventfd: a way for any goroutine, even one holding locks, to hand
+// work to the code that runs on events without blocking or spawning.
+//
 // Concurrency contract:
-//   - Add, Rearm, ArmWrite and Remove may be called from any goroutine, concurrently
-//     with each other and with the poller loop.
+//   - Add, Rearm, ArmWrite, Remove and Trigger may be called from any goroutine,
+//     concurrently with each other and with the poller loop. Trigger never
+//     blocks.
 //   - Handler.HandleEvent runs on the poller's goroutine, one event at a time
 //     per poller. It must not block and must not call Close.
 //   - After Remove returns, at most one event that was already taken from the

@@ -26,6 +26,9 @@ const (
 	// EventWrite means the socket has room to write again; it answers
 	// ArmWrite and is reported alone.
 	EventWrite
+	// EventTrigger answers Trigger: it says nothing about the socket and
+	// is reported alone.
+	EventTrigger
 )
 
 // Handler receives readiness events for the descriptors it was added with.
@@ -57,10 +60,20 @@ type Poller struct {
 	count    int                // registered descriptors; guarded by mu
 	writers  map[int32]struct{} // fds present in outfd; guarded by mu
 
+	tmu      sync.Mutex // guards triggers; never held with mu
+	triggers []trigger  // handlers to call on the poller goroutine; guarded by tmu
+	spare    []trigger  // the drained batch, reused; poller goroutine only
+
 	closed atomic.Bool   // set once by Close
 	done   chan struct{} // closed when Run returns
 	once   sync.Once     // makes Close idempotent
 	ran    atomic.Bool   // Run was called
+}
+
+// trigger is one pending Trigger call.
+type trigger struct {
+	fd int
+	h  Handler
 }
 
 // NewPoller creates an epoll instance and its wake-up eventfd. Call Run on a
@@ -262,6 +275,7 @@ func (p *Poller) Run() error {
 				if p.closed.Load() {
 					return nil
 				}
+				p.runTriggers()
 			case p.outfd:
 				if err := p.dispatchWritable(outEvents); err != nil {
 					return err
@@ -308,6 +322,38 @@ func toEvent(bits uint32) Event {
 		ev |= EventError
 	}
 	return ev
+}
+
+// Trigger makes the poller goroutine call h.HandleEvent(fd, EventTrigger)
+// soon, whether or not fd is registered (a handler may Remove its fd and
+// then Trigger itself). It never blocks and may be called from any
+// goroutine, also while holding locks that handlers need: it only queues h
+// and wakes the poller. It returns ErrClosed after Close.
+func (p *Poller) Trigger(fd int, h Handler) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	p.tmu.Lock()
+	first := len(p.triggers) == 0
+	p.triggers = append(p.triggers, trigger{fd: fd, h: h})
+	p.tmu.Unlock()
+	if first {
+		return p.wake()
+	}
+	return nil // the wake for the first one is still pending
+}
+
+// runTriggers calls the queued Trigger handlers. Poller goroutine only.
+func (p *Poller) runTriggers() {
+	p.tmu.Lock()
+	batch := p.triggers
+	p.triggers = p.spare[:0]
+	p.tmu.Unlock()
+	for i := range batch {
+		batch[i].h.HandleEvent(batch[i].fd, EventTrigger)
+		batch[i] = trigger{}
+	}
+	p.spare = batch[:0]
 }
 
 // wake makes a blocked epoll_wait return.

@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/gobwas/ws"
-
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/wsframe"
 )
@@ -38,17 +36,9 @@ func AppendDelivery(dst []byte, topic string, seq uint64, data []byte) []byte {
 // NewDeliveryFrame encodes one delivery as a complete server-to-client text
 // frame in a pooled, shared Frame holding one reference for the caller.
 func NewDeliveryFrame(topic string, seq uint64, data []byte) *bpool.Frame {
-	n := DeliveryLen(topic, seq, data)
-	f := bpool.NewFrame(ws.MaxHeaderSize + n)
-	f.B = AppendFrameHeader(f.B, ws.OpText, n)
+	f := wsframe.NewText(DeliveryLen(topic, seq, data))
 	f.B = AppendDelivery(f.B, topic, seq, data)
 	return f
-}
-
-// AppendFrameHeader appends an unmasked, final frame header for a payload of
-// n bytes (the server never masks).
-func AppendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
-	return wsframe.AppendHeader(dst, op, n)
 }
 
 // AppendAck appends {"op":"ack","id":id}.

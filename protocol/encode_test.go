@@ -129,32 +129,6 @@ func TestNewDeliveryFrame(t *testing.T) {
 	}
 }
 
-func TestAppendFrameHeader(t *testing.T) {
-	tests := []struct {
-		name string
-		op   ws.OpCode
-		n    int
-		want []byte
-	}{
-		{name: "text_0", op: ws.OpText, n: 0, want: []byte{0x81, 0}},
-		{name: "binary_125", op: ws.OpBinary, n: 125, want: []byte{0x82, 125}},
-		{name: "text_126", op: ws.OpText, n: 126, want: []byte{0x81, 126, 0, 126}},
-		{name: "text_256", op: ws.OpText, n: 256, want: []byte{0x81, 126, 1, 0}},
-		{name: "close_2", op: ws.OpClose, n: 2, want: []byte{0x88, 2}},
-		{name: "text_65535", op: ws.OpText, n: 65535, want: []byte{0x81, 126, 0xFF, 0xFF}},
-		{name: "text_65536", op: ws.OpText, n: 65536, want: []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
-		{name: "text_2^32+1", op: ws.OpText, n: 1<<32 + 1, want: []byte{0x81, 127, 0, 0, 0, 1, 0, 0, 0, 1}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := protocol.AppendFrameHeader([]byte("pre"), tt.op, tt.n)
-			if !bytes.Equal(got, append([]byte("pre"), tt.want...)) {
-				t.Fatalf("AppendFrameHeader = % x, want pre + % x", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestAppendAck(t *testing.T) {
 	tests := []struct {
 		name string
@@ -288,7 +262,6 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 		{name: "AppendError", fn: func() {
 			dst = protocol.AppendError(dst[:0], true, 7, protocol.CodeBadTopic, "bad \"topic\"\n\xff")
 		}},
-		{name: "AppendFrameHeader", fn: func() { dst = protocol.AppendFrameHeader(dst[:0], ws.OpText, 70000) }},
 		{name: "DeliveryLen", fn: func() { _ = protocol.DeliveryLen("quotes.ABC", 123456, data) }},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -108,6 +109,26 @@ type reply struct {
 	Topic   string          `json:"topic"`
 	Seq     uint64          `json:"seq"`
 	Data    json.RawMessage `json:"data"`
+}
+
+// expectOnlyReply checks that nothing but deliveries is left before the
+// reply to a barrier command with id barrier: the commands before it got
+// exactly their one reply each.
+func expectOnlyReply(t *testing.T, c *wstest.Client, barrier int64) {
+	t.Helper()
+	if err := c.WriteText(fmt.Sprintf(`{"op":"unsubscribe","topics":["barrier"],"id":%d}`, barrier)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r := readReply(t, c)
+		if r.Topic != "" {
+			continue
+		}
+		if r.Op != "ack" || r.ID == nil || *r.ID != barrier {
+			t.Fatalf("reply %+v before the barrier's ack %d: a command got a second reply", r, barrier)
+		}
+		return
+	}
 }
 
 func readReply(t *testing.T, c *wstest.Client) reply {
@@ -221,31 +242,39 @@ func TestAckPrecedesLaterDeliveries(t *testing.T) {
 	}
 }
 
-func TestClientPublishAckThenDelivery(t *testing.T) {
+// TestClientPublishOneReplyAfterDelivery: a client publish with an id gets
+// exactly one reply, after the publish went through, so a publisher that is
+// subscribed sees its own delivery first.
+func TestClientPublishOneReplyAfterDelivery(t *testing.T) {
 	s := startServer(t, Config{ClientPublish: true})
 	c := dial(t, s, "/ws?topics=chat")
 	other := dial(t, s, "/ws?topics=chat")
 	if err := c.WriteText(`{"op":"publish","topic":"chat","data":{"m":"hi"},"id":3}`); err != nil {
 		t.Fatal(err)
 	}
-	if r := readReply(t, c); r.Op != "ack" || *r.ID != 3 {
-		t.Fatalf("first = %+v, want ack", r)
-	}
 	for _, cl := range []*wstest.Client{c, other} {
 		if r := readReply(t, cl); r.Topic != "chat" || r.Seq != 1 || string(r.Data) != `{"m":"hi"}` {
 			t.Fatalf("delivery = %+v", r)
 		}
 	}
+	if r := readReply(t, c); r.Op != "ack" || *r.ID != 3 {
+		t.Fatalf("reply = %+v, want the ack", r)
+	}
+	expectOnlyReply(t, c, 4)
 }
 
-func TestBinaryFramesAreCommands(t *testing.T) {
+// TestBinaryFramesClose1003: commands are text; a binary data frame is
+// unsupported data (RFC 6455 §7.4.1), not a command.
+func TestBinaryFramesClose1003(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s, "/ws")
 	if err := c.Write(wstest.Frame{Op: ws.OpBinary, Payload: []byte(`{"op":"subscribe","topics":["b"],"id":4}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if r := readReply(t, c); r.Op != "ack" || *r.ID != 4 {
-		t.Fatalf("reply = %+v", r)
+	_, err := c.ReadText(readWait)
+	var ce *wstest.CloseFrame
+	if !errors.As(err, &ce) || ce.Code != ws.StatusUnsupportedData {
+		t.Fatalf("read = %v, want close 1003", err)
 	}
 }
 

@@ -20,14 +20,15 @@ type metrics struct {
 	published      atomic.Int64 // publishes accepted (API and clients)
 	recipients     atomic.Int64 // sum over publishes of subscribers offered the frame
 	upgradeFail    [len(failReasons)]atomic.Int64
-	handlerPanics  atomic.Int64
 	fanoutSeconds  prometheus.Histogram
 	apiPublishErrs atomic.Int64
 }
 
-// Upgrade failure reasons, the label values of wspush_upgrade_failures_total.
-// "timeout" must stay last: it is derived, not counted by status.
-var failReasons = [...]string{"bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "too_large", "unavailable", "timeout"}
+// Upgrade failure reasons counted by HTTP status, the label values of
+// wspush_upgrade_failures_total; the collector adds "timeout" (the request
+// was not complete in time) and "closed" (the client left before it was),
+// which wsconn counts.
+var failReasons = [...]string{"bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "too_large", "unavailable"}
 
 func (m *metrics) upgradeFailed(status int) {
 	i := 0
@@ -114,12 +115,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAccepted, st.Accepted.Load())
 	counter(descUpgrades, st.Upgraded.Load())
 	for i, r := range failReasons {
-		v := m.upgradeFail[i].Load()
-		if r == "timeout" {
-			v = st.HandshakeFailed.Load() - m.refusedTotal()
-		}
-		counter(descUpFail, v, r)
+		counter(descUpFail, m.upgradeFail[i].Load(), r)
 	}
+	counter(descUpFail, st.HandshakeTimeouts.Load(), "timeout")
+	counter(descUpFail, st.HandshakeAborted.Load(), "closed")
 	counter(descPublished, m.published.Load())
 	counter(descRecipients, m.recipients.Load())
 	counter(descDelivered, st.Delivered.Load())
@@ -139,17 +138,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPoolRunning, float64(s.ws.WorkersBusy()))
 	gauge(descPoolAlive, float64(s.ws.WorkersAlive()))
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
-	counter(descPanics, m.handlerPanics.Load())
+	counter(descPanics, st.Panics.Load())
 	gauge(descTopics, float64(s.hub.Topics()))
-}
-
-// refusedTotal is the failures counted by status (all but timeouts).
-func (m *metrics) refusedTotal() int64 {
-	var n int64
-	for i := 0; i < len(failReasons)-1; i++ {
-		n += m.upgradeFail[i].Load()
-	}
-	return n
 }
 
 func closeLabel(code int) string {

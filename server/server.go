@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
@@ -68,9 +67,6 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		Handler:  (*handler)(s),
 		Logger:   logger,
 		MaxConns: cfg.MaxConns,
-		OnPanic: func(*dispatch.PanicError) {
-			s.metrics.handlerPanics.Add(1)
-		},
 	})
 	if err != nil {
 		return nil, err

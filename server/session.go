@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -19,24 +18,40 @@ import (
 )
 
 // session is the server's per-connection state, stored as the Conn's value.
+// It is created by Accept and touched only by the Handler's callbacks, which
+// wsconn runs on the connection's slot (one at a time, OnClose last), so it
+// needs no lock.
 type session struct {
-	mu     sync.Mutex   // guards closed and topics
-	closed bool         // OnClose ran: subscribe nothing more
 	topics []*hub.Topic // current subscriptions
 
-	// Set by Accept before the upgrade completes, then read-only.
-	ip        netip.Addr // the client's address (clientIP): what per-IP limits count
-	ipCounted bool       // counted in Server.ips: OnClose releases it
-	claims    *claims    // the connect token's claims; nil when auth is off
-
-	lim *rate.Limiter // command rate; created on the first command; worker only
+	ip        netip.Addr    // the client's address (clientIP): what per-IP limits count
+	ipCounted bool          // counted in Server.ips: OnClose releases it
+	claims    *claims       // the connect token's claims; nil when auth is off
+	lim       *rate.Limiter // command rate; created on the first command
 }
 
 // errTooManySubs is the per-connection subscription cap.
 var errTooManySubs = errors.New("too many subscriptions for this connection")
 
-// subscribeLocked adds the connection to a topic once. ss.mu must be held.
-func (s *Server) subscribeLocked(ss *session, c *wsconn.Conn, name string) error {
+// subscribe adds the connection to every topic in names, or to none: when
+// one fails (a limit), the ones this call added are taken back.
+func (s *Server) subscribe(ss *session, c *wsconn.Conn, names []string) error {
+	had := len(ss.topics)
+	for _, name := range names {
+		if err := s.subscribeOne(ss, c, name); err != nil {
+			for _, t := range ss.topics[had:] {
+				t.Unsubscribe(c)
+			}
+			clear(ss.topics[had:])
+			ss.topics = ss.topics[:had]
+			return err
+		}
+	}
+	return nil
+}
+
+// subscribeOne adds the connection to a topic once.
+func (s *Server) subscribeOne(ss *session, c *wsconn.Conn, name string) error {
 	for _, t := range ss.topics {
 		if t.Name() == name {
 			return nil
@@ -53,8 +68,8 @@ func (s *Server) subscribeLocked(ss *session, c *wsconn.Conn, name string) error
 	return nil
 }
 
-// unsubscribeLocked removes the connection from a topic. ss.mu must be held.
-func unsubscribeLocked(ss *session, c *wsconn.Conn, name string) {
+// unsubscribe removes the connection from a topic.
+func unsubscribe(ss *session, c *wsconn.Conn, name string) {
 	for i, t := range ss.topics {
 		if t.Name() == name {
 			t.Unsubscribe(c)
@@ -130,16 +145,12 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 			names = append(names, name)
 		}
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for _, name := range names {
-		if err := s.subscribeLocked(ss, c, name); err != nil {
-			status := http.StatusServiceUnavailable
-			if errors.Is(err, errTooManySubs) {
-				status = http.StatusBadRequest
-			}
-			return &wsconn.HTTPError{Status: status, Reason: err.Error()}
+	if err := s.subscribe(ss, c, names); err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, errTooManySubs) {
+			status = http.StatusBadRequest
 		}
+		return &wsconn.HTTPError{Status: status, Reason: err.Error()}
 	}
 	return nil
 }
@@ -162,97 +173,98 @@ func (h *handler) OnRefused(c *wsconn.Conn, status int, reason string) {
 	h.srv().metrics.upgradeFailed(status)
 }
 
-// OnClose implements wsconn.Handler: every subscription goes.
+// OnClose implements wsconn.Handler: every subscription and the per-IP
+// place go. It runs after every other callback of the connection, Accept
+// included.
 func (h *handler) OnClose(c *wsconn.Conn, cause error) {
 	ss, _ := c.Value().(*session)
 	if ss == nil {
 		return
 	}
-	ss.mu.Lock()
-	ss.closed = true
 	for _, t := range ss.topics {
 		t.Unsubscribe(c)
 	}
 	ss.topics = nil
-	counted := ss.ipCounted
-	ss.ipCounted = false
-	ss.mu.Unlock()
-	if counted {
+	if ss.ipCounted {
+		ss.ipCounted = false
 		h.srv().ips.release(ss.ip)
 	}
 }
 
-// OnMessage implements wsconn.Handler: one protocol v1 command per message.
+// OnMessage implements wsconn.Handler: one protocol v1 command per text
+// message. Every message counts against the command rate, malformed ones
+// too; a command with an id gets exactly one reply.
 func (h *handler) OnMessage(c *wsconn.Conn, op ws.OpCode, p []byte) {
 	s := h.srv()
-	cmd, err := protocol.ParseCommand(p)
-	if err != nil {
-		var ce *protocol.CommandError
-		if errors.As(err, &ce) {
-			replyError(c, ce.HasID, ce.ID, ce.Code, ce.Message)
-		}
+	if op != ws.OpText {
+		c.CloseWith(ws.StatusUnsupportedData, "commands are text frames")
 		return
 	}
 	ss, _ := c.Value().(*session)
 	if ss == nil {
 		return
+	}
+	cmd, err := protocol.ParseCommand(p)
+	var ce *protocol.CommandError
+	if err != nil && !errors.As(err, &ce) {
+		ce = &protocol.CommandError{Code: protocol.CodeInternal, Message: "internal error"}
 	}
 	if r := s.cfg.Limits.CommandRate; r > 0 {
 		if ss.lim == nil {
 			ss.lim = rate.NewLimiter(rate.Limit(r), max(1, int(2*r)))
 		}
 		if !ss.lim.Allow() {
-			replyError(c, cmd.HasID, cmd.ID, protocol.CodeLimit, "too many commands")
+			hasID, id := cmd.HasID, cmd.ID
+			if ce != nil {
+				hasID, id = ce.HasID, ce.ID
+			}
+			replyError(c, hasID, id, protocol.CodeLimit, "too many commands")
 			return
 		}
 	}
+	if ce != nil {
+		replyError(c, ce.HasID, ce.ID, ce.Code, ce.Message)
+		return
+	}
+	if code, msg := s.runCommand(ss, c, &cmd); code != "" {
+		replyError(c, cmd.HasID, cmd.ID, code, msg)
+	} else if cmd.HasID {
+		replyAck(c, cmd.ID)
+	}
+}
+
+// runCommand carries out a parsed command and returns the error code and
+// message of its one reply, or "" for success.
+func (s *Server) runCommand(ss *session, c *wsconn.Conn, cmd *protocol.Command) (code, msg string) {
 	if ss.claims != nil {
 		denied := cmd.Topic != "" && !ss.claims.allows(cmd.Topic)
 		for _, name := range cmd.Topics {
 			denied = denied || (cmd.Op == protocol.OpSubscribe && !ss.claims.allows(name))
 		}
 		if denied {
-			replyError(c, cmd.HasID, cmd.ID, protocol.CodeForbidden, "topic not allowed by the token")
-			return
+			return protocol.CodeForbidden, "topic not allowed by the token"
 		}
 	}
 	switch cmd.Op {
 	case protocol.OpSubscribe:
-		ss.mu.Lock()
-		for _, name := range cmd.Topics {
-			if ss.closed {
-				break
-			}
-			if err := s.subscribeLocked(ss, c, name); err != nil {
-				ss.mu.Unlock()
-				replyError(c, cmd.HasID, cmd.ID, protocol.CodeLimit, err.Error())
-				return
-			}
+		if err := s.subscribe(ss, c, cmd.Topics); err != nil {
+			return protocol.CodeLimit, err.Error()
 		}
-		ss.mu.Unlock()
 	case protocol.OpUnsubscribe:
-		ss.mu.Lock()
 		for _, name := range cmd.Topics {
-			unsubscribeLocked(ss, c, name)
+			unsubscribe(ss, c, name)
 		}
-		ss.mu.Unlock()
 	case protocol.OpPublish:
 		if !s.cfg.ClientPublish {
-			replyError(c, cmd.HasID, cmd.ID, protocol.CodeDisabled, "client publish is disabled on this server")
-			return
+			return protocol.CodeDisabled, "client publish is disabled on this server"
 		}
-		// The ack goes first so that it precedes this publish's own delivery.
-		if cmd.HasID {
-			replyAck(c, cmd.ID)
-		}
+		// The reply follows the publish, so it can say how it went: a
+		// publisher subscribed to the topic sees its own delivery first.
 		if _, err := s.publish(cmd.Topic, cmd.Data); err != nil {
-			replyError(c, cmd.HasID, cmd.ID, protocol.CodeLimit, err.Error())
+			return protocol.CodeLimit, err.Error()
 		}
-		return
 	}
-	if cmd.HasID {
-		replyAck(c, cmd.ID)
-	}
+	return "", ""
 }
 
 func replyAck(c *wsconn.Conn, id int64) {

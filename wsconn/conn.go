@@ -1,7 +1,6 @@
 package wsconn
 
 import (
-	"errors"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/wsframe"
 	"github.com/wspush/wspush/netpoll"
 )
 
@@ -18,12 +18,12 @@ const (
 	stateHandshake int32 = iota // reading the upgrade request
 	stateOpen                   // upgraded: frames flow both ways
 	stateClosing                // a close frame or refusal is queued or sent
-	stateClosed                 // torn down: socket closed, queue emptied
+	stateClosed                 // torn down: socket closed, OnClose called
 )
 
 // Conn is one client connection. It is created by the Server; handlers get
-// it in their callbacks. Send, Close and CloseWith are safe from any
-// goroutine.
+// it in their callbacks. Send, SendReply, Close, CloseWith and Pending are
+// safe from any goroutine; see the package comment for who runs what.
 type Conn struct {
 	srv  *Server         // immutable
 	poll *netpoll.Poller // immutable once registered
@@ -34,21 +34,20 @@ type Conn struct {
 	fd     int32        // immutable; the socket, closed via fdClose
 	fdRefs atomic.Int32 // users of fd, plus fdClosing; see rawio.go
 
-	slot  dispatch.Slot // owned by dispatch
+	slot  dispatch.Slot // owned by dispatch: the one worker that runs for c
 	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
-	// upgraded is true while the connection holds one of the server's
-	// MaxConns places: set at admission, cleared (with the count) by whoever
-	// swaps it back to false first.
-	upgraded atomic.Bool
+	// ending is set once, by the first end: the cause of the end. The
+	// worker that sees it tears the connection down (lifecycle.go).
+	ending atomic.Pointer[endNote]
 	// closeCause is the close handshake under way (ours or the peer's),
 	// handed to OnClose when the connection ends. Set once.
 	closeCause atomic.Pointer[CloseError]
-	// opened is set when the upgrade succeeded: frames flow. Never cleared.
-	opened atomic.Bool
 
 	// deadline is the unix-nano time the sweeper acts on: the handshake
-	// timeout while handshaking, the close timeout while closing. Written by
-	// whoever changes state, read by the sweeper.
+	// timeout while handshaking; while open, the read timeout of a message
+	// whose first bytes arrived (0: none pending); the close timeout while
+	// closing. Whoever moves state writes it; while open only the worker
+	// does, with CompareAndSwap so that a close's deadline always wins.
 	deadline atomic.Int64
 	// lastRead is when bytes were last read, in unix nanos. Written by the
 	// worker, read by the sweeper.
@@ -57,8 +56,7 @@ type Conn struct {
 	// that shard's mutex.
 	shardIdx int32
 
-	// Read side: touched only by the worker inside Serve (dispatch makes
-	// that one goroutine at a time).
+	// Worker-only: touched only on c's dispatch slot (inside Serve).
 	rbuf  *[]byte   // bytes read but not yet parsed (partial frame or request)
 	msg   *[]byte   // payload of a fragmented message being reassembled
 	msgOp ws.OpCode // opcode of the message in msg; 0 when none
@@ -68,8 +66,13 @@ type Conn struct {
 	// proxyPending is set at accept for a peer in Config.ProxyProtocol and
 	// cleared once its PROXY header is read.
 	proxyPending bool
+	// opened is set when the upgrade succeeded: frames flow.
+	opened bool
+	// admitted is set while c holds one of the server's MaxConns places;
+	// teardown gives it back.
+	admitted bool
 
-	q outQueue // the write side's queue; see queue.go
+	w writer // the write side: out queue and writer goroutine (writer.go)
 
 	value atomic.Value // the handler's per-connection value
 }
@@ -83,59 +86,56 @@ func (c *Conn) Value() any { return c.value.Load() }
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
 
-// Slot implements dispatch.Task.
-func (c *Conn) Slot() *dispatch.Slot { return &c.slot }
-
-// HandleEvent implements netpoll.Handler: it hands the connection to a
-// worker. It runs on the poller goroutine.
-func (c *Conn) HandleEvent(fd int, ev netpoll.Event) {
-	if ev&netpoll.EventWrite != 0 {
-		c.signalWriter()
-		return
-	}
-	if err := c.srv.disp.Dispatch(c); err != nil {
-		c.teardown(err)
-	}
-}
-
-// Abort implements dispatch.Task: a panic while serving closes only this
-// connection.
-func (c *Conn) Abort(err error) {
-	c.srv.cfgLogPanic(c, err)
-	c.teardown(err)
-}
-
-// Serve implements dispatch.Task. It runs on a worker: it reads what the
-// socket has, handles complete frames (or the upgrade request) and re-arms
-// the socket, never waiting for more bytes.
-func (c *Conn) Serve() {
-	switch c.state.Load() {
-	case stateHandshake:
-		c.serveHandshake()
-	case stateOpen:
-		c.serveFrames()
-	case stateClosing:
-		if c.opened.Load() {
-			c.serveFrames() // still looking for the peer's close frame
-		} else {
-			c.discardInput() // a refused upgrade: the rest is not ours to parse
+// Send queues a data frame for delivery. It owns one reference to f in every
+// case and never blocks: when the queue is full it applies the SlowPolicy
+// (a CloseSlow close is started here and finished on the connection's slot).
+// It reports whether f was queued. Send implements hub.Subscriber.
+func (c *Conn) Send(f *bpool.Frame) bool {
+	switch r := c.w.push(f, kindData); r {
+	case pushed, pushedStart:
+		if r.started() {
+			c.startWriter()
 		}
+		return true
+	case pushSlow:
+		c.closeWith(slowConsumerClose, true)
 	}
-	if c.state.Load() == stateClosed {
-		c.releaseReadSide()
-		return
-	}
-	if err := c.poll.Rearm(int(c.fd)); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
-		c.teardown(err)
-	}
+	return false
 }
 
-// releaseReadSide gives the read buffers back. Worker only.
-func (c *Conn) releaseReadSide() {
-	bpool.Put(c.rbuf)
-	bpool.Put(c.msg)
-	c.rbuf, c.msg, c.msgOp = nil, nil, 0
+// SendReply queues an application reply (a command ack or error) as a text
+// frame with payload p. Replies keep their order with deliveries and are never
+// dropped by the slow policy.
+func (c *Conn) SendReply(p []byte) bool {
+	f := wsframe.NewText(len(p))
+	f.B = append(f.B, p...)
+	return c.sendControl(f)
 }
+
+// sendControl queues a frame that is never dropped (pong, ping, reply). It
+// owns one reference to f.
+func (c *Conn) sendControl(f *bpool.Frame) bool {
+	switch r := c.w.push(f, kindControl); r {
+	case pushed, pushedStart:
+		if r.started() {
+			c.startWriter()
+		}
+		return true
+	case pushSlow:
+		c.closeWith(slowConsumerClose, true)
+	}
+	return false
+}
+
+// startWriter launches the writer goroutine; push or open said to, so
+// there is never a second writer on the socket.
+func (c *Conn) startWriter() {
+	c.srv.stats.Writers.Add(1)
+	go c.w.run(c)
+}
+
+// Pending reports how many frames are queued for the connection.
+func (c *Conn) Pending() int { return c.w.len() }
 
 // Close closes the connection with 1000, after what is queued.
 func (c *Conn) Close() { c.CloseWith(ws.StatusNormalClosure, "") }
@@ -147,64 +147,45 @@ func (c *Conn) CloseWith(code ws.StatusCode, reason string) {
 	c.closeWith(&CloseError{Code: code, Reason: reason}, false)
 }
 
+// slowConsumerClose is the close of a connection that fell too far behind;
+// shared, never modified.
+var slowConsumerClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
+
 // closeWith starts the closing handshake with ce's code and reason, and
 // records ce as the close cause OnClose will get. discard drops the queued
-// data first (the slow-consumer close). It never tears down synchronously,
-// so it is safe inside Send.
+// data first (the slow-consumer close). Before the upgrade there is no close
+// frame to send: it ends the connection. Safe from any goroutine, also
+// inside Send under a hub topic lock: it never tears down itself.
 func (c *Conn) closeWith(ce *CloseError, discard bool) {
-	code, reason := ce.Code, ce.Reason
-	if ce.Remote {
-		reason = "" // an echo carries the peer's code only
-	}
 	for {
 		s := c.state.Load()
 		if s >= stateClosing {
 			return
 		}
 		if s == stateHandshake {
-			// No WebSocket yet: there is no close frame to send. Tear down
-			// on another goroutine: closeWith may run inside Send, under a
-			// hub topic lock that OnClose needs.
-			go c.teardown(ce)
+			c.end(ce)
 			return
 		}
 		if c.state.CompareAndSwap(s, stateClosing) {
 			break
 		}
 	}
+	if ce.Err == ErrSlowConsumer {
+		c.srv.stats.SlowClosed.Add(1) // once: only the state's winner gets here
+	}
 	c.closeCause.CompareAndSwap(nil, ce)
 	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
-	f := newCloseFrame(code, reason)
+	code, reason := ce.Code, ce.Reason
+	if ce.Remote {
+		reason = "" // an echo carries the peer's code only
+	}
 	c.srv.stats.closeSent[closeSlot(code)].Add(1)
-	if !c.pushFinal(f, discard) {
-		// The queue is already finished: nothing more can be written. (On
-		// another goroutine, for the same reason as above.)
-		go c.teardown(ce)
+	switch r := c.w.pushFinal(newCloseFrame(code, reason), discard); r {
+	case refused: // nothing more can be written
+		c.end(ce)
+	case pushedStart:
+		c.startWriter()
 	}
-}
-
-// teardown ends the connection exactly once: it unregisters and closes the
-// socket, empties the queue and tells the handler. Safe from any goroutine.
-func (c *Conn) teardown(cause error) {
-	if c.state.Swap(stateClosed) == stateClosed {
-		return
-	}
-	// A close handshake that was under way says more than the EOF (or
-	// timeout) that ended it.
-	if ce := c.closeCause.Load(); ce != nil && (cause == nil || errors.Is(cause, errEOF) || errors.Is(cause, ErrClosed)) {
-		cause = ce
-	}
-	if c.poll != nil {
-		_ = c.poll.Remove(int(c.fd))
-	}
-	c.fdClose()
-	c.q.shutdown(c)
-	c.srv.unregister(c)
-	if c.slot.TryAcquire() {
-		c.releaseReadSide()
-		c.slot.ReleaseAcquired()
-	}
-	c.srv.handler.OnClose(c, cause)
 }
 
 // newCloseFrame encodes a close frame; code 0 means an empty body.

@@ -20,6 +20,9 @@ var (
 	// ErrIdle is the close cause of a connection silent past the idle
 	// timeout.
 	ErrIdle = errors.New("wsconn: idle timeout")
+	// ErrReadTimeout is the close cause of a client message that did not
+	// complete within Config.ReadTimeout of its first byte.
+	ErrReadTimeout = errors.New("wsconn: read timeout")
 	// ErrHandshakeTimeout is the close cause of an upgrade that took too long.
 	ErrHandshakeTimeout = errors.New("wsconn: handshake timeout")
 	// ErrShutdown is the close cause during server shutdown.

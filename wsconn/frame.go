@@ -5,8 +5,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wspush/wspush/internal/wsframe"
 )
 
 // parseHeader parses one client frame header from the start of b. ok is false
@@ -48,12 +46,6 @@ func parseHeader(b []byte) (h ws.Header, n int, ok bool, err error) {
 		n += 4
 	}
 	return h, n, true, nil
-}
-
-// appendFrameHeader appends an unmasked final frame header for n payload
-// bytes with opcode op (see internal/wsframe).
-func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
-	return wsframe.AppendHeader(dst, op, n)
 }
 
 // parseClose validates a close frame's payload. It returns the code to echo

@@ -150,25 +150,6 @@ func TestParseHeaderMatchesEncoder(t *testing.T) {
 	}
 }
 
-func TestAppendFrameHeader(t *testing.T) {
-	for _, n := range []int{0, 125, 126, 0xffff, 0x10000, 1 << 20} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			b := appendFrameHeader(nil, ws.OpText, n)
-			h, err := ws.ReadHeader(bytes.NewReader(b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(n)}
-			if h != want {
-				t.Fatalf("header %+v, want %+v", h, want)
-			}
-			if hn := ws.HeaderSize(h); hn != len(b) {
-				t.Fatalf("header is %d bytes, want minimal %d", len(b), hn)
-			}
-		})
-	}
-}
-
 func closePayload(code uint16, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
 }

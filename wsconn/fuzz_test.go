@@ -135,7 +135,7 @@ func FuzzFrameReader(f *testing.F) {
 				t.Fatalf("message %d = %v, want %v", i, got[i], want.msgs[i])
 			}
 		}
-		if n := h.panics.Load(); n != 0 {
+		if n := ts.srv.Stats().Panics.Load(); n != 0 {
 			t.Fatalf("%d handler panics", n)
 		}
 		waitOpenWithin(t, ts, 0, 4*time.Second)

@@ -64,7 +64,7 @@ func FuzzUpgradeRequest(f *testing.F) {
 		}
 		nc.Close()
 		waitOpenWithin(t, ts, 0, 4*time.Second)
-		if p := h.panics.Load(); p != 0 {
+		if p := ts.srv.Stats().Panics.Load(); p != 0 {
 			t.Fatalf("%d handler panics", p)
 		}
 	})

@@ -54,8 +54,8 @@ func (c *Conn) serveHandshake() {
 		case len(data) >= c.srv.cfg.MaxHandshake:
 			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 		case err != nil && !errors.Is(err, unix.EAGAIN):
-			c.srv.stats.HandshakeFailed.Add(1)
-			c.teardown(err)
+			c.srv.stats.HandshakeAborted.Add(1)
+			c.end(err)
 		}
 		return
 	}
@@ -72,6 +72,7 @@ func (c *Conn) serveHandshake() {
 		used := c.parseFrames(*bp)
 		n := copy(*bp, (*bp)[used:])
 		*bp = (*bp)[:n]
+		c.trackMessage(n > 0 || c.msg != nil)
 	}
 	if len(*bp) == 0 {
 		bpool.Put(bp)
@@ -95,8 +96,8 @@ func (c *Conn) takeProxyHeader(bp *[]byte, err error) ([]byte, bool) {
 		return nil, false
 	case n == 0 || n > len(data):
 		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			c.srv.stats.HandshakeFailed.Add(1)
-			c.teardown(err)
+			c.srv.stats.HandshakeAborted.Add(1)
+			c.end(err)
 		}
 		return nil, false
 	}
@@ -164,7 +165,7 @@ func (c *Conn) upgrade(req []byte) {
 				return nil, rejection(err)
 			}
 			if err := c.srv.handler.Accept(c, &r); err != nil {
-				c.release()
+				c.srv.unadmit(c)
 				return nil, rejection(err)
 			}
 			accepted = true
@@ -183,8 +184,8 @@ func (c *Conn) upgrade(req []byte) {
 		c.srv.stats.HandshakeFailed.Add(1)
 		c.srv.handler.OnRefused(c, status, err.Error())
 		if accepted {
-			// Accept set things up; the close hook undoes them.
-			c.teardown(err)
+			// Accept set things up; OnClose undoes them.
+			c.end(err)
 			hio.f.Release()
 			return
 		}
@@ -195,13 +196,21 @@ func (c *Conn) upgrade(req []byte) {
 		c.sendRefusal(hio.f)
 		return
 	}
-	if !c.state.CompareAndSwap(stateHandshake, stateOpen) {
-		hio.f.Release() // torn down meanwhile (shutdown, timeout)
+	// Ended while Accept ran (handshake timeout, shutdown): no 101; the
+	// teardown that follows on this worker calls OnClose, which undoes
+	// what Accept set up.
+	if c.ending.Load() != nil || !c.state.CompareAndSwap(stateHandshake, stateOpen) {
+		hio.f.Release()
 		return
 	}
-	c.opened.Store(true)
+	// The handshake deadline is over; while open, deadline is the message
+	// read timeout (none pending yet). CompareAndSwap: a close's wins.
+	c.deadline.CompareAndSwap(c.deadline.Load(), 0)
+	c.opened = true
 	c.srv.stats.Upgraded.Add(1)
-	c.openGate(hio.f, false)
+	if c.w.open(hio.f, false) {
+		c.startWriter()
+	}
 }
 
 // refuse answers the upgrade request with an HTTP error and closes.
@@ -217,7 +226,9 @@ func (c *Conn) refuse(status int, reason string) {
 func (c *Conn) sendRefusal(f *bpool.Frame) {
 	c.state.CompareAndSwap(stateHandshake, stateClosing)
 	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
-	c.openGate(f, true)
+	if c.w.open(f, true) {
+		c.startWriter()
+	}
 }
 
 func appendHTTPError(dst []byte, status int, reason string) []byte {

@@ -284,7 +284,8 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			failed := ts.srv.Stats().HandshakeFailed.Load()
+			st := ts.srv.Stats()
+			timeouts, failed, aborted := st.HandshakeTimeouts.Load(), st.HandshakeFailed.Load(), st.HandshakeAborted.Load()
 			nc := ts.rawConn(t)
 			if tc.sent != "" {
 				if _, err := nc.Write([]byte(tc.sent)); err != nil {
@@ -301,10 +302,41 @@ func TestHandshakeTimeout(t *testing.T) {
 			if cause := waitClosed(t, rec); !errors.Is(cause, ErrHandshakeTimeout) {
 				t.Fatalf("OnClose cause %v, want ErrHandshakeTimeout", cause)
 			}
-			if got := ts.srv.Stats().HandshakeFailed.Load(); got != failed+1 {
-				t.Fatalf("HandshakeFailed = %d, want %d", got, failed+1)
+			// Counted once, as a timeout: not as a refusal, not as the
+			// client leaving.
+			if got := st.HandshakeTimeouts.Load(); got != timeouts+1 {
+				t.Fatalf("HandshakeTimeouts = %d, want %d", got, timeouts+1)
+			}
+			if f, a := st.HandshakeFailed.Load(), st.HandshakeAborted.Load(); f != failed || a != aborted {
+				t.Fatalf("HandshakeFailed %d -> %d, HandshakeAborted %d -> %d: want both unchanged", failed, f, aborted, a)
 			}
 		})
+	}
+}
+
+// TestHandshakeAbortedIsNotATimeout: a client that leaves before finishing
+// its upgrade request is counted as aborted, not as a timeout (the metric
+// "timeout" used to be derived from every failure that was not a refusal).
+func TestHandshakeAbortedIsNotATimeout(t *testing.T) {
+	ts := startServer(t, Config{HandshakeTimeout: time.Minute}, nil)
+	st := ts.srv.Stats()
+	for i, sent := range []string{"", string(upgradeRequest("/ws")[:40])} {
+		nc := ts.rawConn(t)
+		if sent != "" {
+			if _, err := nc.Write([]byte(sent)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nc.Close() // the record appears with OnClose
+		if cause := waitClosed(t, ts.h.lookup(t, nc)); errors.Is(cause, ErrHandshakeTimeout) {
+			t.Fatalf("cause %v, want the client's EOF", cause)
+		}
+		if got := st.HandshakeAborted.Load(); got != int64(i+1) {
+			t.Fatalf("HandshakeAborted = %d, want %d", got, i+1)
+		}
+	}
+	if n, f := st.HandshakeTimeouts.Load(), st.HandshakeFailed.Load(); n != 0 || f != 0 {
+		t.Fatalf("HandshakeTimeouts = %d, HandshakeFailed = %d; want 0, 0", n, f)
 	}
 }
 

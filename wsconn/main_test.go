@@ -18,9 +18,9 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
-	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/testutil"
+	"github.com/wspush/wspush/internal/wsframe"
 	"github.com/wspush/wspush/internal/wstest"
 )
 
@@ -99,6 +99,7 @@ func newConnRec(c *Conn) *connRec {
 type testHandler struct {
 	accept    func(c *Conn, r *Request) error
 	onMessage func(c *Conn, op ws.OpCode, p []byte)
+	onClose   func(c *Conn) // after the close was recorded
 
 	mu     sync.Mutex
 	byAddr map[string]*connRec // by client address (the Conn's RemoteAddr)
@@ -109,7 +110,6 @@ type testHandler struct {
 
 	overflow    atomic.Int64 // callbacks that could not be recorded (channel full)
 	doubleClose atomic.Int64 // OnClose called more than once for a connection
-	panics      atomic.Int64 // recovered handler panics (ServerOptions.OnPanic)
 	wantPanics  atomic.Bool  // the test provokes panics on purpose
 }
 
@@ -198,6 +198,9 @@ func (h *testHandler) OnClose(c *Conn, cause error) {
 	default:
 		h.overflow.Add(1)
 	}
+	if h.onClose != nil {
+		h.onClose(c)
+	}
 }
 
 // lookup returns the record of the server side of client connection nc.
@@ -239,7 +242,6 @@ func startServer(t testing.TB, cfg Config, h *testHandler, opts ...serverOpt) *t
 	so := ServerOptions{
 		Handler: h,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnPanic: func(*dispatch.PanicError) { h.panics.Add(1) },
 	}
 	for _, o := range opts {
 		o(&so)
@@ -274,7 +276,7 @@ func startServer(t testing.TB, cfg Config, h *testHandler, opts ...serverOpt) *t
 		if n := h.doubleClose.Load(); n != 0 {
 			t.Errorf("OnClose ran more than once for %d connections", n)
 		}
-		if n := h.panics.Load(); n != 0 && !h.wantPanics.Load() {
+		if n := srv.Stats().Panics.Load(); n != 0 && !h.wantPanics.Load() {
 			t.Errorf("%d handler panics", n)
 		}
 		if n := h.overflow.Load(); n != 0 {
@@ -500,7 +502,7 @@ func waitQueuedEmpty(t testing.TB, ts *testServer) {
 // and ends with seq (8 bytes each, big endian); size must be at least 16.
 func dataFrame(seq uint64, size int) *bpool.Frame {
 	f := bpool.NewFrame(size + 10)
-	f.B = appendFrameHeader(f.B, ws.OpBinary, size)
+	f.B = wsframe.AppendHeader(f.B, ws.OpBinary, size)
 	start := len(f.B)
 	f.B = f.B[:start+size]
 	p := f.B[start:]
@@ -512,8 +514,7 @@ func dataFrame(seq uint64, size int) *bpool.Frame {
 
 // textFrame encodes a server text frame.
 func textFrame(s string) *bpool.Frame {
-	f := bpool.NewFrame(len(s) + 10)
-	f.B = appendFrameHeader(f.B, ws.OpText, len(s))
+	f := wsframe.NewText(len(s))
 	f.B = append(f.B, s...)
 	return f
 }

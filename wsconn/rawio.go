@@ -123,13 +123,20 @@ func writev(fd int32, iov []unix.Iovec) (int, error) {
 	return int(n), nil
 }
 
-// writeAll writes every buffer in w.bufs with as few writev calls as the
-// socket allows, waiting for writability (never past deadline) when the
-// kernel buffer is full.
-func (c *Conn) writeAll(w *rawWriter, deadline time.Time) error {
-	for len(w.bufs) > 0 {
+// writeBatch writes every buffer in w.bufs with as few writev calls as the
+// socket allows, waiting for writability when the kernel buffer is full.
+// WriteTimeout bounds the time without progress, not the batch: every wait
+// that follows bytes written starts a fresh timeout, so a slow but steadily
+// reading client is not taken for a stuck one. It implements socket.
+func (c *Conn) writeBatch(w *rawWriter) error {
+	progress := true // the first wait gets a full timeout
+	var deadline time.Time
+	// bufs is what is left; w.bufs keeps its start, so the pooled scratch
+	// keeps its capacity.
+	bufs := w.bufs
+	for len(bufs) > 0 {
 		w.iov = w.iov[:0]
-		for _, b := range w.bufs {
+		for _, b := range bufs {
 			if len(w.iov) == maxIovecs {
 				break
 			}
@@ -141,7 +148,6 @@ func (c *Conn) writeAll(w *rawWriter, deadline time.Time) error {
 			w.iov = append(w.iov, v)
 		}
 		if len(w.iov) == 0 {
-			w.bufs = w.bufs[:0]
 			return nil
 		}
 		if !c.fdAcquire() {
@@ -154,6 +160,10 @@ func (c *Conn) writeAll(w *rawWriter, deadline time.Time) error {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
+			if progress {
+				deadline = time.Now().Add(c.srv.cfg.WriteTimeout)
+				progress = false
+			}
 			if err := c.waitWritable(w, deadline); err != nil {
 				return err
 			}
@@ -161,44 +171,40 @@ func (c *Conn) writeAll(w *rawWriter, deadline time.Time) error {
 		default:
 			return os.NewSyscallError("writev", err)
 		}
-		// Advance past what was written.
-		for n > 0 && len(w.bufs) > 0 {
-			if l := len(w.bufs[0]); n >= l {
-				n -= l
-				w.bufs[0] = nil
-				w.bufs = w.bufs[1:]
-			} else {
-				w.bufs[0] = w.bufs[0][n:]
-				n = 0
-			}
-		}
-		for len(w.bufs) > 0 && len(w.bufs[0]) == 0 {
-			w.bufs = w.bufs[1:]
-		}
+		progress = progress || n > 0
+		bufs = advance(bufs, n)
 	}
 	return nil
 }
 
-// waitWritable parks the writer until the poller reports the socket
-// writable, the connection is torn down, or the deadline passes.
+// advance drops the first n written bytes from bufs.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if l := len(bufs[0]); n >= l {
+			n -= l
+			bufs = bufs[1:]
+		} else {
+			bufs[0] = bufs[0][n:]
+			n = 0
+		}
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
+}
+
+// waitWritable parks the writer goroutine until the poller reports the
+// socket writable, the connection ends, or the deadline passes.
 func (c *Conn) waitWritable(w *rawWriter, deadline time.Time) error {
 	select { // drop a stale doorbell from an earlier wait
 	case <-w.ready:
 	default:
 	}
-	q := &c.q
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
+	if !c.w.park(w.ready) {
 		return ErrClosed
 	}
-	q.writeWait = w.ready
-	q.mu.Unlock()
-	defer func() {
-		q.mu.Lock()
-		q.writeWait = nil
-		q.mu.Unlock()
-	}()
+	defer c.w.unpark()
 	if err := c.poll.ArmWrite(int(c.fd)); err != nil {
 		return ErrClosed
 	}
@@ -217,24 +223,16 @@ func (c *Conn) waitWritable(w *rawWriter, deadline time.Time) error {
 	case <-w.timer.C:
 		return os.ErrDeadlineExceeded
 	}
-	q.mu.Lock()
-	closed := q.closed
-	q.mu.Unlock()
-	if closed {
+	if c.w.closed() {
 		return ErrClosed
 	}
 	return nil
 }
 
-// signalWriter rings the doorbell of a writer waiting for writability.
-func (c *Conn) signalWriter() {
-	c.q.mu.Lock()
-	ch := c.q.writeWait
-	c.q.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+// putWriter clears a writer scratch and returns it to the pool.
+func putWriter(w *rawWriter) {
+	clear(w.bufs[:cap(w.bufs)])
+	w.bufs = w.bufs[:0]
+	w.iov = w.iov[:0]
+	writerPool.Put(w)
 }

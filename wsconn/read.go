@@ -43,8 +43,9 @@ func (c *Conn) serveFrames() {
 			used := c.parseFrames(*bp)
 			rest := copy(*bp, (*bp)[used:])
 			*bp = (*bp)[:rest]
+			c.trackMessage(rest > 0 || c.msg != nil)
 		}
-		if c.state.Load() == stateClosed {
+		if c.ending.Load() != nil {
 			return
 		}
 		switch {
@@ -55,10 +56,31 @@ func (c *Conn) serveFrames() {
 		case errors.Is(err, unix.EAGAIN):
 			return
 		default:
-			c.teardown(err)
+			c.end(err)
 			return
 		}
 	}
+}
+
+// trackMessage keeps the read timeout of the message in progress: set when
+// its first bytes are buffered (a partial frame, or a fragmented message
+// under reassembly), cleared when none is. Later bytes of the same message
+// do not extend it. Worker only; a close's deadline always wins (see
+// Conn.deadline).
+func (c *Conn) trackMessage(pending bool) {
+	rt := c.srv.cfg.ReadTimeout
+	if rt <= 0 || c.state.Load() != stateOpen {
+		return
+	}
+	old := c.deadline.Load()
+	if pending == (old != 0) {
+		return
+	}
+	var d int64
+	if pending {
+		d = time.Now().Add(rt).UnixNano()
+	}
+	c.deadline.CompareAndSwap(old, d)
 }
 
 // readSpace is how many bytes the next read should have room for: the rest
@@ -81,7 +103,7 @@ func (c *Conn) readSpace() int {
 func (c *Conn) parseFrames(b []byte) int {
 	off := 0
 	for off < len(b) {
-		if c.state.Load() == stateClosed {
+		if c.ending.Load() != nil {
 			return len(b)
 		}
 		h, hn, ok, err := parseHeader(b[off:])
@@ -134,7 +156,7 @@ func (c *Conn) discardInput() {
 		*bp = (*bp)[:0]
 		if _, err := c.readInto(bp); err != nil {
 			if !errors.Is(err, unix.EAGAIN) {
-				c.teardown(err)
+				c.end(err)
 			}
 			return
 		}
@@ -148,14 +170,17 @@ func (c *Conn) fail(code ws.StatusCode, reason string) {
 	bpool.Put(c.msg)
 	c.msg, c.msgOp = nil, 0
 	if c.state.Load() == stateClosing {
-		c.teardown(&CloseError{Code: code, Reason: reason})
+		c.end(&CloseError{Code: code, Reason: reason})
 		return
 	}
 	c.CloseWith(code, reason)
 }
 
 // handleFrame acts on one complete, unmasked frame. It reports false when the
-// rest of the input must be discarded. Worker only.
+// rest of the input must be discarded: the connection failed or is ending.
+// A close we started (the handler's, the sweeper's) is not a reason: the
+// frames after it are still parsed, in sync, to find the peer's close.
+// Worker only.
 func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
 	closing := c.state.Load() != stateOpen
 	if h.OpCode.IsControl() {
@@ -172,11 +197,11 @@ func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
 		}
 		op, m := c.msgOp, c.msg
 		c.msg, c.msgOp = nil, 0
-		ok := c.deliver(op, *m)
+		ok := c.handleMessage(op, *m)
 		bpool.Put(m)
 		return ok
 	case h.Fin:
-		return c.deliver(h.OpCode, p)
+		return c.handleMessage(h.OpCode, p)
 	default:
 		c.msgOp = h.OpCode
 		c.msg = bpool.Get(max(len(p)*2, 256))
@@ -185,14 +210,16 @@ func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
 	}
 }
 
-// deliver hands a complete message to the handler after the UTF-8 check.
-func (c *Conn) deliver(op ws.OpCode, p []byte) bool {
+// handleMessage hands a complete incoming message to the handler after the
+// UTF-8 check. It reports false when the rest of the input must be
+// discarded (see handleFrame).
+func (c *Conn) handleMessage(op ws.OpCode, p []byte) bool {
 	if op == ws.OpText && !utf8.Valid(p) {
 		c.fail(ws.StatusInvalidFramePayloadData, "invalid utf-8")
 		return false
 	}
 	c.srv.handler.OnMessage(c, op, p)
-	return c.state.Load() == stateOpen
+	return !c.failed && c.ending.Load() == nil
 }
 
 // handleControl answers ping with pong and the close handshake. Worker only.
@@ -213,7 +240,7 @@ func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {
 		}
 		if closing {
 			// Our close was answered: the handshake is complete.
-			c.teardown(&CloseError{Code: code, Reason: reason, Remote: false})
+			c.end(&CloseError{Code: code, Reason: reason, Remote: false})
 			return false
 		}
 		c.closeWith(&CloseError{Code: code, Reason: reason, Remote: true}, false)

@@ -1,11 +1,9 @@
 package wsconn
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,14 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/dispatch"
-	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/prefixes"
 	"github.com/wspush/wspush/netpoll"
 )
 
-// Handler is the application side of the connections. Its methods run on
-// dispatch workers (Accept, OnMessage) or on whatever goroutine ended the
-// connection (OnClose); they must not block.
+// Handler is the application side of the connections. Every method runs on
+// the connection's dispatch slot: one worker at a time per connection, in
+// order, OnClose last. They must not block.
 type Handler interface {
 	// Accept decides an upgrade once the request is complete and valid,
 	// before the 101 response is queued; what it sets up (subscriptions) is
@@ -40,7 +37,9 @@ type Handler interface {
 	// order. p is valid only until OnMessage returns.
 	OnMessage(c *Conn, op ws.OpCode, p []byte)
 	// OnClose is called exactly once per connection, after it is torn down
-	// (for refused upgrades too). cause says why; it may be nil.
+	// (for refused upgrades and connections that never finished the
+	// upgrade too); no other callback for the connection follows it. cause
+	// says why; it may be nil.
 	OnClose(c *Conn, cause error)
 }
 
@@ -57,7 +56,8 @@ type connShard struct {
 // pollers, the worker pool, the registry, the sweeper for pings and
 // timeouts, and shutdown.
 type Server struct {
-	cfg     Config // immutable, defaults applied
+	cfg     Config      // immutable, defaults applied
+	qpol    queuePolicy // shared by every connection's writer; immutable
 	handler Handler
 	log     *slog.Logger
 	stats   Stats
@@ -65,7 +65,7 @@ type Server struct {
 	disp    *dispatch.Dispatcher
 
 	shards      [registryShards]connShard
-	upgradedNow atomic.Int64 // upgraded connections not yet torn down
+	upgradedNow atomic.Int64 // connections holding a MaxConns place (Conn.admitted)
 	maxConns    int64        // immutable; 0 = unlimited
 
 	mu        sync.Mutex
@@ -74,8 +74,11 @@ type Server struct {
 	allGone   chan struct{}          // closed when shutting and no connection is left
 	goneOnce  sync.Once
 
-	sweepStop chan struct{}
-	wg        sync.WaitGroup // the sweeper and the accept loops
+	// done is closed when Shutdown is over: it stops the sweeper and the
+	// accept loops.
+	done      chan struct{}
+	wg        sync.WaitGroup // the sweeper
+	acceptWG  sync.WaitGroup // the accept loops (Serve calls)
 	closeOnce sync.Once
 }
 
@@ -89,9 +92,6 @@ type ServerOptions struct {
 	// MaxConns caps upgraded connections; an upgrade beyond it is refused
 	// with 503 before the 101. Zero means no cap.
 	MaxConns int
-	// OnPanic is called for every recovered handler panic, after the
-	// connection was closed. It may be nil.
-	OnPanic func(*dispatch.PanicError)
 }
 
 // NewServer starts the pollers, the worker pool and the sweeper. Call
@@ -107,8 +107,10 @@ func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
 		maxConns:  int64(opt.MaxConns),
 		listeners: make(map[*listener]struct{}),
 		allGone:   make(chan struct{}),
-		sweepStop: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
+	s.qpol = queuePolicy{limit: int32(s.cfg.SendQueue), slow: s.cfg.SlowPolicy,
+		persistent: s.cfg.Writer == WriterPersistent, stats: &s.stats}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -116,7 +118,7 @@ func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
 	if s.polls, err = netpoll.NewGroup(s.cfg.Pollers); err != nil {
 		return nil, fmt.Errorf("wsconn: pollers: %w", err)
 	}
-	s.disp, err = dispatch.New(dispatch.Config{Workers: s.cfg.Workers, OnPanic: opt.OnPanic})
+	s.disp, err = dispatch.New(dispatch.Config{Workers: s.cfg.Workers})
 	if err != nil {
 		s.polls.Close()
 		return nil, err
@@ -177,9 +179,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return fmt.Errorf("wsconn: listener: %w", err)
 	}
 	s.listeners[l] = struct{}{}
-	s.wg.Add(1)
+	s.acceptWG.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	defer s.acceptWG.Done()
 
 	var (
 		nfd   int
@@ -211,7 +213,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			select {
 			case <-l.ready:
 				continue
-			case <-s.sweepStop:
+			case <-s.done:
 				return nil
 			}
 		case errors.Is(aerr, unix.EINTR), errors.Is(aerr, unix.ECONNABORTED):
@@ -271,16 +273,23 @@ func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// testHookAccepted, when set, runs between an accept and its register (a
+// test holds it there while Shutdown starts).
+var testHookAccepted func()
+
 // register wraps an accepted socket and hands it to a poller.
 func (s *Server) register(fd int, sa unix.Sockaddr) error {
+	if testHookAccepted != nil {
+		testHookAccepted()
+	}
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := &Conn{srv: s, fd: int32(fd), remote: sockaddrPort(sa)}
 	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, c.remote.Addr())
+	c.w = writer{pol: &s.qpol, flags: wGated}
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.deadline.Store(now.Add(s.cfg.HandshakeTimeout).UnixNano())
-	c.q.gated = true
 	// c.poll is set before c is visible to anyone (registry, sweeper, the
 	// first event on a worker).
 	c.poll = s.polls.Poller(fd)
@@ -290,14 +299,21 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	c.shardIdx = int32(len(sh.conns))
 	sh.conns = append(sh.conns, c)
 	sh.mu.Unlock()
-	if err := c.poll.Add(fd, c); err != nil {
-		c.teardown(err)
+	// Shutdown waits for the accept loops before it drains, so this is
+	// only for a Serve that races Shutdown's start.
+	if s.shutting.Load() {
+		c.end(ErrShutdown)
+		return ErrShutdown
+	}
+	if err := c.poll.Add(fd, (*connTask)(c)); err != nil {
+		c.end(err)
 		return err
 	}
 	return nil
 }
 
-// unregister removes c from the registry. Called once, by teardown.
+// unregister removes c from the registry and gives back its MaxConns place.
+// Called once, by teardown.
 func (s *Server) unregister(c *Conn) {
 	sh := &s.shards[int(c.fd)%registryShards]
 	sh.mu.Lock()
@@ -313,14 +329,14 @@ func (s *Server) unregister(c *Conn) {
 		}
 	}
 	sh.mu.Unlock()
-	c.release()
+	s.unadmit(c)
 	if s.stats.Open.Add(-1) == 0 && s.shutting.Load() {
 		s.goneOnce.Do(func() { close(s.allGone) })
 	}
 }
 
 // admit applies shutdown and MaxConns to an upgrade, reserving c's place
-// atomically (so MaxConns is never overshot).
+// atomically (so MaxConns is never overshot). Worker only.
 func (s *Server) admit(c *Conn) error {
 	if s.shutting.Load() {
 		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "server shutting down"}
@@ -329,17 +345,15 @@ func (s *Server) admit(c *Conn) error {
 		s.upgradedNow.Add(-1)
 		return &HTTPError{Status: http.StatusServiceUnavailable, Reason: "too many connections"}
 	}
-	c.upgraded.Store(true)
-	if c.state.Load() == stateClosed {
-		c.release() // torn down meanwhile: give the place back
-	}
+	c.admitted = true
 	return nil
 }
 
-// release gives back c's MaxConns place; only the first call counts.
-func (c *Conn) release() {
-	if c.upgraded.Swap(false) {
-		c.srv.upgradedNow.Add(-1)
+// unadmit gives back c's MaxConns place, if it holds one. Worker only.
+func (s *Server) unadmit(c *Conn) {
+	if c.admitted {
+		c.admitted = false
+		s.upgradedNow.Add(-1)
 	}
 }
 
@@ -375,136 +389,10 @@ func (s *Server) Queued() int64 {
 // Len reports the registered connections (handshaking, open or closing).
 func (s *Server) Len() int { return int(s.stats.Open.Load()) }
 
-// cfgLogPanic logs a recovered handler panic with its stack.
-func (s *Server) cfgLogPanic(c *Conn, err error) {
+// logPanic logs a recovered handler panic with its stack.
+func (s *Server) logPanic(c *Conn, err error) {
 	var pe *dispatch.PanicError
 	if errors.As(err, &pe) {
 		s.log.Error("handler panic; connection closed", "remote", c.RemoteAddr().String(), "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 	}
-}
-
-// sweepLoop is the one timer for all connections: handshake and close
-// deadlines, idle timeouts and pings.
-func (s *Server) sweepLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	nextPing := time.Now().Add(s.cfg.PingInterval)
-	var buf []*Conn
-	for {
-		select {
-		case <-s.sweepStop:
-			return
-		case now := <-t.C:
-			ping := s.cfg.PingInterval > 0 && !now.Before(nextPing)
-			if ping {
-				nextPing = now.Add(s.cfg.PingInterval)
-			}
-			for i := range s.shards {
-				sh := &s.shards[i]
-				sh.mu.Lock()
-				buf = append(buf[:0], sh.conns...)
-				sh.mu.Unlock()
-				for _, c := range buf {
-					s.sweepConn(c, now.UnixNano(), ping)
-				}
-			}
-			clear(buf)
-		}
-	}
-}
-
-// pingFrame is shared by every ping; it is never pooled.
-var pingFrame = bpool.StaticFrame(ws.CompiledPing)
-
-func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
-	switch c.state.Load() {
-	case stateHandshake:
-		if now > c.deadline.Load() {
-			c.srv.stats.HandshakeFailed.Add(1)
-			c.teardown(ErrHandshakeTimeout)
-		}
-	case stateClosing:
-		if now > c.deadline.Load() {
-			c.teardown(nil)
-		}
-	case stateOpen:
-		silent := time.Duration(now - c.lastRead.Load())
-		if s.cfg.IdleTimeout > 0 && silent > s.cfg.IdleTimeout {
-			c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "idle timeout", Err: ErrIdle}, false)
-			return
-		}
-		if ping && silent >= s.cfg.PingInterval {
-			c.sendControl(pingFrame)
-		}
-	}
-}
-
-// drain closes every connection with 1001 after what is already queued, in
-// DrainWaves waves spread (with jitter) over the first half of ctx's time.
-func (s *Server) drain(ctx context.Context) {
-	var conns []*Conn
-	s.Range(func(c *Conn) bool {
-		conns = append(conns, c)
-		return true
-	})
-	waves := min(s.cfg.DrainWaves, max(1, len(conns)))
-	var gap time.Duration
-	if dl, ok := ctx.Deadline(); ok && waves > 1 {
-		gap = time.Until(dl) / 2 / time.Duration(waves)
-	}
-	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
-	for w := 0; w < waves; w++ {
-		if w > 0 && gap > 0 {
-			jitter := time.Duration(rand.Int64N(int64(gap)/4 + 1))
-			select {
-			case <-time.After(gap - gap/8 + jitter):
-			case <-ctx.Done():
-			}
-		}
-		lo, hi := w*len(conns)/waves, (w+1)*len(conns)/waves
-		for _, c := range conns[lo:hi] {
-			c.closeWith(&CloseError{Code: ws.StatusGoingAway, Reason: "server shutting down", Err: ErrShutdown}, false)
-		}
-	}
-	// Connections that were mid-handshake when draining began are closed by
-	// the loop above too (closeWith tears them down).
-}
-
-// Shutdown stops accepting, closes every connection with 1001 after what is
-// already queued, and waits for them to finish until ctx is done; then it
-// tears down what is left and stops the pollers and workers.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for l := range s.listeners {
-		l.close()
-	}
-	clear(s.listeners)
-	s.mu.Unlock()
-	if s.stats.Open.Load() == 0 {
-		s.goneOnce.Do(func() { close(s.allGone) })
-	}
-	s.drain(ctx)
-	var err error
-	select {
-	case <-s.allGone:
-	case <-ctx.Done():
-		err = ctx.Err()
-		s.Range(func(c *Conn) bool {
-			c.teardown(ErrShutdown)
-			return true
-		})
-	}
-	s.closeOnce.Do(func() {
-		close(s.sweepStop)
-		s.wg.Wait()
-		if perr := s.polls.Close(); perr != nil && err == nil {
-			err = perr
-		}
-		if derr := s.disp.Close(5 * time.Second); derr != nil && err == nil {
-			err = derr
-		}
-	})
-	return err
 }

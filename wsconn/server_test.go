@@ -24,14 +24,14 @@ func TestConfigDefaults(t *testing.T) {
 	got := Config{}.withDefaults()
 	want := Config{
 		SendQueue: 64, WriteTimeout: 10 * time.Second, MaxMessage: 64 << 10, MaxHandshake: 8 << 10,
-		PingInterval: 25 * time.Second, IdleTimeout: 60 * time.Second, HandshakeTimeout: 10 * time.Second,
+		PingInterval: 25 * time.Second, IdleTimeout: 60 * time.Second, ReadTimeout: 30 * time.Second, HandshakeTimeout: 10 * time.Second,
 		CloseTimeout: 3 * time.Second, SweepInterval: time.Second, DrainWaves: 1,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults %+v, want %+v", got, want)
 	}
-	off := Config{PingInterval: -1, IdleTimeout: -1}.withDefaults()
-	if off.PingInterval != -1 || off.IdleTimeout != -1 {
+	off := Config{PingInterval: -1, IdleTimeout: -1, ReadTimeout: -1}.withDefaults()
+	if off.PingInterval != -1 || off.IdleTimeout != -1 || off.ReadTimeout != -1 {
 		t.Fatalf("negative ping/idle not kept: %+v", off)
 	}
 }
@@ -309,8 +309,8 @@ func TestHandlerPanic(t *testing.T) {
 	bad, badRec := ts.dialRec(t)
 	send(t, bad, wstest.Frame{Op: ws.OpText, Payload: []byte("panic")})
 	cause := waitClosed(t, badRec)
-	if cause == nil || h.panics.Load() != 1 {
-		t.Fatalf("cause %v, panics %d", cause, h.panics.Load())
+	if cause == nil || ts.srv.Stats().Panics.Load() != 1 {
+		t.Fatalf("cause %v, panics %d", cause, ts.srv.Stats().Panics.Load())
 	}
 	expectEOF(t, bad)
 	// The server and the other connection carry on.

@@ -20,7 +20,14 @@ type Stats struct {
 	SlowClosed      atomic.Int64 // connections closed as slow consumers
 	WriteErrors     atomic.Int64 // writes that failed or timed out
 	Writers         atomic.Int64 // writer goroutines running now
-	HandshakeFailed atomic.Int64 // upgrade requests refused or malformed
+	HandshakeFailed atomic.Int64 // upgrade requests refused or malformed (answered with an HTTP error)
+	// HandshakeTimeouts counts connections dropped because the upgrade
+	// request was not complete within HandshakeTimeout.
+	HandshakeTimeouts atomic.Int64
+	// HandshakeAborted counts connections the client closed or reset before
+	// its upgrade request was complete.
+	HandshakeAborted atomic.Int64
+	Panics           atomic.Int64 // handler panics recovered (each ended its connection only)
 
 	closeSent [closeSlots]atomic.Int64 // close codes sent, by closeSlot
 	closeRecv [closeSlots]atomic.Int64 // close codes received, by closeSlot

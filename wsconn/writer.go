@@ -2,24 +2,365 @@ package wsconn
 
 import (
 	"runtime"
-	"time"
+	"sync"
+
+	"github.com/wspush/wspush/internal/bpool"
 )
 
-// startWriter launches the connection's writer goroutine. The caller has set
-// q.running, so there is never a second writer on the socket.
-func (c *Conn) startWriter() {
-	c.srv.stats.Writers.Add(1)
-	go c.writeLoop()
+// The write side of a connection is one writer: a bounded out queue and the
+// goroutine that drains it to the socket. The queue belongs to the writer:
+// producers (Send, replies, pongs, pings, the close) only push; the writer
+// goroutine alone takes what is queued and writes it. The full-queue policy
+// lives here too, so the connection never reasons about queue contents.
+
+// entry is one frame waiting for the writer.
+type entry struct {
+	f    *bpool.Frame
+	kind entryKind
 }
 
-// writeLoop is the connection's only writer. It takes everything queued,
-// writes it with writev under the write deadline, and repeats. On-demand it
-// exits when the queue is empty; persistent it waits on the doorbell. On a
-// write error or timeout it tears the connection down; after the final frame
-// it half-closes the socket. Either way it releases every frame it took.
-func (c *Conn) writeLoop() {
-	defer c.srv.stats.Writers.Add(-1)
-	q := &c.q
+type entryKind uint8
+
+const (
+	kindData    entryKind = iota // a delivery: counted against the limit, droppable
+	kindControl                  // pong, ping or a command reply: never dropped
+	kindFinal                    // close frame or HTTP refusal: the last thing written
+	kindRaw                      // the 101 response; like control
+)
+
+// queueCap is the capacity of pooled entry slices; a batch that needs more
+// grows past it and is not pooled again.
+const queueCap = 64
+
+var entryPool = sync.Pool{New: func() any { s := make([]entry, 0, queueCap); return &s }}
+
+// queuePolicy is what every writer of a Server shares: the bound, the
+// full-queue policy, the writer's lifetime and the counters. Immutable after
+// NewServer (the counters are atomics).
+type queuePolicy struct {
+	limit      int32 // data frames one queue holds (Config.SendQueue)
+	slow       SlowPolicy
+	persistent bool   // Config.Writer == WriterPersistent
+	stats      *Stats // the Server's counters
+}
+
+// Writer states, as bits of writer.flags.
+const (
+	wGated   uint8 = 1 << iota // the upgrade is not finished: no writer may start
+	wRunning                   // a writer goroutine owns the socket's write side
+	wFinal                     // a kindFinal entry was queued: accept nothing more
+	wClosed                    // the connection is ending: accept nothing, the goroutine exits
+	wSlow                      // a push already reported pushSlow
+)
+
+// writer is a connection's write side. Every field but pol is guarded by mu.
+// It holds no memory while empty: the entry slice comes from a pool with the
+// first frame and goes back once written.
+type writer struct {
+	pol *queuePolicy // immutable
+
+	mu    sync.Mutex
+	items *[]entry      // pending frames in order; nil when empty
+	nData int32         // kindData entries in items
+	flags uint8         // wGated, wRunning, ...
+	wake  chan struct{} // persistent goroutine's doorbell (cap 1); nil on-demand
+	// writeWait is the doorbell of the goroutine parked until the socket is
+	// writable (see waitWritable); nil when it is not parked.
+	writeWait chan struct{}
+}
+
+// pushResult is what a push did with its frame.
+type pushResult uint8
+
+const (
+	pushed      pushResult = iota // queued; the running writer will write it
+	pushedStart                   // queued; the caller must start the writer goroutine
+	refused                       // not queued and released: dropped by the policy or the queue is finished (counted)
+	pushSlow                      // not queued and released: the caller must close the connection as a slow consumer (said once)
+)
+
+// started turns a push result into "start the goroutine".
+func (r pushResult) started() bool { return r == pushedStart }
+
+// push queues f (data or control). It owns one reference to f in every case
+// and never blocks. A full queue applies the SlowPolicy to data; a connection
+// with more than twice the limit pending (control frames are never dropped)
+// is a slow consumer whatever the policy.
+func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
+	st := w.pol.stats
+	var dropped *bpool.Frame
+	w.mu.Lock()
+	if w.flags&(wClosed|wFinal) != 0 {
+		w.mu.Unlock()
+		f.Release()
+		if kind == kindData {
+			st.LostClosed.Add(1)
+		}
+		return refused
+	}
+	switch {
+	case kind == kindData && w.nData >= w.pol.limit:
+		switch w.pol.slow {
+		case DropNewest:
+			w.mu.Unlock()
+			f.Release()
+			st.DroppedNewest.Add(1)
+			return refused
+		case CloseSlow:
+			st.DroppedClose.Add(1)
+			return w.refuseSlowLocked(f)
+		}
+		dropped = w.dropOldestLocked()
+	case kind != kindData && w.items != nil && len(*w.items) >= 2*int(w.pol.limit):
+		return w.refuseSlowLocked(f)
+	}
+	r := w.appendLocked(entry{f: f, kind: kind})
+	w.mu.Unlock()
+	if dropped != nil {
+		dropped.Release()
+		st.DroppedOldest.Add(1)
+	}
+	return r
+}
+
+// refuseSlowLocked releases f and reports pushSlow the first time, refused
+// after. It unlocks w.mu.
+func (w *writer) refuseSlowLocked(f *bpool.Frame) pushResult {
+	first := w.flags&wSlow == 0
+	w.flags |= wSlow
+	w.mu.Unlock()
+	f.Release()
+	if first {
+		return pushSlow
+	}
+	return refused
+}
+
+// pushFinal queues the last frame of the connection (a close frame). With
+// discard, pending data frames are dropped first and counted under the close
+// policy. It owns one reference to f; refused means the queue was finished
+// already.
+func (w *writer) pushFinal(f *bpool.Frame, discard bool) pushResult {
+	var drop []*bpool.Frame
+	w.mu.Lock()
+	if w.flags&(wClosed|wFinal) != 0 {
+		w.mu.Unlock()
+		f.Release()
+		return refused
+	}
+	if discard && w.items != nil {
+		s := (*w.items)[:0]
+		for _, e := range *w.items {
+			if e.kind == kindData {
+				drop = append(drop, e.f)
+				continue
+			}
+			s = append(s, e)
+		}
+		clear((*w.items)[len(s):])
+		*w.items = s
+		w.nData = 0
+	}
+	w.flags |= wFinal
+	r := w.appendLocked(entry{f: f, kind: kindFinal})
+	w.mu.Unlock()
+	for _, d := range drop {
+		d.Release()
+	}
+	if n := len(drop); n > 0 {
+		w.pol.stats.DroppedClose.Add(int64(n))
+	}
+	return r
+}
+
+// appendLocked adds e and says whether the caller must start the goroutine.
+func (w *writer) appendLocked(e entry) pushResult {
+	if w.items == nil {
+		w.items = entryPool.Get().(*[]entry)
+	}
+	*w.items = append(*w.items, e)
+	if e.kind == kindData {
+		w.nData++
+	}
+	switch {
+	case w.flags&wGated != 0:
+		return pushed
+	case w.wake != nil: // persistent goroutine: ring its doorbell
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+		return pushed
+	case w.flags&wRunning != 0:
+		return pushed
+	}
+	w.flags |= wRunning
+	return pushedStart
+}
+
+// dropOldestLocked removes the oldest data entry and returns its frame.
+func (w *writer) dropOldestLocked() *bpool.Frame {
+	s := *w.items
+	for i := range s {
+		if s[i].kind == kindData {
+			f := s[i].f
+			copy(s[i:], s[i+1:])
+			s[len(s)-1] = entry{}
+			*w.items = s[:len(s)-1]
+			w.nData--
+			return f
+		}
+	}
+	return nil
+}
+
+// open ends the handshake: resp (the 101 response, or with final an HTTP
+// refusal) goes to the front of the queue, ahead of deliveries queued while
+// the Handler subscribed, and a writer may start. It reports whether the
+// caller must start the goroutine; false and resp released when the
+// connection is ending.
+func (w *writer) open(resp *bpool.Frame, final bool) bool {
+	w.mu.Lock()
+	if w.flags&wClosed != 0 {
+		w.mu.Unlock()
+		resp.Release()
+		return false
+	}
+	if w.items == nil {
+		w.items = entryPool.Get().(*[]entry)
+	}
+	*w.items = append(*w.items, entry{})
+	copy((*w.items)[1:], *w.items)
+	kind := kindRaw
+	if final {
+		kind = kindFinal
+		w.flags |= wFinal
+	}
+	(*w.items)[0] = entry{f: resp, kind: kind}
+	w.flags &^= wGated
+	if w.pol.persistent && !final {
+		w.wake = make(chan struct{}, 1)
+	}
+	start := w.flags&wRunning == 0
+	w.flags |= wRunning
+	w.mu.Unlock()
+	return start
+}
+
+// take hands the goroutine everything pending. With nothing pending it
+// returns the doorbell to wait on (persistent), or nil when the goroutine
+// must exit (on-demand, or the connection is ending).
+func (w *writer) take() (*[]entry, chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if items := w.items; items != nil {
+		w.items, w.nData = nil, 0
+		return items, nil
+	}
+	if w.flags&wClosed != 0 || w.wake == nil {
+		w.flags &^= wRunning
+		return nil, nil
+	}
+	return nil, w.wake
+}
+
+// close shuts the queue when the connection ends: nothing more is accepted,
+// what is still queued is released and its data counted as lost, and a
+// waiting goroutine is woken so that it exits.
+func (w *writer) close() {
+	w.mu.Lock()
+	w.flags |= wClosed
+	items := w.items
+	w.items, w.nData = nil, 0
+	for _, ch := range [2]chan struct{}{w.wake, w.writeWait} {
+		if ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	w.mu.Unlock()
+	if items == nil {
+		return
+	}
+	lost := 0
+	for _, e := range *items {
+		if e.kind == kindData {
+			lost++
+		}
+		e.f.Release()
+	}
+	w.pol.stats.LostClosed.Add(int64(lost))
+	putEntries(items)
+}
+
+// closed reports whether the connection is ending.
+func (w *writer) closed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flags&wClosed != 0
+}
+
+// park registers ch as the doorbell of a goroutine about to wait for the
+// socket to drain; false means the connection is ending. unpark undoes it.
+func (w *writer) park(ch chan struct{}) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flags&wClosed != 0 {
+		return false
+	}
+	w.writeWait = ch
+	return true
+}
+
+func (w *writer) unpark() {
+	w.mu.Lock()
+	w.writeWait = nil
+	w.mu.Unlock()
+}
+
+// writable rings the parked goroutine's doorbell (the socket drained).
+func (w *writer) writable() {
+	w.mu.Lock()
+	ch := w.writeWait
+	w.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// len reports how many frames are queued.
+func (w *writer) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items == nil {
+		return 0
+	}
+	return len(*w.items)
+}
+
+// socket is what the writer goroutine drains into: the connection.
+type socket interface {
+	// writeBatch writes every buffer in rw.bufs (see rawio.go).
+	writeBatch(rw *rawWriter) error
+	// wroteFinal runs once the final frame is out.
+	wroteFinal()
+	// writeFailed ends the connection after a write error or timeout.
+	writeFailed(err error)
+}
+
+// run is the writer goroutine, the socket's only writer. It takes
+// everything queued, writes it with one writev where the socket allows, and
+// repeats. On-demand it exits when the queue is empty; persistent it waits
+// on the doorbell. It exits after the final frame or a write error, and
+// always releases every frame it took.
+func (w *writer) run(s socket) {
+	st := w.pol.stats
+	defer st.Writers.Add(-1)
 	// Yield once before the first write: the goroutine that started us is
 	// usually a publish still fanning out (or a burst of publishes), and
 	// frames that arrive meanwhile join this writer's first writev. Measured
@@ -27,28 +368,20 @@ func (c *Conn) writeLoop() {
 	// about +7% on a single broadcast's p99 (BENCHMARKS.md).
 	runtime.Gosched()
 	for {
-		q.mu.Lock()
-		items := q.takeLocked()
+		items, wake := w.take()
 		if items == nil {
-			wake := q.wake
-			if q.closed || wake == nil {
-				q.running = false
-				q.mu.Unlock()
+			if wake == nil {
 				return
 			}
-			q.mu.Unlock()
 			<-wake
 			continue
 		}
-		q.mu.Unlock()
-
 		final, data := false, 0
 		// The scratch (iovecs, doorbell) is held only while writing, so a
 		// persistent writer waiting for work holds nothing but its stack.
-		w := writerPool.Get().(*rawWriter)
-		w.bufs = w.bufs[:0]
+		rw := writerPool.Get().(*rawWriter)
 		for _, e := range *items {
-			w.bufs = append(w.bufs, e.f.B)
+			rw.bufs = append(rw.bufs, e.f.B)
 			switch e.kind {
 			case kindFinal:
 				final = true
@@ -56,40 +389,32 @@ func (c *Conn) writeLoop() {
 				data++
 			}
 		}
-		err := c.writeAll(w, time.Now().Add(c.srv.cfg.WriteTimeout))
-		putWriter(w)
+		err := s.writeBatch(rw)
+		putWriter(rw)
 		for _, e := range *items {
 			e.f.Release()
 		}
 		putEntries(items)
 		if err != nil {
-			c.srv.stats.WriteErrors.Add(1)
-			c.srv.stats.LostClosed.Add(int64(data))
-			c.teardown(err)
+			st.WriteErrors.Add(1)
+			st.LostClosed.Add(int64(data))
+			s.writeFailed(err)
 			return
 		}
-		c.srv.stats.Delivered.Add(int64(data))
+		st.Delivered.Add(int64(data))
 		if final {
-			c.finishWrite()
+			s.wroteFinal()
 			return
 		}
 	}
 }
 
-// finishWrite runs after the final frame went out: it half-closes the socket
-// so the peer sees our close, and leaves the read side waiting up to
-// CloseTimeout for the peer's answer.
-func (c *Conn) finishWrite() {
-	c.deadline.Store(time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano())
-	if err := c.shutdownWrite(); err != nil {
-		c.teardown(err)
+// putEntries returns an entry slice to the pool (only the standard size).
+func putEntries(items *[]entry) {
+	if cap(*items) != queueCap {
+		return
 	}
-}
-
-// putWriter clears a writer scratch and returns it to the pool.
-func putWriter(w *rawWriter) {
-	clear(w.bufs[:cap(w.bufs)])
-	w.bufs = w.bufs[:0]
-	w.iov = w.iov[:0]
-	writerPool.Put(w)
+	clear(*items)
+	*items = (*items)[:0]
+	entryPool.Put(items)
 }

@@ -1,11 +1,26 @@
 // Package wsframe encodes WebSocket frame headers (RFC 6455 §5.2) with the
-// shortest length encoding: the server's (final, unmasked) behind wsconn's
-// replies and protocol's deliveries, and any other (masked client frames,
+// shortest length encoding, and owns the server's text frame: NewText is
+// the one place a server text frame is framed, behind protocol's
+// deliveries (encoded once per publish, shared by every recipient) and
+// wsconn's replies. Append writes any other header (masked client frames,
 // fragments, reserved bits) for the load tool and the test clients. It
-// never touches a socket or a payload.
+// never touches a socket, and never looks inside a payload.
 package wsframe
 
-import "github.com/gobwas/ws"
+import (
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/bpool"
+)
+
+// NewText returns a pooled frame holding one reference for the caller, with
+// the header of a final, unmasked text frame for an n-byte payload written
+// and room for the payload, which the caller appends to f.B.
+func NewText(n int) *bpool.Frame {
+	f := bpool.NewFrame(ws.MaxHeaderSize + n)
+	f.B = AppendHeader(f.B, ws.OpText, n)
+	return f
+}
 
 // AppendHeader appends the header of a final, unmasked frame with opcode op
 // and an n-byte payload: what a server sends.

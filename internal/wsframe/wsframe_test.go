@@ -52,3 +52,28 @@ func TestAppendHeaderAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per AppendHeader into a buffer with room", n)
 	}
 }
+
+// TestNewText: the server text frame has a minimal, final, unmasked text
+// header and room for its payload.
+func TestNewText(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 0xFFFF, 0x10000, 1 << 20} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			f := NewText(n)
+			defer f.Release()
+			if room := cap(f.B) - len(f.B); room < n {
+				t.Fatalf("room for %d payload bytes, want %d", room, n)
+			}
+			r := bytes.NewReader(f.B)
+			h, err := ws.ReadHeader(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(n)}); h != want {
+				t.Fatalf("header %+v, want %+v", h, want)
+			}
+			if hn := ws.HeaderSize(h); hn != len(f.B) || r.Len() != 0 {
+				t.Fatalf("header is %d bytes, want minimal %d", len(f.B), hn)
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package wsconn
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wspush/wspush/internal/bpool"
+)
+
+// sweepLoop is the one timer for all connections: handshake, message-read
+// and close deadlines, idle timeouts and pings. It never tears a connection
+// down itself: it closes or ends it (lifecycle.go).
+func (s *Server) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	nextPing := time.Now().Add(s.cfg.PingInterval)
+	var buf []*Conn
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			ping := s.cfg.PingInterval > 0 && !now.Before(nextPing)
+			if ping {
+				nextPing = now.Add(s.cfg.PingInterval)
+			}
+			for i := range s.shards {
+				sh := &s.shards[i]
+				sh.mu.Lock()
+				buf = append(buf[:0], sh.conns...)
+				sh.mu.Unlock()
+				for _, c := range buf {
+					s.sweepConn(c, now.UnixNano(), ping)
+				}
+			}
+			clear(buf)
+		}
+	}
+}
+
+// pingFrame is shared by every ping; it is never pooled.
+var pingFrame = bpool.StaticFrame(ws.CompiledPing)
+
+// The sweeper's closes; shared, never modified.
+var (
+	idleClose = &CloseError{Code: ws.StatusGoingAway, Reason: "idle timeout", Err: ErrIdle}
+	readClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "read timeout", Err: ErrReadTimeout}
+)
+
+func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
+	switch c.state.Load() {
+	case stateHandshake:
+		if now > c.deadline.Load() && c.end(ErrHandshakeTimeout) {
+			s.stats.HandshakeTimeouts.Add(1)
+		}
+	case stateClosing:
+		if now > c.deadline.Load() {
+			c.end(nil)
+		}
+	case stateOpen:
+		if d := c.deadline.Load(); d != 0 && now > d && s.cfg.ReadTimeout > 0 {
+			c.closeWith(readClose, false)
+			return
+		}
+		silent := time.Duration(now - c.lastRead.Load())
+		if s.cfg.IdleTimeout > 0 && silent > s.cfg.IdleTimeout {
+			c.closeWith(idleClose, false)
+			return
+		}
+		if ping && silent >= s.cfg.PingInterval {
+			c.sendControl(pingFrame)
+		}
+	}
+}
+
+// testHookDrained, when set, runs in Shutdown right after the drain.
+var testHookDrained func()
+
+// drain closes every connection with 1001 after what is already queued, in
+// DrainWaves waves spread (with jitter) over the first half of ctx's time.
+// Connections still handshaking are ended (there is no WebSocket to close).
+func (s *Server) drain(ctx context.Context) {
+	var conns []*Conn
+	s.Range(func(c *Conn) bool {
+		conns = append(conns, c)
+		return true
+	})
+	waves := min(s.cfg.DrainWaves, max(1, len(conns)))
+	var gap time.Duration
+	if dl, ok := ctx.Deadline(); ok && waves > 1 {
+		gap = time.Until(dl) / 2 / time.Duration(waves)
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	for w := 0; w < waves; w++ {
+		if w > 0 && gap > 0 {
+			jitter := time.Duration(rand.Int64N(int64(gap)/4 + 1))
+			select {
+			case <-time.After(gap - gap/8 + jitter):
+			case <-ctx.Done():
+			}
+		}
+		lo, hi := w*len(conns)/waves, (w+1)*len(conns)/waves
+		for _, c := range conns[lo:hi] {
+			c.closeWith(shutdownClose, false)
+		}
+	}
+	if testHookDrained != nil {
+		testHookDrained()
+	}
+}
+
+// shutdownClose is the close every client gets at shutdown.
+var shutdownClose = &CloseError{Code: ws.StatusGoingAway, Reason: "server shutting down", Err: ErrShutdown}
+
+// teardownGrace bounds Shutdown's wait for the teardowns it forced once its
+// context ended (each is quick: workers never wait on a client).
+const teardownGrace = 5 * time.Second
+
+// Shutdown stops accepting, closes every connection with 1001 after what is
+// already queued, and waits for them to finish until ctx is done; then it
+// ends what is left, waits for those teardowns, and stops the pollers and
+// workers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for l := range s.listeners {
+		l.close()
+	}
+	clear(s.listeners)
+	s.mu.Unlock()
+	// Every socket accepted so far is registered before the drain looks:
+	// a closed listener ends its accept loop at once.
+	s.acceptWG.Wait()
+	if s.stats.Open.Load() == 0 {
+		s.goneOnce.Do(func() { close(s.allGone) })
+	}
+	s.drain(ctx)
+	var err error
+	select {
+	case <-s.allGone:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.Range(func(c *Conn) bool {
+			c.end(ErrShutdown)
+			return true
+		})
+		select {
+		case <-s.allGone:
+		case <-time.After(teardownGrace):
+		}
+	}
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		if perr := s.polls.Close(); perr != nil && err == nil {
+			err = perr
+		}
+		if derr := s.disp.Close(5 * time.Second); derr != nil && err == nil {
+			err = derr
+		}
+	})
+	return err
+}
