@@ -157,20 +157,23 @@ var slowConsumerClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slo
 // frame to send: it ends the connection. Safe from any goroutine, also
 // inside Send under a hub topic lock: it never tears down itself.
 func (c *Conn) closeWith(ce *CloseError, discard bool) {
+	slow := ce.Err == ErrSlowConsumer
 	for {
 		s := c.state.Load()
 		if s >= stateClosing {
 			return
 		}
 		if s == stateHandshake {
-			c.end(ce)
+			if c.end(ce) && slow {
+				c.srv.stats.SlowClosed.Add(1)
+			}
 			return
 		}
 		if c.state.CompareAndSwap(s, stateClosing) {
 			break
 		}
 	}
-	if ce.Err == ErrSlowConsumer {
+	if slow {
 		c.srv.stats.SlowClosed.Add(1) // once: only the state's winner gets here
 	}
 	c.closeCause.CompareAndSwap(nil, ce)

@@ -301,36 +301,42 @@ func TestWriteTimeoutIsPerProgress(t *testing.T) {
 	}
 }
 
-// TestSlowClosedCountedOnce: many publishers racing into one full queue
-// under the close policy close the connection once and count it once.
+// TestSlowClosedCountedOnce: publishers racing into one full queue under
+// the close policy close the connection once and count it once. The queue
+// is filled before the upgrade completes (Accept subscribed it; no writer
+// may run yet), so it stays full while they race.
 func TestSlowClosedCountedOnce(t *testing.T) {
-	ts := startServer(t, Config{SendQueue: 2, SlowPolicy: CloseSlow}, nil)
-	st := ts.srv.Stats()
-	_, rec := ts.dialRec(t)
-	flood(t, rec.conn, func(ok bool) bool { return !ok }, 0)
-	// The close is queued now; hammer the finished queue and a fresh one.
-	_, rec2 := ts.dialRec(t)
-	flood(t, rec2.conn, func(ok bool) bool { return rec2.conn.Pending() >= 2 }, 0)
-	var wg sync.WaitGroup
+	const conns, senders, each = 5, 8, 100
+	h := newTestHandler()
 	var refused atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 200 {
-				if !rec2.conn.Send(dataFrame(1, 64)) {
-					refused.Add(1)
+	h.accept = func(c *Conn, r *Request) error {
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if !c.Send(dataFrame(1, 64)) {
+						refused.Add(1)
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		return nil
 	}
-	wg.Wait()
-	if refused.Load() == 0 {
-		t.Fatal("no Send was refused: the queue never filled")
+	ts := startServer(t, Config{SendQueue: 4, SlowPolicy: CloseSlow}, h)
+	for range conns {
+		nc := ts.rawConn(t)
+		if _, err := nc.Write(upgradeRequest("/ws")); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, ts.h.lookup(t, nc))
 	}
-	waitStat(t, "SlowClosed", &st.SlowClosed, 2)
-	time.Sleep(50 * time.Millisecond) // a double count would land by now
-	if n := st.SlowClosed.Load(); n != 2 {
-		t.Fatalf("SlowClosed = %d for 2 slow connections", n)
+	if n := refused.Load(); n < conns*(senders*each-4) {
+		t.Fatalf("%d Sends refused, want at least %d: the queues never filled", n, conns*(senders*each-4))
+	}
+	if n := ts.srv.Stats().SlowClosed.Load(); n != conns {
+		t.Fatalf("SlowClosed = %d for %d slow connections", n, conns)
 	}
 }
