@@ -74,28 +74,14 @@ func TestSubscriptionsInPlaceBeforeUpgradeResponse(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s, "/ws?topics=x")
 	// The 101 was read by dial; the subscription must already exist.
-	if n := s.Hub().Seq("x"); n != 0 {
-		t.Fatalf("seq before publish = %d", n)
+	if _, n, ok := s.Hub().Position("x"); !ok || n != 0 {
+		t.Fatalf("Position before publish = %d, %v; want 0, true", n, ok)
 	}
 	if r := publish(t, s, "x", `1`); r.Recipients != 1 {
 		t.Fatalf("recipients = %d, want 1", r.Recipients)
 	}
 	if got, err := c.ReadText(readWait); err != nil || got != `{"topic":"x","seq":1,"data":1}` {
 		t.Fatalf("got %q, %v", got, err)
-	}
-}
-
-func TestSeqAdvancesWithoutSubscribers(t *testing.T) {
-	s := startServer(t, Config{})
-	for i := 1; i <= 3; i++ {
-		if r := publish(t, s, "lonely", `null`); r.Seq != uint64(i) || r.Recipients != 0 {
-			t.Fatalf("publish %d = %+v", i, r)
-		}
-	}
-	c := dial(t, s, "/ws?topics=lonely")
-	publish(t, s, "lonely", `"late"`)
-	if got, _ := c.ReadText(readWait); got != `{"topic":"lonely","seq":4,"data":"late"}` {
-		t.Fatalf("got %q", got)
 	}
 }
 

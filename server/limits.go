@@ -26,8 +26,9 @@ type Limits struct {
 	// MaxSubscriptions caps the topics one connection subscribes to. Zero
 	// means 100; negative means no cap.
 	MaxSubscriptions int
-	// MaxTopics caps the topics that exist; a publish or subscribe that would
-	// create one more fails. Zero means 1,000,000; negative means no cap.
+	// MaxTopics caps the topics that exist (a topic exists while it has
+	// subscribers); a subscribe that would create one more fails. A publish
+	// never creates a topic. Zero means 1,000,000; negative means no cap.
 	MaxTopics int
 	// CommandRate caps commands per second from one connection (burst twice
 	// that); more get the error "limit". Zero means 50; negative no cap.
