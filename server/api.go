@@ -70,7 +70,8 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // handlePublish is POST /api/publish: {"topic":"a","data":<JSON>} →
 // {"seq":N,"epoch":"E","recipients":N}.
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.ws.Config().MaxMessage)+1024))
+	// The body limit is the client message limit, as documented.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.ws.Config().MaxMessage)))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

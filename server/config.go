@@ -61,6 +61,18 @@ type Config struct {
 	APIInsecure bool
 }
 
+// Defaults: the one place each server default value is written.
+const (
+	// DefaultAPIReadHeaderTimeout bounds reading an API request's headers.
+	DefaultAPIReadHeaderTimeout = 10 * time.Second
+	// DefaultAPIReadTimeout bounds reading a whole API request, body
+	// included, so a client trickling a body cannot hold a connection.
+	DefaultAPIReadTimeout = 30 * time.Second
+	// DefaultAPIIdleTimeout closes an API keep-alive connection idle this
+	// long between requests.
+	DefaultAPIIdleTimeout = 60 * time.Second
+)
+
 // fdHeadroom is kept free of connections for listeners, epoll and eventfd
 // descriptors, log files and the API's own connections.
 const fdHeadroom = 256

@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -70,5 +72,72 @@ func TestInvalidUTF8ClientPublishRefused(t *testing.T) {
 	}
 	if got, err := sub.ReadText(readWait); err != nil || got != `{"topic":"t","seq":1,"data":"ok"}` {
 		t.Fatalf("subscriber read %q, %v; want the valid delivery", got, err)
+	}
+}
+
+// TestAPIBodyLimitIsMaxMessage: the API body limit is exactly
+// Conn.MaxMessage, as documented (it was MaxMessage+1024).
+func TestAPIBodyLimitIsMaxMessage(t *testing.T) {
+	const maxMessage = 512
+	s := startServer(t, Config{Conn: connCfg(maxMessage)})
+	tests := []struct {
+		name   string
+		size   int
+		status int
+		code   string
+	}{
+		{name: "one_under", size: maxMessage - 1, status: http.StatusOK},
+		{name: "exactly_max", size: maxMessage, status: http.StatusOK},
+		{name: "one_over", size: maxMessage + 1, status: http.StatusRequestEntityTooLarge, code: "too_large"},
+		{name: "limit_plus_1024", size: maxMessage + 1024, status: http.StatusRequestEntityTooLarge, code: "too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := publishBodyOfSize(t, tt.size)
+			status, reply := postPublish(t, s, body)
+			if status != tt.status {
+				t.Fatalf("%d-byte body: status %d (%s), want %d", len(body), status, reply, tt.status)
+			}
+			if tt.code == "" {
+				return
+			}
+			var e struct{ Error, Message string }
+			if err := json.Unmarshal(reply, &e); err != nil || e.Error != tt.code {
+				t.Fatalf("body = %s, want error %q", reply, tt.code)
+			}
+		})
+	}
+}
+
+// publishBodyOfSize returns a valid publish body of exactly n bytes.
+func publishBodyOfSize(t *testing.T, n int) string {
+	t.Helper()
+	const frame = `{"topic":"t","data":""}`
+	if n < len(frame) {
+		t.Fatalf("size %d is below the smallest body", n)
+	}
+	return `{"topic":"t","data":"` + strings.Repeat("x", n-len(frame)) + `"}`
+}
+
+// TestAPIServerTimeouts: a client that trickles a request body or holds an
+// idle keep-alive connection must not hold it forever.
+func TestAPIServerTimeouts(t *testing.T) {
+	s := startServer(t, Config{})
+	s.mu.Lock()
+	api := s.api
+	s.mu.Unlock()
+	tests := []struct {
+		name string
+		got  time.Duration
+		want time.Duration
+	}{
+		{name: "ReadHeaderTimeout", got: api.ReadHeaderTimeout, want: DefaultAPIReadHeaderTimeout},
+		{name: "ReadTimeout", got: api.ReadTimeout, want: DefaultAPIReadTimeout},
+		{name: "IdleTimeout", got: api.IdleTimeout, want: DefaultAPIIdleTimeout},
+	}
+	for _, tt := range tests {
+		if tt.want <= 0 || tt.got != tt.want {
+			t.Errorf("%s = %v, want %v (positive)", tt.name, tt.got, tt.want)
+		}
 	}
 }
