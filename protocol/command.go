@@ -92,6 +92,15 @@ func ParseCommand(b []byte) (Command, error) {
 	if w.Op == nil {
 		return fail(CodeUnknownOp, "missing op", ErrUnknownOp)
 	}
+	if code, msg, err := w.fill(&cmd); err != nil {
+		return fail(code, msg, err)
+	}
+	return cmd, nil
+}
+
+// fill checks the fields of w's op and sets them in cmd. On failure it
+// returns the reply's code and message and the sentinel error.
+func (w *wireCommand) fill(cmd *Command) (code, msg string, err error) {
 	switch *w.Op {
 	case "subscribe", "unsubscribe":
 		cmd.Op = OpSubscribe
@@ -99,33 +108,31 @@ func ParseCommand(b []byte) (Command, error) {
 			cmd.Op = OpUnsubscribe
 		}
 		if len(w.Topics) == 0 {
-			return fail(CodeBadRequest, "topics must be a non-empty array of names", ErrBadRequest)
+			return CodeBadRequest, "topics must be a non-empty array of names", ErrBadRequest
 		}
 		for _, t := range w.Topics {
 			if !ValidTopic(t) {
-				return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
+				return CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic
 			}
 		}
 		cmd.Topics = w.Topics
 	case "publish":
 		cmd.Op = OpPublish
-		if w.Topic == nil {
-			return fail(CodeBadRequest, "publish needs a topic", ErrBadRequest)
-		}
-		if !ValidTopic(*w.Topic) {
-			return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
-		}
-		if len(w.Data) == 0 {
-			return fail(CodeBadRequest, "publish needs data", ErrBadRequest)
-		}
-		if !utf8.Valid(w.Data) {
-			return fail(CodeBadRequest, msgDataNotUTF8, ErrBadRequest)
+		switch {
+		case w.Topic == nil:
+			return CodeBadRequest, "publish needs a topic", ErrBadRequest
+		case !ValidTopic(*w.Topic):
+			return CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic
+		case len(w.Data) == 0:
+			return CodeBadRequest, "publish needs data", ErrBadRequest
+		case !utf8.Valid(w.Data):
+			return CodeBadRequest, msgDataNotUTF8, ErrBadRequest
 		}
 		cmd.Topic, cmd.Data = *w.Topic, w.Data
 	default:
-		return fail(CodeUnknownOp, "unknown op", ErrUnknownOp)
+		return CodeUnknownOp, "unknown op", ErrUnknownOp
 	}
-	return cmd, nil
+	return "", "", nil
 }
 
 // trimJSONSpace trims the white space JSON allows (RFC 8259: space, tab,
