@@ -1,4 +1,7 @@
 # wspush — make run starts the server, make test runs everything CI runs.
+# bash for pipefail: a recipe that pipes go test into grep must fail when
+# go test does.
+SHELL       := /bin/bash
 GO          ?= go
 BIN         := $(CURDIR)/bin
 STATICCHECK := $(BIN)/staticcheck
@@ -6,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 # Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
 ARGS ?=
 
-.PHONY: all run build test test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+.PHONY: all run build test test-allocs test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
 
 all: build
 
@@ -18,17 +21,28 @@ run: build
 build:
 	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 
-## test: lint, then every test under the race detector in shuffled order
-test: lint
+## test: lint, the allocation tests without -race, then every test under the race detector in shuffled order
+test: lint test-allocs
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	@if [ -f bench/peers/go.mod ]; then cd bench/peers && $(GO) test -race -count=1 -timeout 10m ./...; fi
+
+# Under -race sync.Pool drops Puts at random, so the zero-allocation tests
+# skip there (grep raceEnabled). test-allocs runs them, and the hot-path
+# benchmarks briefly, without -race: a test that asserts 0 allocs fails the
+# target. ALLOC_TESTS names those tests (top-level names).
+ALLOC_PKGS  := ./hub ./protocol ./internal/bpool ./internal/wsframe ./wsconn ./dispatch
+ALLOC_TESTS := ^(TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing)$$
+
+## test-allocs: the zero-allocation tests and hot-path benchmarks (-benchtime 100x), without -race
+test-allocs:
+	$(GO) test -count=1 -run '$(ALLOC_TESTS)' -bench . -benchtime 100x $(ALLOC_PKGS)
 
 ## test-all: everything CI runs: make test, then every fuzz target for FUZZTIME
 test-all: test fuzz
 
 ## conformance: the RFC 6455 suite against a freshly built wspushd, one line per case
 conformance:
-	$(GO) test -count=1 -v -run '^TestConformance$$' ./conformance/ | grep -E '^ +(PASS|FAIL|KNOWN)|passed, '
+	set -o pipefail; $(GO) test -count=1 -v -run '^TestConformance$$' ./conformance/ | grep -E '^ +(PASS|FAIL|KNOWN)|passed, '
 
 ## test-short: the quick subset (skips the 5,000-connection tests)
 test-short:

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Op names a client command.
@@ -39,6 +40,12 @@ type Command struct {
 	Data   []byte   // publish: the raw JSON value, exactly as sent
 }
 
+// msgDataNotUTF8 refuses publish data with bytes that are not UTF-8 inside
+// a JSON string: encoding/json does not check them (a RawMessage keeps the
+// bytes as sent), but a delivery is a text frame, and a browser closes the
+// connection with 1007 on invalid UTF-8.
+const msgDataNotUTF8 = "data is not valid UTF-8"
+
 // wireCommand is the JSON shape of every command.
 type wireCommand struct {
 	Op     *string         `json:"op"`
@@ -50,6 +57,8 @@ type wireCommand struct {
 
 // ParseCommand parses one command frame. On failure it returns a
 // *CommandError carrying the code for the reply and the id if one was read.
+// A publish's data must be valid UTF-8 (CodeBadRequest otherwise), so that
+// every delivery is valid text.
 func ParseCommand(b []byte) (Command, error) {
 	var w wireCommand
 	b = trimJSONSpace(b)
@@ -83,6 +92,15 @@ func ParseCommand(b []byte) (Command, error) {
 	if w.Op == nil {
 		return fail(CodeUnknownOp, "missing op", ErrUnknownOp)
 	}
+	if code, msg, err := w.fill(&cmd); err != nil {
+		return fail(code, msg, err)
+	}
+	return cmd, nil
+}
+
+// fill checks the fields of w's op and sets them in cmd. On failure it
+// returns the reply's code and message and the sentinel error.
+func (w *wireCommand) fill(cmd *Command) (code, msg string, err error) {
 	switch *w.Op {
 	case "subscribe", "unsubscribe":
 		cmd.Op = OpSubscribe
@@ -90,30 +108,31 @@ func ParseCommand(b []byte) (Command, error) {
 			cmd.Op = OpUnsubscribe
 		}
 		if len(w.Topics) == 0 {
-			return fail(CodeBadRequest, "topics must be a non-empty array of names", ErrBadRequest)
+			return CodeBadRequest, "topics must be a non-empty array of names", ErrBadRequest
 		}
 		for _, t := range w.Topics {
 			if !ValidTopic(t) {
-				return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
+				return CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic
 			}
 		}
 		cmd.Topics = w.Topics
 	case "publish":
 		cmd.Op = OpPublish
-		if w.Topic == nil {
-			return fail(CodeBadRequest, "publish needs a topic", ErrBadRequest)
-		}
-		if !ValidTopic(*w.Topic) {
-			return fail(CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic)
-		}
-		if len(w.Data) == 0 {
-			return fail(CodeBadRequest, "publish needs data", ErrBadRequest)
+		switch {
+		case w.Topic == nil:
+			return CodeBadRequest, "publish needs a topic", ErrBadRequest
+		case !ValidTopic(*w.Topic):
+			return CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]", ErrBadTopic
+		case len(w.Data) == 0:
+			return CodeBadRequest, "publish needs data", ErrBadRequest
+		case !utf8.Valid(w.Data):
+			return CodeBadRequest, msgDataNotUTF8, ErrBadRequest
 		}
 		cmd.Topic, cmd.Data = *w.Topic, w.Data
 	default:
-		return fail(CodeUnknownOp, "unknown op", ErrUnknownOp)
+		return CodeUnknownOp, "unknown op", ErrUnknownOp
 	}
-	return cmd, nil
+	return "", "", nil
 }
 
 // trimJSONSpace trims the white space JSON allows (RFC 8259: space, tab,
@@ -148,8 +167,8 @@ type PublishRequest struct {
 }
 
 // ParsePublish parses and validates a POST /api/publish body:
-// {"topic":"a","data":<any JSON>}. Errors wrap ErrBadJSON, ErrBadTopic or
-// ErrBadRequest.
+// {"topic":"a","data":<any JSON>}. data must be valid UTF-8 (ErrBadRequest
+// otherwise). Errors wrap ErrBadJSON, ErrBadTopic or ErrBadRequest.
 func ParsePublish(b []byte) (PublishRequest, error) {
 	var w struct {
 		Topic *string         `json:"topic"`
@@ -173,6 +192,9 @@ func ParsePublish(b []byte) (PublishRequest, error) {
 	}
 	if len(w.Data) == 0 {
 		return PublishRequest{}, &CommandError{Code: CodeBadRequest, Message: "data is required", Err: ErrBadRequest}
+	}
+	if !utf8.Valid(w.Data) {
+		return PublishRequest{}, &CommandError{Code: CodeBadRequest, Message: msgDataNotUTF8, Err: ErrBadRequest}
 	}
 	return PublishRequest{Topic: *w.Topic, Data: w.Data}, nil
 }

@@ -167,6 +167,13 @@ func TestParseCommand(t *testing.T) {
 		{name: "publish_bad_topic", in: `{"op":"publish","id":28,"topic":"a/b","data":1}`, err: wantErr{code: protocol.CodeBadTopic, hasID: true, id: 28}},
 		{name: "publish_empty_topic", in: `{"op":"publish","topic":"","data":1}`, err: wantErr{code: protocol.CodeBadTopic}},
 		{name: "publish_topics_is_not_topic", in: `{"op":"publish","id":29,"topics":["a"],"data":1}`, err: wantErr{code: protocol.CodeBadRequest, hasID: true, id: 29}},
+
+		// data must be valid UTF-8: encoding/json keeps a RawMessage's bytes
+		// as sent, and a browser closes with 1007 on invalid text.
+		{name: "publish_data_invalid_utf8", in: "{\"op\":\"publish\",\"id\":30,\"topic\":\"t\",\"data\":\"\xff\xfe\"}", err: wantErr{code: protocol.CodeBadRequest, hasID: true, id: 30}},
+		{name: "publish_data_invalid_utf8_nested", in: "{\"op\":\"publish\",\"topic\":\"t\",\"data\":{\"k\":[\"ok\",\"\xc3\"]}}", err: wantErr{code: protocol.CodeBadRequest}},
+		{name: "publish_data_surrogate_bytes", in: "{\"op\":\"publish\",\"id\":31,\"topic\":\"t\",\"data\":\"\xed\xa0\x80\"}", err: wantErr{code: protocol.CodeBadRequest, hasID: true, id: 31}},
+		{name: "publish_data_valid_utf8", in: `{"op":"publish","id":32,"topic":"t","data":"é😀"}`, want: protocol.Command{Op: protocol.OpPublish, HasID: true, ID: 32, Topic: "t", Data: []byte(`"é😀"`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +296,10 @@ func TestParsePublish(t *testing.T) {
 		{name: "topic_space", in: `{"topic":"a b","data":1}`, err: protocol.CodeBadTopic},
 		{name: "topic_slash", in: `{"topic":"a/b","data":1}`, err: protocol.CodeBadTopic},
 		{name: "topic_unicode", in: `{"topic":"ü","data":1}`, err: protocol.CodeBadTopic},
+		{name: "data_invalid_utf8", in: "{\"topic\":\"t\",\"data\":\"\xff\xfe\"}", err: protocol.CodeBadRequest},
+		{name: "data_invalid_utf8_in_object", in: "{\"topic\":\"t\",\"data\":{\"\xff\":1}}", err: protocol.CodeBadRequest},
+		{name: "data_truncated_utf8", in: "{\"topic\":\"t\",\"data\":\"\xf0\x9f\x98\"}", err: protocol.CodeBadRequest},
+		{name: "data_valid_utf8", in: `{"topic":"t","data":"ünïcødé 😀"}`, wantTopic: "t", wantData: `"ünïcødé 😀"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

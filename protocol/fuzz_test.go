@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/wspush/wspush/protocol"
 )
@@ -35,6 +36,7 @@ var commandSeeds = []string{
 	`{"OP":"Publish","TOPIC":"t","DATA":1}`,
 	`{"op":"publish","topic":"t","data":1,"data":2,"topic":"u"}`,
 	"{\"op\":\"publish\",\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
+	"{\"op\":\"publish\",\"id\":3,\"topic\":\"t\",\"data\":[\"\xc3\",\"\xed\xa0\x80\"]}",
 }
 
 // publishSeeds are inputs for FuzzParsePublish (also stored under
@@ -52,6 +54,8 @@ var publishSeeds = []string{
 	`[]`,
 	``,
 	"\n{\"topic\":\"t\",\"data\":\"\\u0000\"}\n",
+	"{\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
+	"{\"topic\":\"t\",\"data\":{\"\xed\xa0\x80\":[\"\xf0\x9f\x98\"]}}",
 }
 
 // errorSeed is one input for FuzzAppendError.
@@ -145,6 +149,9 @@ func FuzzParseCommand(f *testing.F) {
 			if !json.Valid(cmd.Data) {
 				t.Fatalf("data %q is not valid JSON", cmd.Data)
 			}
+			if !utf8.Valid(cmd.Data) {
+				t.Fatalf("data %q is not valid UTF-8: a browser would close with 1007", cmd.Data)
+			}
 			if !bytes.Contains(in, cmd.Data) {
 				t.Fatalf("data %q is not a verbatim part of the input %q", cmd.Data, in)
 			}
@@ -179,6 +186,9 @@ func FuzzParsePublish(f *testing.F) {
 		}
 		if !json.Valid(req.Data) {
 			t.Fatalf("data %q is not valid JSON", req.Data)
+		}
+		if !utf8.Valid(req.Data) {
+			t.Fatalf("data %q is not valid UTF-8: a browser would close with 1007", req.Data)
 		}
 		if !bytes.Contains(in, req.Data) {
 			t.Fatalf("data %q is not a verbatim part of the input %q", req.Data, in)

@@ -68,9 +68,10 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handlePublish is POST /api/publish: {"topic":"a","data":<JSON>} →
-// {"seq":N,"recipients":N}.
+// {"seq":N,"epoch":"E","recipients":N}.
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.ws.Config().MaxMessage)+1024))
+	// The body limit is the client message limit, as documented.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.ws.Config().MaxMessage)))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -96,10 +97,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusServiceUnavailable, protocol.CodeLimit, err.Error())
 		return
 	}
-	var b [64]byte
+	var b [128]byte
 	out := append(b[:0], `{"seq":`...)
 	out = strconv.AppendUint(out, res.Seq, 10)
-	out = append(out, `,"recipients":`...)
+	// The epoch is [A-Za-z0-9_-]: nothing to escape.
+	out = append(out, `,"epoch":"`...)
+	out = append(out, res.Epoch...)
+	out = append(out, `","recipients":`...)
 	out = strconv.AppendInt(out, int64(res.Recipients), 10)
 	out = append(out, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

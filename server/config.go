@@ -14,9 +14,10 @@ import (
 // Config is wspushd's configuration. The zero value is valid: every field
 // says its default and what zero means.
 type Config struct {
-	// Listen is the WebSocket listener's address. Empty means ":8080".
+	// Listen is the WebSocket listener's address. Empty means
+	// DefaultListen.
 	Listen string
-	// APIListen is the HTTP API's address. Empty means "127.0.0.1:8081".
+	// APIListen is the HTTP API's address. Empty means DefaultAPIListen.
 	APIListen string
 	// MaxConns caps upgraded connections; beyond it upgrades get HTTP 503.
 	// Zero means derived from the open-file limit (see DefaultMaxConns);
@@ -31,9 +32,11 @@ type Config struct {
 	AllowedOrigins []string
 	// Pprof serves /debug/pprof/ on the API listener. Default off.
 	Pprof bool
-	// ShutdownTimeout bounds the graceful shutdown. Zero means 10s.
+	// ShutdownTimeout bounds the graceful shutdown. Zero means
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// HubShards is the number of topic-map shards. Zero means 64.
+	// HubShards is the number of topic-map shards. Zero means
+	// hub.DefaultShards.
 	HubShards int
 	// Conn tunes the connections; its zero value is valid too.
 	Conn wsconn.Config
@@ -61,6 +64,32 @@ type Config struct {
 	APIInsecure bool
 }
 
+// Defaults: the one place each server default value is written. Config's
+// and Limits' zero fields take these, and wspushd's flags show them.
+const (
+	// DefaultListen is Config.Listen's default: the WebSocket listener.
+	DefaultListen = ":8080"
+	// DefaultAPIListen is Config.APIListen's default: the HTTP API, on
+	// loopback only.
+	DefaultAPIListen = "127.0.0.1:8081"
+	// DefaultShutdownTimeout is Config.ShutdownTimeout's default.
+	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxSubscriptions is Limits.MaxSubscriptions' default.
+	DefaultMaxSubscriptions = 100
+	// DefaultMaxTopics is Limits.MaxTopics' default.
+	DefaultMaxTopics = 1_000_000
+	// DefaultCommandRate is Limits.CommandRate's default, per second.
+	DefaultCommandRate = 50
+	// DefaultAPIReadHeaderTimeout bounds reading an API request's headers.
+	DefaultAPIReadHeaderTimeout = 10 * time.Second
+	// DefaultAPIReadTimeout bounds reading a whole API request, body
+	// included, so a client trickling a body cannot hold a connection.
+	DefaultAPIReadTimeout = 30 * time.Second
+	// DefaultAPIIdleTimeout closes an API keep-alive connection idle this
+	// long between requests.
+	DefaultAPIIdleTimeout = 60 * time.Second
+)
+
 // fdHeadroom is kept free of connections for listeners, epoll and eventfd
 // descriptors, log files and the API's own connections.
 const fdHeadroom = 256
@@ -84,13 +113,13 @@ func DefaultMaxConns() (int, string) {
 // connection cap.
 func (c Config) withDefaults() (Config, string) {
 	if c.Listen == "" {
-		c.Listen = ":8080"
+		c.Listen = DefaultListen
 	}
 	if c.APIListen == "" {
-		c.APIListen = "127.0.0.1:8081"
+		c.APIListen = DefaultAPIListen
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	why := "set by configuration"
 	switch {

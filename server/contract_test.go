@@ -71,33 +71,48 @@ func TestMaxConnsRefusesWith503(t *testing.T) {
 	}
 }
 
+// TestSubscriptionsInPlaceBeforeUpgradeResponse: the query's subscriptions
+// are made in Accept, before the 101 is written, so a publish made the
+// moment the client has read its 101 reaches it. Reading a delivery later
+// proves nothing (a subscription made after the 101 would be in place by
+// then), so the test checks two things that only hold when the
+// subscription comes first:
+//   - a subscription that cannot be made refuses the upgrade (503): after
+//     the 101 nothing could be refused any more;
+//   - for many connections, the topic exists and an in-process publish
+//     reaches the client as soon as dial has read the 101, with no HTTP
+//     round trip in between for a late subscription to hide in.
 func TestSubscriptionsInPlaceBeforeUpgradeResponse(t *testing.T) {
-	s := startServer(t, Config{})
-	c := dial(t, s, "/ws?topics=x")
-	// The 101 was read by dial; the subscription must already exist.
-	if n := s.Hub().Seq("x"); n != 0 {
-		t.Fatalf("seq before publish = %d", n)
-	}
-	if r := publish(t, s, "x", `1`); r.Recipients != 1 {
-		t.Fatalf("recipients = %d, want 1", r.Recipients)
-	}
-	if got, err := c.ReadText(readWait); err != nil || got != `{"topic":"x","seq":1,"data":1}` {
-		t.Fatalf("got %q, %v", got, err)
-	}
-}
-
-func TestSeqAdvancesWithoutSubscribers(t *testing.T) {
-	s := startServer(t, Config{})
-	for i := 1; i <= 3; i++ {
-		if r := publish(t, s, "lonely", `null`); r.Seq != uint64(i) || r.Recipients != 0 {
-			t.Fatalf("publish %d = %+v", i, r)
+	t.Run("failed_subscription_refuses_upgrade", func(t *testing.T) {
+		s := startServer(t, Config{Limits: Limits{MaxTopics: 1}})
+		dial(t, s, "/ws?topics=full")
+		if got := dialStatus(t, s, "/ws?topics=x", nil); got != http.StatusServiceUnavailable {
+			t.Fatalf("upgrade whose subscription fails: status %d, want 503 before any 101", got)
 		}
-	}
-	c := dial(t, s, "/ws?topics=lonely")
-	publish(t, s, "lonely", `"late"`)
-	if got, _ := c.ReadText(readWait); got != `{"topic":"lonely","seq":4,"data":"late"}` {
-		t.Fatalf("got %q", got)
-	}
+		if _, _, ok := s.Hub().Position("x"); ok {
+			t.Fatal("refused upgrade left topic x behind")
+		}
+	})
+	t.Run("publish_right_after_101_is_delivered", func(t *testing.T) {
+		s := startServer(t, Config{})
+		for i := 0; i < 50; i++ {
+			topic := fmt.Sprint("x", i)
+			c := dial(t, s, "/ws?topics="+topic)
+			// dial returned: the 101 was read. Nothing else may be awaited.
+			if _, n, ok := s.Hub().Position(topic); !ok || n != 0 {
+				t.Fatalf("connection %d: topic after the 101: seq %d, exists %v; want 0, true", i, n, ok)
+			}
+			r, err := s.publish(topic, []byte(`1`))
+			if err != nil || r.Recipients != 1 || r.Seq != 1 {
+				t.Fatalf("connection %d: publish right after the 101 = %+v, %v; want seq 1 to 1 recipient", i, r, err)
+			}
+			want := fmt.Sprintf(`{"topic":%q,"seq":1,"data":1}`, topic)
+			if got, err := c.ReadText(readWait); err != nil || got != want {
+				t.Fatalf("connection %d: got %q, %v; want %s", i, got, err, want)
+			}
+			c.Close()
+		}
+	})
 }
 
 // reply is any server reply or delivery, decoded loosely.

@@ -24,13 +24,16 @@ type Limits struct {
 	// the same, at least 1); more get 429. Zero means no cap.
 	UpgradeRatePerIP float64
 	// MaxSubscriptions caps the topics one connection subscribes to. Zero
-	// means 100; negative means no cap.
+	// means DefaultMaxSubscriptions; negative means no cap.
 	MaxSubscriptions int
-	// MaxTopics caps the topics that exist; a publish or subscribe that would
-	// create one more fails. Zero means 1,000,000; negative means no cap.
+	// MaxTopics caps the topics that exist (a topic exists while it has
+	// subscribers); a subscribe that would create one more fails. A publish
+	// never creates a topic. Zero means DefaultMaxTopics; negative means no
+	// cap.
 	MaxTopics int
 	// CommandRate caps commands per second from one connection (burst twice
-	// that); more get the error "limit". Zero means 50; negative no cap.
+	// that); more get the error "limit". Zero means DefaultCommandRate;
+	// negative means no cap.
 	CommandRate float64
 	// MaxMemory is a memory budget in bytes for the Go runtime's mapped
 	// memory; above it new connections get 503 and /readyz says why. Zero
@@ -40,13 +43,13 @@ type Limits struct {
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxSubscriptions == 0 {
-		l.MaxSubscriptions = 100
+		l.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if l.MaxTopics == 0 {
-		l.MaxTopics = 1_000_000
+		l.MaxTopics = DefaultMaxTopics
 	}
 	if l.CommandRate == 0 {
-		l.CommandRate = 50
+		l.CommandRate = DefaultCommandRate
 	}
 	return l
 }

@@ -72,6 +72,7 @@ func dial(t testing.TB, s *Server, target string) *wstest.Client {
 
 type publishReply struct {
 	Seq        uint64 `json:"seq"`
+	Epoch      string `json:"epoch"`
 	Recipients int    `json:"recipients"`
 }
 

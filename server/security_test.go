@@ -258,12 +258,21 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("topics in total", func(t *testing.T) {
 		s := startServer(t, Config{Limits: Limits{MaxTopics: 2}})
-		publish(t, s, "t1", "1")
-		publish(t, s, "t2", "1")
-		if status, _ := postPublish(t, s, `{"topic":"t3","data":1}`); status != 503 {
-			t.Fatalf("third topic: %d, want 503", status)
+		c := dial(t, s, "/ws?topics=t1,t2")
+		if got := dialStatus(t, s, "/ws?topics=t3", nil); got != 503 {
+			t.Fatalf("subscribing a third topic at connect: %d, want 503", got)
 		}
-		publish(t, s, "t1", "2") // existing topics still work
+		c.WriteText(`{"op":"subscribe","topics":["t3"],"id":1}`)
+		if r := readReply(t, c); r.Op != "error" || r.Code != "limit" {
+			t.Fatalf("subscribing a third topic: %+v, want error limit", r)
+		}
+		// A publish creates no topic, so the cap never refuses one.
+		if r := publish(t, s, "t3", "1"); r.Recipients != 0 {
+			t.Fatalf("publish to t3 = %+v, want no recipients", r)
+		}
+		if r := publish(t, s, "t1", "2"); r.Recipients != 1 { // existing topics still work
+			t.Fatalf("publish to t1 = %+v, want 1 recipient", r)
+		}
 	})
 	t.Run("commands per second", func(t *testing.T) {
 		s := startServer(t, Config{Limits: Limits{CommandRate: 1}})

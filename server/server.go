@@ -118,7 +118,9 @@ func (s *Server) Start() error {
 	}
 	api := &http.Server{
 		Handler:           s.apiHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: DefaultAPIReadHeaderTimeout,
+		ReadTimeout:       DefaultAPIReadTimeout,
+		IdleTimeout:       DefaultAPIIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.mu.Lock()

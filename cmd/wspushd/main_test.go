@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/internal/wstest"
+	"github.com/wspush/wspush/server"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -37,12 +39,16 @@ func TestConfigureOptions(t *testing.T) {
 		err   string
 	}{
 		{name: "defaults", check: func(t *testing.T, o *Options) {
-			c := o.Server
-			if c.Listen != ":8080" || c.APIListen != "127.0.0.1:8081" || c.Conn.SendQueue != 64 ||
+			c, l := o.Server, o.Server.Limits
+			if c.Listen != server.DefaultListen || c.APIListen != server.DefaultAPIListen || c.Conn.SendQueue != wsconn.DefaultSendQueue ||
 				c.Conn.SlowPolicy != wsconn.DropOldest || c.Conn.Writer != wsconn.WriterOnDemand ||
-				c.Conn.WriteTimeout != 10*time.Second || c.Conn.PingInterval != 25*time.Second ||
-				c.Conn.IdleTimeout != 60*time.Second || c.Conn.MaxMessage != 65536 || c.ClientPublish ||
-				c.Pprof || c.ShutdownTimeout != 10*time.Second || c.MaxConns != 0 || len(c.AllowedOrigins) != 0 ||
+				c.Conn.WriteTimeout != wsconn.DefaultWriteTimeout || c.Conn.PingInterval != wsconn.DefaultPingInterval ||
+				c.Conn.IdleTimeout != wsconn.DefaultIdleTimeout || c.Conn.ReadTimeout != wsconn.DefaultReadTimeout ||
+				c.Conn.MaxMessage != wsconn.DefaultMaxMessage || c.ClientPublish || c.Pprof ||
+				c.ShutdownTimeout != server.DefaultShutdownTimeout || c.MaxConns != 0 || len(c.AllowedOrigins) != 0 ||
+				c.Conn.DrainWaves != wsconn.DefaultDrainWaves || c.Conn.HandshakeTimeout != wsconn.DefaultHandshakeTimeout ||
+				l.MaxSubscriptions != server.DefaultMaxSubscriptions || l.MaxTopics != server.DefaultMaxTopics ||
+				l.CommandRate != server.DefaultCommandRate ||
 				o.LogFormat != "text" || len(c.TrustedProxies) != 0 || len(c.Conn.ProxyProtocol) != 0 {
 				t.Fatalf("defaults wrong: %+v", o)
 			}
@@ -94,6 +100,18 @@ func TestConfigureOptions(t *testing.T) {
 		{name: "bad policy", args: []string{"--slow-policy", "drop-all"}, err: "slow policy"},
 		{name: "bad writer", args: []string{"--writer", "sometimes"}, err: "writer mode"},
 		{name: "bad env", env: map[string]string{"WSPUSH_WRITE_TIMEOUT": "soon"}, err: "WSPUSH_WRITE_TIMEOUT"},
+		{name: "read timeout", args: []string{"--read-timeout", "5s"},
+			check: func(t *testing.T, o *Options) {
+				if o.Server.Conn.ReadTimeout != 5*time.Second {
+					t.Fatalf("read timeout = %v, want 5s", o.Server.Conn.ReadTimeout)
+				}
+			}},
+		{name: "read timeout never", env: map[string]string{"WSPUSH_READ_TIMEOUT": "-1s"},
+			check: func(t *testing.T, o *Options) {
+				if o.Server.Conn.ReadTimeout >= 0 {
+					t.Fatalf("read timeout = %v, want negative (never)", o.Server.Conn.ReadTimeout)
+				}
+			}},
 		{name: "zero queue", args: []string{"--send-queue", "0"}, err: "send-queue"},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, err: "log-format"},
 		{name: "stray argument", args: []string{"extra"}, err: "unexpected arguments"},
@@ -117,18 +135,120 @@ func TestConfigureOptions(t *testing.T) {
 	}
 }
 
+// flagDefaults is every flag's default as -h must show it, taken from the
+// package that owns it. A new flag must be added here.
+var flagDefaults = map[string]string{
+	"listen":              server.DefaultListen,
+	"api-listen":          server.DefaultAPIListen,
+	"max-conns":           "0",
+	"pollers":             "0",
+	"workers":             "0",
+	"send-queue":          fmt.Sprint(wsconn.DefaultSendQueue),
+	"slow-policy":         wsconn.DropOldest.String(),
+	"writer":              wsconn.WriterOnDemand.String(),
+	"write-timeout":       wsconn.DefaultWriteTimeout.String(),
+	"ping-interval":       wsconn.DefaultPingInterval.String(),
+	"idle-timeout":        wsconn.DefaultIdleTimeout.String(),
+	"read-timeout":        wsconn.DefaultReadTimeout.String(),
+	"max-message":         fmt.Sprint(wsconn.DefaultMaxMessage),
+	"client-publish":      "false",
+	"allowed-origins":     "",
+	"pprof":               "false",
+	"log-level":           "info",
+	"log-format":          "text",
+	"shutdown-timeout":    server.DefaultShutdownTimeout.String(),
+	"drain-waves":         fmt.Sprint(wsconn.DefaultDrainWaves),
+	"handshake-timeout":   wsconn.DefaultHandshakeTimeout.String(),
+	"max-conns-per-ip":    "0",
+	"upgrade-rate":        "0",
+	"upgrade-rate-per-ip": "0",
+	"max-subscriptions":   fmt.Sprint(server.DefaultMaxSubscriptions),
+	"max-topics":          fmt.Sprint(server.DefaultMaxTopics),
+	"command-rate":        fmt.Sprint(server.DefaultCommandRate),
+	"max-memory":          "0",
+	"jwt-secret":          "",
+	"jwt-public-key":      "",
+	"api-key":             "",
+	"api-insecure":        "false",
+	"proxy-protocol":      "",
+	"trusted-proxies":     "",
+}
+
+// helpBlocks splits flag.PrintDefaults output into one block per flag.
+func helpBlocks(out string) map[string]string {
+	blocks := map[string]string{}
+	name := ""
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "  -"); ok {
+			name, _, _ = strings.Cut(rest, " ")
+		}
+		if name != "" {
+			blocks[name] += line + "\n"
+		}
+	}
+	return blocks
+}
+
+// TestHelpListsEveryFlagWithDefault walks every flag: each has help text
+// in -h, its default is the owning package's, and -h shows that default.
 func TestHelpListsEveryFlagWithDefault(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"-h"}, env(nil), &out); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, want := range []string{"-listen", `(default ":8080")`, "-api-listen", "-max-conns", "-pollers", "-workers",
-		"-send-queue", "(default 64)", "-slow-policy", "-writer", "-write-timeout", "-ping-interval", "-idle-timeout",
-		"-max-message", "-client-publish", "-allowed-origins", "-log-level", "-log-format", "-shutdown-timeout", "-pprof"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("-h output lacks %q", want)
+	blocks := helpBlocks(out.String())
+	fs := flag.NewFlagSet("wspushd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := ConfigureOptions(fs, nil, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		seen[f.Name] = true
+		want, ok := flagDefaults[f.Name]
+		if !ok {
+			t.Errorf("flag --%s is not in flagDefaults: add its default (and a README row)", f.Name)
+			return
+		}
+		if f.DefValue != want {
+			t.Errorf("flag --%s defaults to %q, want the package default %q", f.Name, f.DefValue, want)
+		}
+		block := blocks[f.Name]
+		if strings.TrimSpace(f.Usage) == "" || !strings.Contains(block, "\n    \t") {
+			t.Errorf("flag --%s has no help text in -h:\n%s", f.Name, block)
+		}
+		switch want {
+		case "", "0", "false", "0s": // PrintDefaults omits zero defaults
+		default:
+			if !strings.Contains(block, "(default "+want+")") && !strings.Contains(block, `(default "`+want+`")`) {
+				t.Errorf("-h does not show --%s's default %q:\n%s", f.Name, want, block)
+			}
+		}
+	})
+	for name := range flagDefaults {
+		if !seen[name] {
+			t.Errorf("flagDefaults lists --%s, which is not a flag", name)
 		}
 	}
+}
+
+// TestREADMEListsEveryFlag: the README's flags table has a row for every
+// flag.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("wspushd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := ConfigureOptions(fs, nil, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !bytes.Contains(readme, []byte("| `--"+f.Name+"` |")) {
+			t.Errorf("README's flags table has no row for --%s", f.Name)
+		}
+	})
 }
 
 // TestRunServesAndShutsDownCleanly starts the real binary's run on port 0,

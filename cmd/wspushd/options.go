@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wspush/wspush/internal/prefixes"
 	"github.com/wspush/wspush/server"
@@ -33,33 +32,34 @@ const envPrefix = "WSPUSH_"
 func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) string) (*Options, error) {
 	o := &Options{}
 	c := &o.Server
-	fs.StringVar(&c.Listen, "listen", ":8080", "WebSocket listener `address`")
-	fs.StringVar(&c.APIListen, "api-listen", "127.0.0.1:8081", "HTTP API listener `address` (publish, health, metrics)")
+	fs.StringVar(&c.Listen, "listen", server.DefaultListen, "WebSocket listener `address`")
+	fs.StringVar(&c.APIListen, "api-listen", server.DefaultAPIListen, "HTTP API listener `address` (publish, health, metrics)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "most upgraded connections; beyond it upgrades get HTTP 503 (0: open-file limit minus headroom, negative: no cap)")
 	fs.IntVar(&c.Conn.Pollers, "pollers", 0, "epoll instances (0: GOMAXPROCS/2, at least 1)")
 	fs.IntVar(&c.Conn.Workers, "workers", 0, "dispatch worker pool size (0: 64 x GOMAXPROCS)")
-	fs.IntVar(&c.Conn.SendQueue, "send-queue", 64, "messages queued per connection before the slow policy applies")
+	fs.IntVar(&c.Conn.SendQueue, "send-queue", wsconn.DefaultSendQueue, "messages queued per connection before the slow policy applies")
 	slow := fs.String("slow-policy", "drop-oldest", "full-queue policy: drop-oldest, drop-newest or close (1008 \"slow consumer\")")
 	writer := fs.String("writer", "on-demand", "writer goroutine lifetime: on-demand (exits when idle) or persistent")
-	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", 10*time.Second, "deadline for each socket write; a writer stuck longer closes the connection")
-	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", 25*time.Second, "how often silent connections are pinged (negative: never)")
-	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", 60*time.Second, "close connections silent for this long (negative: never)")
-	fs.IntVar(&c.Conn.MaxMessage, "max-message", 64<<10, "largest client message in bytes (and API publish body); larger closes with 1009")
+	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", wsconn.DefaultWriteTimeout, "deadline for each socket write; a writer stuck longer closes the connection")
+	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "how often silent connections are pinged (negative: never)")
+	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", wsconn.DefaultIdleTimeout, "close connections silent for this long (negative: never)")
+	fs.DurationVar(&c.Conn.ReadTimeout, "read-timeout", wsconn.DefaultReadTimeout, "a client message must complete within this time after its first byte, else close 1008 (negative: never)")
+	fs.IntVar(&c.Conn.MaxMessage, "max-message", wsconn.DefaultMaxMessage, "largest client message in bytes (and API publish body); larger closes with 1009")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish with {\"op\":\"publish\"}")
 	origins := fs.String("allowed-origins", "", "comma-separated Origin values allowed to upgrade (empty: any; \"*\": any)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the API listener")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown budget on SIGINT/SIGTERM")
-	fs.IntVar(&c.Conn.DrainWaves, "drain-waves", 1, "on shutdown, close clients in this many waves with jitter over half the budget")
-	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", 10*time.Second, "drop clients that have not completed the upgrade request after this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
+	fs.IntVar(&c.Conn.DrainWaves, "drain-waves", wsconn.DefaultDrainWaves, "on shutdown, close clients in this many waves with jitter over half the budget")
+	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "drop clients that have not completed the upgrade request after this long")
 	l := &c.Limits
 	fs.IntVar(&l.MaxConnsPerIP, "max-conns-per-ip", 0, "open connections per client IP; more get HTTP 429 (0: no cap)")
 	fs.Float64Var(&l.UpgradeRate, "upgrade-rate", 0, "upgrades per second across the server; more get HTTP 429 (0: no cap)")
 	fs.Float64Var(&l.UpgradeRatePerIP, "upgrade-rate-per-ip", 0, "upgrades per second per client IP; more get HTTP 429 (0: no cap)")
-	fs.IntVar(&l.MaxSubscriptions, "max-subscriptions", 100, "topics one connection may subscribe to (negative: no cap)")
-	fs.IntVar(&l.MaxTopics, "max-topics", 1_000_000, "topics that may exist at once (negative: no cap)")
-	fs.Float64Var(&l.CommandRate, "command-rate", 50, "commands per second per connection, burst twice that; more get error \"limit\" (negative: no cap)")
+	fs.IntVar(&l.MaxSubscriptions, "max-subscriptions", server.DefaultMaxSubscriptions, "topics one connection may subscribe to (negative: no cap)")
+	fs.IntVar(&l.MaxTopics, "max-topics", server.DefaultMaxTopics, "topics that may exist at once (negative: no cap)")
+	fs.Float64Var(&l.CommandRate, "command-rate", server.DefaultCommandRate, "commands per second per connection, burst twice that; more get error \"limit\" (negative: no cap)")
 	fs.Var((*byteSize)(&l.MaxMemory), "max-memory", "memory budget (e.g. 2GiB); above it new connections get 503 and /readyz says why (0: none)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "require connect tokens signed with HS256 and this secret")
 	jwtKey := fs.String("jwt-public-key", "", "require connect tokens signed with RS256/ES256, verified with this PEM public key `file`")
