@@ -31,7 +31,7 @@ test: lint test-allocs
 # benchmarks briefly, without -race: a test that asserts 0 allocs fails the
 # target. ALLOC_TESTS names those tests (top-level names).
 ALLOC_PKGS  := ./hub ./protocol ./internal/bpool ./internal/wsframe ./wsconn ./dispatch
-ALLOC_TESTS := ^(TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing)$$
+ALLOC_TESTS := ^(TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing|TestSendToSocketAllocs)$$
 
 ## test-allocs: the zero-allocation tests and hot-path benchmarks (-benchtime 100x), without -race
 test-allocs:

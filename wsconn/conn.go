@@ -43,11 +43,14 @@ type Conn struct {
 	// handed to OnClose when the connection ends. Set once.
 	closeCause atomic.Pointer[CloseError]
 
-	// deadline is the unix-nano time the sweeper acts on: the handshake
-	// timeout while handshaking; while open, the read timeout of a message
-	// whose first bytes arrived (0: none pending); the close timeout while
-	// closing. Whoever moves state writes it; while open only the worker
-	// does, with CompareAndSwap so that a close's deadline always wins.
+	// deadline is the unix-nano time the sweeper acts on. Positive: the
+	// handshake timeout while handshaking, or while open the read timeout
+	// of a message whose first bytes arrived. Negative: minus the close
+	// timeout, stored by whoever starts a close just before the state says
+	// closing (so a negative value marks a close in progress). Zero: none
+	// (open, nothing pending; or handshaking and being upgraded right now).
+	// While open the worker changes a non-negative value only with
+	// CompareAndSwap, so a close's deadline always wins.
 	deadline atomic.Int64
 	// lastRead is when bytes were last read, in unix nanos. Written by the
 	// worker, read by the sweeper.
@@ -169,6 +172,7 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 			}
 			return
 		}
+		c.setCloseDeadline(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout)
 		if c.state.CompareAndSwap(s, stateClosing) {
 			break
 		}
@@ -177,7 +181,6 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 		c.srv.stats.SlowClosed.Add(1) // once: only the state's winner gets here
 	}
 	c.closeCause.CompareAndSwap(nil, ce)
-	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
 	code, reason := ce.Code, ce.Reason
 	if ce.Remote {
 		reason = "" // an echo carries the peer's code only
@@ -189,6 +192,11 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 	case pushedStart:
 		c.startWriter()
 	}
+}
+
+// setCloseDeadline gives a close in progress d to finish (see deadline).
+func (c *Conn) setCloseDeadline(d time.Duration) {
+	c.deadline.Store(-time.Now().Add(d).UnixNano())
 }
 
 // newCloseFrame encodes a close frame; code 0 means an empty body.

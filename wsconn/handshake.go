@@ -199,13 +199,17 @@ func (c *Conn) upgrade(req []byte) {
 	// Ended while Accept ran (handshake timeout, shutdown): no 101; the
 	// teardown that follows on this worker calls OnClose, which undoes
 	// what Accept set up.
+	//
+	// The handshake deadline ends first: while open, deadline is the read
+	// timeout of a pending message, 0 for none, and the sweeper skips a
+	// handshaking connection whose deadline is 0 (being upgraded now).
+	// Zeroed after the state change, a sweeper that read "handshake" just
+	// before it would take 0 for an expired deadline.
+	c.deadline.Store(0)
 	if c.ending.Load() != nil || !c.state.CompareAndSwap(stateHandshake, stateOpen) {
 		hio.f.Release()
 		return
 	}
-	// The handshake deadline is over; while open, deadline is the message
-	// read timeout (none pending yet). CompareAndSwap: a close's wins.
-	c.deadline.CompareAndSwap(c.deadline.Load(), 0)
 	c.opened = true
 	c.srv.stats.Upgraded.Add(1)
 	if c.w.open(hio.f, false) {
@@ -224,8 +228,8 @@ func (c *Conn) refuse(status int, reason string) {
 
 // sendRefusal queues an HTTP error response as the connection's final bytes.
 func (c *Conn) sendRefusal(f *bpool.Frame) {
+	c.setCloseDeadline(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout)
 	c.state.CompareAndSwap(stateHandshake, stateClosing)
-	c.deadline.Store(time.Now().Add(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout).UnixNano())
 	if c.w.open(f, true) {
 		c.startWriter()
 	}

@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"errors"
-	"time"
 
 	"github.com/wspush/wspush/dispatch"
 	"github.com/wspush/wspush/internal/bpool"
@@ -146,7 +145,7 @@ func (c *Conn) writeFailed(err error) { c.end(err) }
 // socket so that the peer sees our close, and leaves the read side waiting
 // up to CloseTimeout for the peer's answer.
 func (c *Conn) wroteFinal() {
-	c.deadline.Store(time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano())
+	c.setCloseDeadline(c.srv.cfg.CloseTimeout)
 	if err := c.shutdownWrite(); err != nil {
 		c.end(err)
 	}

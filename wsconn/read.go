@@ -73,8 +73,8 @@ func (c *Conn) trackMessage(pending bool) {
 		return
 	}
 	old := c.deadline.Load()
-	if pending == (old != 0) {
-		return
+	if old < 0 || pending == (old != 0) {
+		return // a close is starting, or nothing to change
 	}
 	var d int64
 	if pending {

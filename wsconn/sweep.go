@@ -54,15 +54,18 @@ var (
 func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 	switch c.state.Load() {
 	case stateHandshake:
-		if now > c.deadline.Load() && c.end(ErrHandshakeTimeout) {
+		// 0: the worker is completing the upgrade right now; negative:
+		// it is refusing it.
+		if d := c.deadline.Load(); d > 0 && now > d && c.end(ErrHandshakeTimeout) {
 			s.stats.HandshakeTimeouts.Add(1)
 		}
 	case stateClosing:
-		if now > c.deadline.Load() {
+		// Not negative yet: the closer is about to store it.
+		if d := c.deadline.Load(); d < 0 && now > -d {
 			c.end(nil)
 		}
 	case stateOpen:
-		if d := c.deadline.Load(); d != 0 && now > d && s.cfg.ReadTimeout > 0 {
+		if d := c.deadline.Load(); d > 0 && now > d && s.cfg.ReadTimeout > 0 {
 			c.closeWith(readClose, false)
 			return
 		}

@@ -40,7 +40,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.IntVar(&c.Conn.SendQueue, "send-queue", wsconn.DefaultSendQueue, "messages queued per connection before the slow policy applies")
 	slow := fs.String("slow-policy", "drop-oldest", "full-queue policy: drop-oldest, drop-newest or close (1008 \"slow consumer\")")
 	writer := fs.String("writer", "on-demand", "writer goroutine lifetime: on-demand (exits when idle) or persistent")
-	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", wsconn.DefaultWriteTimeout, "deadline for each socket write; a writer stuck longer closes the connection")
+	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", wsconn.DefaultWriteTimeout, "close a connection whose socket takes no bytes for this long (every write that makes progress restarts it)")
 	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "how often silent connections are pinged (negative: never)")
 	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", wsconn.DefaultIdleTimeout, "close connections silent for this long (negative: never)")
 	fs.DurationVar(&c.Conn.ReadTimeout, "read-timeout", wsconn.DefaultReadTimeout, "a client message must complete within this time after its first byte, else close 1008 (negative: never)")
