@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wspush/wspush/engine"
 )
 
 // Op names a client command.
@@ -11,7 +13,7 @@ type Op uint8
 
 // The commands of protocol v1.
 const (
-	OpSubscribe   Op = iota + 1 // {"op":"subscribe","topics":[...]}
+	OpSubscribe   Op = iota + 1 // {"op":"subscribe","topics":[...]}; v1.1: "since":{...}
 	OpUnsubscribe               // {"op":"unsubscribe","topics":[...]}
 	OpPublish                   // {"op":"publish","topic":"a","data":...}
 )
@@ -38,6 +40,11 @@ type Command struct {
 	Topics []string // subscribe, unsubscribe: validated names
 	Topic  string   // publish: validated name
 	Data   []byte   // publish: the raw JSON value, exactly as sent
+	// Since (protocol v1.1, subscribe only) is the position the client
+	// holds for each topic it asks to recover: nil when the command had no
+	// "since" (or "since":null), empty when it was {}. Every key is one of
+	// Topics. len(Since) == 0 means no recovery.
+	Since map[string]engine.Position
 }
 
 // msgDataNotUTF8 refuses publish data with bytes that are not UTF-8 inside
@@ -53,12 +60,17 @@ type wireCommand struct {
 	Topics []string        `json:"topics"`
 	Topic  *string         `json:"topic"`
 	Data   json.RawMessage `json:"data"`
+	Since  json.RawMessage `json:"since"` // v1.1; parsed by parseSinceJSON
 }
 
 // ParseCommand parses one command frame. On failure it returns a
 // *CommandError carrying the code for the reply and the id if one was read.
 // A publish's data must be valid UTF-8 (CodeBadRequest otherwise), so that
-// every delivery is valid text.
+// every delivery is valid text. A subscribe may carry (protocol v1.1)
+// "since":{"topic":{"epoch":"E","seq":12},...}: each topic must be one of
+// the command's topics, each epoch valid (engine.ValidEpoch) and each seq a
+// JSON integer in the uint64 range; any other since, or a since on another
+// op, is CodeBadRequest.
 func ParseCommand(b []byte) (Command, error) {
 	var w wireCommand
 	b = trimJSONSpace(b)
@@ -116,6 +128,13 @@ func (w *wireCommand) fill(cmd *Command) (code, msg string, err error) {
 			}
 		}
 		cmd.Topics = w.Topics
+		if cmd.Op == OpSubscribe {
+			since, msg := parseSinceJSON(w.Since, w.Topics)
+			if msg != "" {
+				return CodeBadRequest, msg, ErrBadRequest
+			}
+			cmd.Since = since
+		}
 	case "publish":
 		cmd.Op = OpPublish
 		switch {
@@ -131,6 +150,9 @@ func (w *wireCommand) fill(cmd *Command) (code, msg string, err error) {
 		cmd.Topic, cmd.Data = *w.Topic, w.Data
 	default:
 		return CodeUnknownOp, "unknown op", ErrUnknownOp
+	}
+	if cmd.Op != OpSubscribe && !isAbsent(w.Since) {
+		return CodeBadRequest, "since is only allowed on subscribe", ErrBadRequest
 	}
 	return "", "", nil
 }
@@ -148,9 +170,12 @@ func trimJSONSpace(b []byte) []byte {
 	return b
 }
 
+// isAbsent reports whether an optional field was left out or sent as null.
+func isAbsent(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+
 // parseID reads an optional integer id. absent (or null) → hasID false.
 func parseID(raw json.RawMessage) (hasID bool, id int64, ok bool) {
-	if len(raw) == 0 || string(raw) == "null" {
+	if isAbsent(raw) {
 		return false, 0, true
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)

@@ -203,6 +203,9 @@ func TestParseCommand(t *testing.T) {
 			if !bytes.Equal(got.Data, tt.want.Data) {
 				t.Errorf("data = %q, want %q (byte-identical)", got.Data, tt.want.Data)
 			}
+			if got.Since != nil {
+				t.Errorf("since = %v for a command without since (v1 clients see no change)", got.Since)
+			}
 		})
 	}
 }

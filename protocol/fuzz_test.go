@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/protocol"
 )
 
@@ -37,6 +42,19 @@ var commandSeeds = []string{
 	`{"op":"publish","topic":"t","data":1,"data":2,"topic":"u"}`,
 	"{\"op\":\"publish\",\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
 	"{\"op\":\"publish\",\"id\":3,\"topic\":\"t\",\"data\":[\"\xc3\",\"\xed\xa0\x80\"]}",
+	// protocol v1.1: since
+	`{"op":"subscribe","id":1,"topics":["a","b"],"since":{"a":{"epoch":"E","seq":12}}}`,
+	`{"op":"subscribe","topics":["a"],"since":{}}`,
+	`{"op":"subscribe","topics":["a"],"since":null}`,
+	`{"op":"subscribe","topics":["x:y"],"since":{"x:y":{"epoch":"q3F8aZ0-x_c","seq":18446744073709551615}}}`,
+	`{"op":"subscribe","id":2,"topics":["a"],"since":{"b":{"epoch":"E","seq":1}}}`,
+	`{"op":"subscribe","topics":["a"],"since":{"a":{"epoch":"E.x","seq":-1}}}`,
+	`{"op":"subscribe","topics":["a"],"since":{"a":{"epoch":"E","seq":1.0}}}`,
+	`{"op":"subscribe","topics":["a"],"since":{"a":{"epoch":"E","seq":"1"}}}`,
+	`{"op":"subscribe","topics":["a"],"since":{"a":{"epoch":"E","seq":1},"a":{"epoch":"F","seq":2}}}`,
+	`{"op":"subscribe","topics":["a"],"since":[{"a":1}]}`,
+	`{"op":"unsubscribe","id":3,"topics":["a"],"since":{}}`,
+	`{"op":"publish","topic":"a","data":1,"since":{"a":{"epoch":"E","seq":1}}}`,
 }
 
 // publishSeeds are inputs for FuzzParsePublish (also stored under
@@ -56,6 +74,26 @@ var publishSeeds = []string{
 	"\n{\"topic\":\"t\",\"data\":\"\\u0000\"}\n",
 	"{\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
 	"{\"topic\":\"t\",\"data\":{\"\xed\xa0\x80\":[\"\xf0\x9f\x98\"]}}",
+}
+
+// sinceSeeds are inputs for FuzzParseSince (also stored under
+// testdata/fuzz/FuzzParseSince).
+var sinceSeeds = []string{
+	"",
+	"a:E:12",
+	"a:E:12,b:F-_0:0",
+	"x:y:z:q3F8aZ0-x_c:18446744073709551615",
+	"::E:007",
+	"a:E:1,a:E:1",
+	"a:E:1,",
+	",",
+	"a:E",
+	"a::1",
+	":E:1",
+	"a:E:-1",
+	"a:E:18446744073709551616",
+	"a b:E.x:1e2",
+	"a:\xc3\xa9:1",
 }
 
 // errorSeed is one input for FuzzAppendError.
@@ -142,6 +180,7 @@ func FuzzParseCommand(f *testing.F) {
 			if cmd.Topic != "" || cmd.Data != nil {
 				t.Fatalf("%v carries publish fields: %+v", cmd.Op, cmd)
 			}
+			checkSince(t, cmd)
 		case protocol.OpPublish:
 			if !protocol.ValidTopic(cmd.Topic) {
 				t.Fatalf("invalid topic %q accepted", cmd.Topic)
@@ -158,10 +197,30 @@ func FuzzParseCommand(f *testing.F) {
 			if cmd.Topics != nil {
 				t.Fatalf("publish carries topics %q", cmd.Topics)
 			}
+			if cmd.Since != nil {
+				t.Fatalf("publish carries since %v", cmd.Since)
+			}
 		default:
 			t.Fatalf("success with op %v", cmd.Op)
 		}
 	})
+}
+
+// checkSince asserts the rules of a parsed subscribe's since: only on
+// subscribe, every topic one of the command's, every epoch valid.
+func checkSince(t *testing.T, cmd protocol.Command) {
+	t.Helper()
+	if cmd.Since != nil && cmd.Op != protocol.OpSubscribe {
+		t.Fatalf("%v carries since %v", cmd.Op, cmd.Since)
+	}
+	for topic, p := range cmd.Since {
+		if !slices.Contains(cmd.Topics, topic) {
+			t.Fatalf("since topic %q is not in topics %q", topic, cmd.Topics)
+		}
+		if !engine.ValidEpoch(p.Epoch) {
+			t.Fatalf("since %q: invalid epoch %q accepted", topic, p.Epoch)
+		}
+	}
 }
 
 func FuzzParsePublish(f *testing.F) {
@@ -192,6 +251,41 @@ func FuzzParsePublish(f *testing.F) {
 		}
 		if !bytes.Contains(in, req.Data) {
 			t.Fatalf("data %q is not a verbatim part of the input %q", req.Data, in)
+		}
+	})
+}
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range sinceSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		since, err := protocol.ParseSince(s)
+		if err != nil {
+			if cerr := checkParseError(t, err, protocol.CodeBadRequest); cerr.HasID {
+				t.Fatalf("ParseSince error carries an id: %+v", cerr)
+			}
+			if since != nil {
+				t.Fatalf("error %v with a map %v", err, since)
+			}
+			return
+		}
+		if since == nil {
+			t.Fatal("nil map without an error")
+		}
+		if want := strings.Count(s, ",") + 1; s != "" && len(since) != want {
+			t.Fatalf("%d entries from %d items of %q", len(since), want, s)
+		}
+		items := make([]string, 0, len(since))
+		for topic, p := range since {
+			if !protocol.ValidTopic(topic) || !engine.ValidEpoch(p.Epoch) {
+				t.Fatalf("accepted topic %q epoch %q", topic, p.Epoch)
+			}
+			items = append(items, topic+":"+p.Epoch+":"+strconv.FormatUint(p.Seq, 10))
+		}
+		again, err := protocol.ParseSince(strings.Join(items, ","))
+		if err != nil || !maps.Equal(again, since) {
+			t.Fatalf("re-encoded %q parses to %v, %v; want %v", items, again, err, since)
 		}
 	})
 }
