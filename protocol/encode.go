@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/wsframe"
 )
@@ -61,6 +62,117 @@ func AppendError(dst []byte, hasID bool, id int64, code, msg string) []byte {
 	dst = append(dst, code...)
 	dst = append(dst, `","message":`...)
 	dst = appendJSONString(dst, msg)
+	return append(dst, '}')
+}
+
+// SubState is one topic of a subscribe reply (protocol v1.1): the topic's
+// position when the subscription took effect and, when the client asked to
+// recover it, whether the missed messages follow.
+type SubState struct {
+	Topic     string          // a valid topic name (written without escaping)
+	Pos       engine.Position // the topic's epoch and seq S at subscription
+	Since     bool            // a recovery was asked for this topic
+	Recovered bool            // with Since: the messages after the client's seq follow
+}
+
+// AppendSubscribeAck appends the ack of a subscribe with an id (protocol
+// v1.1):
+//
+//	{"op":"ack","id":1,"positions":{"a":{"epoch":"E","seq":12}},"recovered":{"a":true}}
+//
+// positions has a member per sub, in the order given; recovered has a
+// member per sub with Since, and is left out when no sub has Since. The
+// topics must be distinct valid names and the epochs valid epochs.
+func AppendSubscribeAck(dst []byte, id int64, subs []SubState) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, ',')
+	return appendSubStates(dst, subs)
+}
+
+// AppendSubscribed appends the reply to the subscriptions made at connect
+// (protocol v1.1), the first frame after the 101 when the client asked for
+// positions or recovery:
+//
+//	{"op":"subscribed","positions":{"a":{"epoch":"E","seq":12}},"recovered":{"a":false}}
+//
+// with the members of AppendSubscribeAck.
+func AppendSubscribed(dst []byte, subs []SubState) []byte {
+	dst = append(dst, `{"op":"subscribed",`...)
+	return appendSubStates(dst, subs)
+}
+
+// appendSubStates appends the "positions" and "recovered" members of subs
+// and the closing brace.
+func appendSubStates(dst []byte, subs []SubState) []byte {
+	dst = append(dst, `"positions":{`...)
+	since := false
+	for i := range subs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendPosition(dst, subs[i].Topic, subs[i].Pos)
+		since = since || subs[i].Since
+	}
+	dst = append(dst, '}')
+	if since {
+		dst = append(dst, `,"recovered":{`...)
+		first := true
+		for i := range subs {
+			if !subs[i].Since {
+				continue
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(dst, '"')
+			dst = append(dst, subs[i].Topic...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendBool(dst, subs[i].Recovered)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendPosition appends "topic":{"epoch":"E","seq":N}.
+func appendPosition(dst []byte, topic string, pos engine.Position) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, topic...)
+	dst = append(dst, `":{"epoch":"`...)
+	dst = append(dst, pos.Epoch...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, pos.Seq, 10)
+	return append(dst, '}')
+}
+
+// AppendReset appends the notice that the node lost messages of topic it
+// could not recover (protocol v1.1); pos is where live delivery continues:
+//
+//	{"op":"reset","topic":"a","positions":{"a":{"epoch":"E","seq":40}}}
+//
+// topic must be a valid name and pos.Epoch a valid epoch.
+func AppendReset(dst []byte, topic string, pos engine.Position) []byte {
+	dst = append(dst, `{"op":"reset","topic":"`...)
+	dst = append(dst, topic...)
+	dst = append(dst, `","positions":{`...)
+	dst = appendPosition(dst, topic, pos)
+	return append(dst, "}}"...)
+}
+
+// AppendPublishAnswer appends the 200 body of POST /api/publish:
+//
+//	{"seq":17,"epoch":"E","recipients":3}
+//
+// without a trailing newline. epoch must be a valid epoch.
+func AppendPublishAnswer(dst []byte, seq uint64, epoch string, recipients int) []byte {
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"epoch":"`...)
+	dst = append(dst, epoch...)
+	dst = append(dst, `","recipients":`...)
+	dst = strconv.AppendInt(dst, int64(recipients), 10)
 	return append(dst, '}')
 }
 

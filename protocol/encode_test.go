@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/protocol"
 )
 
@@ -253,6 +256,11 @@ func checkErrorReply(t testing.TB, b []byte, hasID bool, id int64, code, msg str
 func TestEncodersDoNotAllocate(t *testing.T) {
 	data := []byte(`{"price":101.25,"sym":"ABC"}`)
 	dst := make([]byte, 0, 512)
+	subs := []protocol.SubState{
+		{Topic: "quotes.ABC", Pos: engine.Position{Epoch: "q3F8aZ0-x_c", Seq: 12}, Since: true, Recovered: true},
+		{Topic: "quotes.XYZ", Pos: engine.Position{Epoch: "F", Seq: 0}},
+		{Topic: "news", Pos: engine.Position{Epoch: "G", Seq: 1 << 40}, Since: true},
+	}
 	tests := []struct {
 		name string
 		fn   func()
@@ -263,6 +271,12 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 			dst = protocol.AppendError(dst[:0], true, 7, protocol.CodeBadTopic, "bad \"topic\"\n\xff")
 		}},
 		{name: "DeliveryLen", fn: func() { _ = protocol.DeliveryLen("quotes.ABC", 123456, data) }},
+		{name: "AppendSubscribeAck", fn: func() { dst = protocol.AppendSubscribeAck(dst[:0], 7, subs) }},
+		{name: "AppendSubscribed", fn: func() { dst = protocol.AppendSubscribed(dst[:0], subs) }},
+		{name: "AppendReset", fn: func() {
+			dst = protocol.AppendReset(dst[:0], "quotes.ABC", engine.Position{Epoch: "q3F8aZ0-x_c", Seq: 40})
+		}},
+		{name: "AppendPublishAnswer", fn: func() { dst = protocol.AppendPublishAnswer(dst[:0], 17, "q3F8aZ0-x_c", 3) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +297,176 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 			t.Fatalf("NewDeliveryFrame+Release allocates %.1f times per call, want 0", allocs)
 		}
 	})
+}
+
+// subReply is the decoded shape of a subscribe ack, a subscribed message
+// and a reset.
+type subReply struct {
+	Op        string                     `json:"op"`
+	ID        *int64                     `json:"id"`
+	Topic     *string                    `json:"topic"`
+	Positions map[string]engine.Position `json:"positions"`
+	Recovered map[string]bool            `json:"recovered"`
+}
+
+// decodeReply decodes b strictly into a subReply and returns it with the
+// names of its top-level members.
+func decodeReply(t *testing.T, b []byte) (subReply, []string) {
+	t.Helper()
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		t.Fatalf("output is not a JSON object: %s: %v", b, err)
+	}
+	var r subReply
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	keys := slices.Sorted(maps.Keys(members))
+	return r, keys
+}
+
+func TestAppendSubscribeAckAndSubscribed(t *testing.T) {
+	type P = engine.Position
+	tests := []struct {
+		name    string
+		subs    []protocol.SubState
+		members string // exact output after {"op":...,"id":N, or {"op":"subscribed",
+		wantRec map[string]bool
+	}{
+		{name: "no_subs", subs: nil, members: `"positions":{}}`},
+		{name: "one_without_since",
+			subs:    []protocol.SubState{{Topic: "a", Pos: P{Epoch: "E", Seq: 12}}},
+			members: `"positions":{"a":{"epoch":"E","seq":12}}}`},
+		{name: "recovered_but_no_since_is_not_written",
+			subs:    []protocol.SubState{{Topic: "a", Pos: P{Epoch: "E", Seq: 12}, Recovered: true}},
+			members: `"positions":{"a":{"epoch":"E","seq":12}}}`},
+		{name: "brief_example",
+			subs: []protocol.SubState{
+				{Topic: "a", Pos: P{Epoch: "E", Seq: 12}, Since: true, Recovered: true},
+				{Topic: "b", Pos: P{Epoch: "F", Seq: 0}},
+			},
+			members: `"positions":{"a":{"epoch":"E","seq":12},"b":{"epoch":"F","seq":0}},"recovered":{"a":true}}`,
+			wantRec: map[string]bool{"a": true}},
+		{name: "since_only_on_later_subs",
+			subs: []protocol.SubState{
+				{Topic: "a", Pos: P{Epoch: "E", Seq: 1}},
+				{Topic: "b", Pos: P{Epoch: "F", Seq: 2}, Since: true},
+				{Topic: "c", Pos: P{Epoch: "G", Seq: 3}, Since: true, Recovered: true},
+			},
+			members: `"positions":{"a":{"epoch":"E","seq":1},"b":{"epoch":"F","seq":2},"c":{"epoch":"G","seq":3}},"recovered":{"b":false,"c":true}}`,
+			wantRec: map[string]bool{"b": false, "c": true}},
+		{name: "order_given_and_odd_names",
+			subs: []protocol.SubState{
+				{Topic: "z:y.x", Pos: P{Epoch: "q3F8aZ0-x_c", Seq: 1<<64 - 1}, Since: true},
+				{Topic: "A-_", Pos: P{Epoch: "0", Seq: 9}, Since: true},
+			},
+			members: `"positions":{"z:y.x":{"epoch":"q3F8aZ0-x_c","seq":18446744073709551615},"A-_":{"epoch":"0","seq":9}},"recovered":{"z:y.x":false,"A-_":false}}`,
+			wantRec: map[string]bool{"z:y.x": false, "A-_": false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantPos := map[string]engine.Position{}
+			for _, s := range tt.subs {
+				wantPos[s.Topic] = s.Pos
+			}
+			wantKeys := []string{"op", "positions"}
+			if tt.wantRec != nil {
+				wantKeys = append(wantKeys, "recovered")
+			}
+			for _, id := range []int64{0, -3, math.MaxInt64} {
+				got := protocol.AppendSubscribeAck([]byte("x"), id, tt.subs)
+				want := `x{"op":"ack","id":` + fmt.Sprint(id) + `,` + tt.members
+				if string(got) != want {
+					t.Fatalf("AppendSubscribeAck =\n  %s\nwant\n  %s", got, want)
+				}
+				r, keys := decodeReply(t, got[1:])
+				if r.Op != "ack" || r.ID == nil || *r.ID != id || !maps.Equal(r.Positions, wantPos) || !maps.Equal(r.Recovered, tt.wantRec) {
+					t.Errorf("ack decodes to %+v", r)
+				}
+				if want := slices.Sorted(slices.Values(append([]string{"id"}, wantKeys...))); !slices.Equal(keys, want) {
+					t.Errorf("ack members %q, want %q", keys, want)
+				}
+			}
+			got := protocol.AppendSubscribed([]byte("x"), tt.subs)
+			if want := `x{"op":"subscribed",` + tt.members; string(got) != want {
+				t.Fatalf("AppendSubscribed =\n  %s\nwant\n  %s", got, want)
+			}
+			r, keys := decodeReply(t, got[1:])
+			if r.Op != "subscribed" || !maps.Equal(r.Positions, wantPos) || !maps.Equal(r.Recovered, tt.wantRec) {
+				t.Errorf("subscribed decodes to %+v", r)
+			}
+			if !slices.Equal(keys, wantKeys) {
+				t.Errorf("subscribed members %q, want %q", keys, wantKeys)
+			}
+		})
+	}
+}
+
+func TestAppendReset(t *testing.T) {
+	tests := []struct {
+		name  string
+		topic string
+		pos   engine.Position
+		want  string
+	}{
+		{name: "brief_example", topic: "a", pos: engine.Position{Epoch: "E", Seq: 40},
+			want: `{"op":"reset","topic":"a","positions":{"a":{"epoch":"E","seq":40}}}`},
+		{name: "seq_zero_new_epoch", topic: "x:y.z-_", pos: engine.Position{Epoch: "q3F8aZ0-x_c", Seq: 0},
+			want: `{"op":"reset","topic":"x:y.z-_","positions":{"x:y.z-_":{"epoch":"q3F8aZ0-x_c","seq":0}}}`},
+		{name: "seq_max", topic: "t", pos: engine.Position{Epoch: "E", Seq: math.MaxUint64},
+			want: `{"op":"reset","topic":"t","positions":{"t":{"epoch":"E","seq":18446744073709551615}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := protocol.AppendReset([]byte("x"), tt.topic, tt.pos)
+			if string(got) != "x"+tt.want {
+				t.Fatalf("AppendReset =\n  %s\nwant\n  x%s", got, tt.want)
+			}
+			r, keys := decodeReply(t, got[1:])
+			if r.Op != "reset" || r.Topic == nil || *r.Topic != tt.topic || !maps.Equal(r.Positions, map[string]engine.Position{tt.topic: tt.pos}) {
+				t.Errorf("reset decodes to %+v", r)
+			}
+			if want := []string{"op", "positions", "topic"}; !slices.Equal(keys, want) {
+				t.Errorf("members %q, want %q", keys, want)
+			}
+		})
+	}
+}
+
+func TestAppendPublishAnswer(t *testing.T) {
+	tests := []struct {
+		name       string
+		seq        uint64
+		epoch      string
+		recipients int
+		want       string
+	}{
+		// The body server/api.go wrote by hand (before its trailing "\n").
+		{name: "brief_example", seq: 17, epoch: "E", recipients: 3, want: `{"seq":17,"epoch":"E","recipients":3}`},
+		{name: "no_recipients", seq: 1, epoch: "q3F8aZ0-x_c", recipients: 0, want: `{"seq":1,"epoch":"q3F8aZ0-x_c","recipients":0}`},
+		{name: "large", seq: math.MaxUint64, epoch: strings.Repeat("Z", 32), recipients: math.MaxInt32,
+			want: `{"seq":18446744073709551615,"epoch":"` + strings.Repeat("Z", 32) + `","recipients":2147483647}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := protocol.AppendPublishAnswer([]byte("x"), tt.seq, tt.epoch, tt.recipients)
+			if string(got) != "x"+tt.want {
+				t.Fatalf("AppendPublishAnswer =\n  %s\nwant\n  x%s", got, tt.want)
+			}
+			var r struct {
+				Seq        uint64 `json:"seq"`
+				Epoch      string `json:"epoch"`
+				Recipients int    `json:"recipients"`
+			}
+			dec := json.NewDecoder(bytes.NewReader(got[1:]))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&r); err != nil || r.Seq != tt.seq || r.Epoch != tt.epoch || r.Recipients != tt.recipients {
+				t.Errorf("decodes to %+v, %v", r, err)
+			}
+		})
+	}
 }
 
 func TestCommandErrorUnwrap(t *testing.T) {
