@@ -1,12 +1,13 @@
 package hub
 
 import (
-	"crypto/rand"
-	"encoding/base64"
+	"context"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 
+	"github.com/wspush/wspush/engine"
+	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/internal/bpool"
 )
 
@@ -30,22 +31,24 @@ const DefaultShards = 64
 type Config struct {
 	// Shards is the number of topic-map shards. Zero means DefaultShards.
 	Shards int
-	// MaxTopics caps how many topics exist at once. Zero means no cap.
+	// MaxTopics caps how many topics this node has subscribers for at
+	// once. Zero means no cap.
 	MaxTopics int
+	// NewEngine builds the engine the hub publishes through, handing it
+	// the hub as its Handler. Nil means the memory engine without history.
+	NewEngine func(engine.Handler) engine.Engine
 }
 
-// Hub is the topic registry. All methods are safe for concurrent use.
-//
-// Lock order: shard.mu, then Topic.mu; never the reverse. A topic is
-// removed (marked dead and deleted from its shard's map) only while both
-// are held, so whoever holds either one sees a consistent answer to "is
-// this topic live".
+// Hub is this node's topic registry: which local subscribers each topic has,
+// and the fan-out of every publication the engine hands it. All methods are
+// safe for concurrent use.
 type Hub struct {
-	encode Encoder      // immutable
-	shards []shard      // immutable after New
-	seed   maphash.Seed // immutable
-	max    int64        // immutable; 0: no cap
-	count  atomic.Int64 // topics in the shard maps; changed under a shard's mu
+	encode Encoder       // immutable
+	eng    engine.Engine // immutable after New
+	shards []shard       // immutable after New
+	seed   maphash.Seed  // immutable
+	max    int64         // immutable; 0: no cap
+	count  atomic.Int64  // topics in the shard maps; changed under a shard's mu
 }
 
 type shard struct {
@@ -53,23 +56,33 @@ type shard struct {
 	topics map[string]*Topic // guarded by mu; holds exactly the live topics
 }
 
-// Topic is one run of a topic: it is created by the first Subscribe and
-// removed when its last subscriber leaves. A later Subscribe to the same
-// name creates a new run with a new epoch whose seq restarts at 1.
+// Topic is one topic on this node, from its first local subscriber to its
+// last. While it exists the node listens to it in the engine; seq is the
+// last publication it handed its subscribers.
 type Topic struct {
-	hub   *Hub   // immutable
-	shard *shard // immutable: the shard whose map holds the topic
-	name  string // immutable
-	epoch string // immutable: this run's id
+	hub   *Hub          // immutable
+	shard *shard        // immutable: the shard whose map holds the topic
+	name  string        // immutable
+	ready chan struct{} // closed once the engine's Listen answered
 
-	mu    sync.Mutex         // guards the fields below; held for a whole fan-out
-	dead  bool               // removed from the shard map; set under shard.mu and mu
-	seq   uint64             // last seq taken
-	subs  []Subscriber       // order is arbitrary
-	index map[Subscriber]int // position in subs
+	mu      sync.Mutex                     // guards the fields below; held for a whole fan-out
+	listen  error                          // Listen's error; set before ready closes
+	dead    bool                           // removed from the shard map; set under shard.mu and mu
+	live    bool                           // ready and Listen succeeded: epoch and seq are known
+	epoch   string                         // the run the subscribers follow
+	seq     uint64                         // last seq handed to the subscribers
+	early   []engine.Publication           // arrived before Listen answered (data copied)
+	subs    []Subscriber                   // live subscribers; order is arbitrary
+	index   map[Subscriber]int             // position in subs
+	held    map[Subscriber]*[]*bpool.Frame // subscribers being recovered: their live frames wait here
+	members atomic.Int32                   // len(subs) + len(held), for lock-free reads
 }
 
-// New returns an empty hub that frames publishes with enc.
+// maxHeld bounds the live frames held for one subscriber while it is being
+// recovered; the oldest are dropped beyond it (the client sees a seq gap).
+const maxHeld = 4096
+
+// New returns an empty hub that frames publications with enc.
 func New(cfg Config, enc Encoder) *Hub {
 	n := cfg.Shards
 	if n <= 0 {
@@ -79,8 +92,19 @@ func New(cfg Config, enc Encoder) *Hub {
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*Topic)
 	}
+	if cfg.NewEngine != nil {
+		h.eng = cfg.NewEngine(h)
+	} else {
+		h.eng = memory.New(memory.Config{}, h)
+	}
 	return h
 }
+
+// Engine returns the engine the hub publishes through.
+func (h *Hub) Engine() engine.Engine { return h.eng }
+
+// Close closes the engine.
+func (h *Hub) Close() error { return h.eng.Close() }
 
 func (h *Hub) shard(name string) *shard {
 	return &h.shards[maphash.String(h.seed, name)%uint64(len(h.shards))]
@@ -96,74 +120,168 @@ func (h *Hub) lookup(name string) *Topic {
 	return t
 }
 
-// newEpoch returns a random id for a topic run: 64 random bits, base64
-// RawURL (11 characters of [A-Za-z0-9_-]).
-func newEpoch() string {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// Subscribe adds sub to the named topic as a live subscriber and returns
+// the topic, which the caller keeps to Unsubscribe later. It is SubscribeAt
+// without a deadline, holding or position.
+func (h *Hub) Subscribe(name string, sub Subscriber) (*Topic, error) {
+	t, _, err := h.SubscribeAt(context.Background(), name, sub, false)
+	return t, err
 }
 
-// Subscribe adds sub to the named topic (creating it) and returns the topic,
-// which the caller keeps to Unsubscribe later. Subscribing twice is a no-op.
-// Only Subscribe creates topics; it fails with ErrTooManyTopics when a new
-// one would exceed Config.MaxTopics.
-func (h *Hub) Subscribe(name string, sub Subscriber) (*Topic, error) {
+// SubscribeAt adds sub to the named topic and returns the topic, which the
+// caller keeps to Unsubscribe later, and the position the subscription took
+// effect at: every later publication reaches sub with a greater seq, none
+// at or before it does. Subscribing twice is a no-op. Only subscribing
+// creates topics (the node then listens to the topic in the engine); it
+// fails with ErrTooManyTopics beyond Config.MaxTopics, or with the
+// engine's error.
+//
+// With hold, the live frames after the position wait in the hub until
+// Release, so that the caller can first send older messages (Recover).
+func (h *Hub) SubscribeAt(ctx context.Context, name string, sub Subscriber, hold bool) (*Topic, engine.Position, error) {
+	return h.subscribe(ctx, name, sub, hold)
+}
+
+func (h *Hub) subscribe(ctx context.Context, name string, sub Subscriber, hold bool) (*Topic, engine.Position, error) {
 	for {
-		t := h.lookup(name)
-		if t == nil {
-			return h.create(name, sub)
+		t, created, err := h.getOrCreate(name)
+		if err != nil {
+			return nil, engine.Position{}, err
+		}
+		if created {
+			t.listenEngine(ctx)
+		}
+		select {
+		case <-t.ready:
+		case <-ctx.Done():
+			return nil, engine.Position{}, ctx.Err()
 		}
 		t.mu.Lock()
-		if !t.dead {
-			t.addLocked(sub)
+		if t.dead {
+			err := t.listen
 			t.mu.Unlock()
-			return t, nil
+			if err != nil {
+				return nil, engine.Position{}, err
+			}
+			continue // its last subscriber left just now
 		}
-		// Its last subscriber left just now; the map no longer has it.
+		t.addLocked(sub, hold)
+		pos := engine.Position{Epoch: t.epoch, Seq: t.seq}
 		t.mu.Unlock()
+		return t, pos, nil
 	}
 }
 
-// create adds sub to the named topic under the shard's write lock, creating
-// the topic if it is still missing.
-func (h *Hub) create(name string, sub Subscriber) (*Topic, error) {
+// getOrCreate returns the live topic, creating it (not yet listening) when
+// missing.
+func (h *Hub) getOrCreate(name string) (t *Topic, created bool, err error) {
+	if t := h.lookup(name); t != nil {
+		return t, false, nil
+	}
 	s := h.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.topics[name]; t != nil {
-		// Live: removal needs s.mu, which we hold.
-		t.mu.Lock()
-		t.addLocked(sub)
-		t.mu.Unlock()
-		return t, nil
+		return t, false, nil
 	}
 	// Reserve the slot first: shards create topics concurrently.
 	if n := h.count.Add(1); h.max > 0 && n > h.max {
 		h.count.Add(-1)
-		return nil, ErrTooManyTopics
+		return nil, false, ErrTooManyTopics
 	}
-	t := &Topic{hub: h, shard: s, name: name, epoch: newEpoch(), index: make(map[Subscriber]int)}
-	t.addLocked(sub) // nobody else can see t yet
+	t = &Topic{hub: h, shard: s, name: name, ready: make(chan struct{}), index: make(map[Subscriber]int)}
 	s.topics[name] = t
-	return t, nil
+	return t, true, nil
 }
 
-// addLocked adds sub once. t.mu must be held (or t not yet shared).
-func (t *Topic) addLocked(sub Subscriber) {
-	if _, ok := t.index[sub]; !ok {
+// listenEngine asks the engine for the topic's publications (no hub lock
+// held) and makes the topic live at the position it answers, handing on
+// what arrived meanwhile. On failure the topic is removed.
+func (t *Topic) listenEngine(ctx context.Context) {
+	pos, err := t.hub.eng.Listen(ctx, t.name)
+	t.mu.Lock()
+	t.listen = err
+	if err == nil {
+		t.live, t.epoch, t.seq = true, pos.Epoch, pos.Seq
+		for _, p := range t.early {
+			t.deliverLocked(p)
+		}
+	}
+	t.early = nil
+	close(t.ready)
+	t.mu.Unlock()
+	if err != nil {
+		t.remove(false)
+	}
+}
+
+// addLocked adds sub once, live or held. t.mu must be held.
+func (t *Topic) addLocked(sub Subscriber, hold bool) {
+	if _, ok := t.index[sub]; ok {
+		return
+	}
+	if _, ok := t.held[sub]; ok {
+		return
+	}
+	if hold {
+		if t.held == nil {
+			t.held = make(map[Subscriber]*[]*bpool.Frame)
+		}
+		t.held[sub] = new([]*bpool.Frame)
+	} else {
 		t.index[sub] = len(t.subs)
 		t.subs = append(t.subs, sub)
 	}
+	t.members.Add(1)
 }
 
-// Unsubscribe removes sub from t. It reports whether sub was subscribed.
-// When the last subscriber leaves, the topic is removed from the hub.
+// Release makes a held subscriber live: the frames held for it are sent, in
+// order, and later ones go straight to it. Call it once the older messages
+// were sent.
+func (t *Topic) Release(sub Subscriber) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fs, ok := t.held[sub]
+	if !ok {
+		return
+	}
+	delete(t.held, sub)
+	for _, f := range *fs {
+		sub.Send(f)
+	}
+	t.index[sub] = len(t.subs)
+	t.subs = append(t.subs, sub)
+}
+
+// Unsubscribe removes sub (live or held) from t. It reports whether sub was
+// subscribed. When the last subscriber leaves, the topic is removed from
+// the hub and the node stops listening to it.
 func (t *Topic) Unsubscribe(sub Subscriber) bool {
 	t.mu.Lock()
+	if !t.dropLocked(sub) {
+		t.mu.Unlock()
+		return false
+	}
+	empty := t.members.Load() == 0
+	t.mu.Unlock()
+	if empty {
+		t.remove(true)
+	}
+	return true
+}
+
+// dropLocked removes sub, releasing frames held for it. t.mu must be held.
+func (t *Topic) dropLocked(sub Subscriber) bool {
+	if fs, ok := t.held[sub]; ok {
+		for _, f := range *fs {
+			f.Release()
+		}
+		delete(t.held, sub)
+		t.members.Add(-1)
+		return true
+	}
 	i, ok := t.index[sub]
 	if !ok {
-		t.mu.Unlock()
 		return false
 	}
 	last := len(t.subs) - 1
@@ -175,104 +293,42 @@ func (t *Topic) Unsubscribe(sub Subscriber) bool {
 	t.subs[last] = nil
 	t.subs = t.subs[:last]
 	delete(t.index, sub)
-	empty := len(t.subs) == 0
-	t.mu.Unlock()
-	if empty {
-		t.removeIfEmpty()
-	}
+	t.members.Add(-1)
 	return true
 }
 
-// removeIfEmpty deletes t from its shard if it still has no subscriber (a
-// Subscribe may have come in between). Lock order: shard.mu, then t.mu.
-func (t *Topic) removeIfEmpty() {
+// remove deletes t from its shard if it still has no subscriber (a
+// Subscribe may have come in between), then, if it was listening,
+// unlistens outside the locks. Lock order: shard.mu, then t.mu.
+func (t *Topic) remove(unlisten bool) {
 	s := t.shard
 	s.mu.Lock()
 	t.mu.Lock()
-	if len(t.subs) == 0 && !t.dead {
-		t.dead = true
-		t.subs, t.index = nil, nil
+	gone := false
+	if t.members.Load() == 0 && !t.dead {
+		t.dead, gone = true, true
+		t.subs, t.index, t.held = nil, nil, nil
 		// A live topic is always the map's entry for its name.
 		delete(s.topics, t.name)
 		t.hub.count.Add(-1)
 	}
 	t.mu.Unlock()
 	s.mu.Unlock()
+	if gone && unlisten {
+		t.hub.eng.Unlisten(t.name)
+	}
 }
 
 // Name returns the topic's name.
 func (t *Topic) Name() string { return t.name }
 
-// Epoch returns the id of this run of the topic: 1-32 characters of
-// [A-Za-z0-9_-], random per creation, so that a re-created topic (whose seq
-// restarts at 1) is told apart from the previous one, also across restarts.
-func (t *Topic) Epoch() string { return t.epoch }
-
-// Len reports the topic's subscriber count.
-func (t *Topic) Len() int {
+// Epoch returns the run of the topic its subscribers follow (empty before
+// the engine answered).
+func (t *Topic) Epoch() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs)
+	return t.epoch
 }
 
-// Result is what one publish did.
-type Result struct {
-	Seq        uint64 // the seq this publish took
-	Epoch      string // the topic run the seq belongs to
-	Recipients int    // subscribers the frame was offered to
-	Queued     int    // of those, how many queued it (the rest dropped it)
-}
-
-// Publish gives the next seq of the named topic to data and queues one
-// shared frame to every subscriber. data must be valid JSON. A topic that
-// does not exist (nobody subscribes) is not created: the answer is seq 1 of
-// a fresh epoch with no recipients, and nothing is kept. The error is
-// reserved; Publish never fails today.
-func (h *Hub) Publish(name string, data []byte) (Result, error) {
-	for {
-		t := h.lookup(name)
-		if t == nil {
-			return Result{Seq: 1, Epoch: newEpoch()}, nil
-		}
-		t.mu.Lock()
-		if t.dead {
-			t.mu.Unlock()
-			continue
-		}
-		t.seq++
-		r := Result{Seq: t.seq, Epoch: t.epoch, Recipients: len(t.subs)}
-		if len(t.subs) > 0 {
-			f := h.encode(t.name, t.seq, data)
-			f.Retain(int32(len(t.subs)))
-			for _, s := range t.subs {
-				if s.Send(f) {
-					r.Queued++
-				}
-			}
-			f.Release()
-		}
-		t.mu.Unlock()
-		return r, nil
-	}
-}
-
-// Topics reports how many topics exist.
-func (h *Hub) Topics() int { return int(h.count.Load()) }
-
-// Position returns the named topic's epoch and the last seq it took; ok is
-// false when the topic does not exist.
-func (h *Hub) Position(name string) (epoch string, seq uint64, ok bool) {
-	for {
-		t := h.lookup(name)
-		if t == nil {
-			return "", 0, false
-		}
-		t.mu.Lock()
-		dead := t.dead
-		epoch, seq = t.epoch, t.seq
-		t.mu.Unlock()
-		if !dead {
-			return epoch, seq, true
-		}
-	}
-}
+// Len reports the topic's subscriber count (live and held).
+func (t *Topic) Len() int { return int(t.members.Load()) }

@@ -98,14 +98,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b [128]byte
-	out := append(b[:0], `{"seq":`...)
-	out = strconv.AppendUint(out, res.Seq, 10)
-	// The epoch is [A-Za-z0-9_-]: nothing to escape.
-	out = append(out, `,"epoch":"`...)
-	out = append(out, res.Epoch...)
-	out = append(out, `","recipients":`...)
-	out = strconv.AppendInt(out, int64(res.Recipients), 10)
-	out = append(out, "}\n"...)
+	out := append(protocol.AppendPublishAnswer(b[:0], res.Seq, res.Epoch, res.Recipients), '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
 }
@@ -113,7 +106,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 // publish sends data to a topic through the hub and counts it.
 func (s *Server) publish(topic string, data []byte) (hub.Result, error) {
 	start := time.Now()
-	res, err := s.hub.Publish(topic, data)
+	ctx, cancel := s.engineContext()
+	defer cancel()
+	res, err := s.hub.PublishContext(ctx, topic, data)
 	if err != nil {
 		return res, err
 	}

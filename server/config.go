@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -62,6 +63,16 @@ type Config struct {
 	// APIInsecure lets the API listen on a non-loopback address without an
 	// APIKey. Default false.
 	APIInsecure bool
+	// HistorySize is how many publications each topic keeps for clients
+	// that resume (recovery). Zero means none: every recovery answers
+	// recovered:false.
+	HistorySize int
+	// HistoryTTL is how long a kept publication stays at most. Zero means
+	// DefaultHistoryTTL.
+	HistoryTTL time.Duration
+	// EngineTimeout bounds one call into the engine (a publish, a
+	// subscribe's listen or history read). Zero means DefaultEngineTimeout.
+	EngineTimeout time.Duration
 }
 
 // Defaults: the one place each server default value is written. Config's
@@ -74,6 +85,10 @@ const (
 	DefaultAPIListen = "127.0.0.1:8081"
 	// DefaultShutdownTimeout is Config.ShutdownTimeout's default.
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultHistoryTTL is Config.HistoryTTL's default.
+	DefaultHistoryTTL = memory.DefaultHistoryTTL
+	// DefaultEngineTimeout is Config.EngineTimeout's default.
+	DefaultEngineTimeout = 2 * time.Second
 	// DefaultMaxSubscriptions is Limits.MaxSubscriptions' default.
 	DefaultMaxSubscriptions = 100
 	// DefaultMaxTopics is Limits.MaxTopics' default.
@@ -120,6 +135,12 @@ func (c Config) withDefaults() (Config, string) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.HistoryTTL <= 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
+	if c.EngineTimeout <= 0 {
+		c.EngineTimeout = DefaultEngineTimeout
 	}
 	why := "set by configuration"
 	switch {

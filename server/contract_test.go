@@ -124,6 +124,15 @@ type reply struct {
 	Topic   string          `json:"topic"`
 	Seq     uint64          `json:"seq"`
 	Data    json.RawMessage `json:"data"`
+	// v1.1: subscribe acks, the subscribed frame, reset.
+	Positions map[string]wirePos `json:"positions"`
+	Recovered map[string]bool    `json:"recovered"`
+}
+
+// wirePos is a position as the protocol writes it.
+type wirePos struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
 }
 
 // expectOnlyReply checks that nothing but deliveries is left before the

@@ -89,13 +89,15 @@ var (
 	descPoolAlive   = prometheus.NewDesc("wspush_worker_pool_goroutines", "Dispatch worker goroutines alive (busy or idle).", nil, nil)
 	descPoolCap     = prometheus.NewDesc("wspush_worker_pool_capacity", "Dispatch worker pool size.", nil, nil)
 	descPanics      = prometheus.NewDesc("wspush_handler_panics_total", "Panics recovered while serving a connection (each closed that connection only).", nil, nil)
-	descTopics      = prometheus.NewDesc("wspush_topics", "Topics that exist.", nil, nil)
+	descTopics      = prometheus.NewDesc("wspush_topics", "Topics this node has subscribers for.", nil, nil)
+	descHistory     = prometheus.NewDesc("wspush_history_bytes", "Memory held by the history kept for recovery (--history-size), in bytes.", nil, nil)
+	descEngTopics   = prometheus.NewDesc("wspush_engine_topics", "Topics the engine holds: listened to, or with history.", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
-		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics} {
+		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics} {
 		ch <- d
 	}
 }
@@ -140,6 +142,13 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
 	counter(descPanics, st.Panics.Load())
 	gauge(descTopics, float64(s.hub.Topics()))
+	if e, ok := s.hub.Engine().(interface {
+		HistoryBytes() int64
+		Topics() int
+	}); ok {
+		gauge(descHistory, float64(e.HistoryBytes()))
+		gauge(descEngTopics, float64(e.Topics()))
+	}
 }
 
 func closeLabel(code int) string {

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/wspush/wspush/engine"
+	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
@@ -62,7 +64,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if maxTopics < 0 {
 		maxTopics = 0
 	}
-	s.hub = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics}, protocol.NewDeliveryFrame)
+	s.hub = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, NewEngine: func(h engine.Handler) engine.Engine {
+		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MaxTopics: maxTopics}, h)
+	}}, protocol.NewDeliveryFrame)
 	ws, err := wsconn.NewServer(cfg.Conn, wsconn.ServerOptions{
 		Handler:  (*handler)(s),
 		Logger:   logger,
@@ -189,6 +193,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	s.serveWG.Wait()
+	if herr := s.hub.Close(); herr != nil && err == nil {
+		err = herr
+	}
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
@@ -32,41 +34,6 @@ type session struct {
 
 // errTooManySubs is the per-connection subscription cap.
 var errTooManySubs = errors.New("too many subscriptions for this connection")
-
-// subscribe adds the connection to every topic in names, or to none: when
-// one fails (a limit), the ones this call added are taken back.
-func (s *Server) subscribe(ss *session, c *wsconn.Conn, names []string) error {
-	had := len(ss.topics)
-	for _, name := range names {
-		if err := s.subscribeOne(ss, c, name); err != nil {
-			for _, t := range ss.topics[had:] {
-				t.Unsubscribe(c)
-			}
-			clear(ss.topics[had:])
-			ss.topics = ss.topics[:had]
-			return err
-		}
-	}
-	return nil
-}
-
-// subscribeOne adds the connection to a topic once.
-func (s *Server) subscribeOne(ss *session, c *wsconn.Conn, name string) error {
-	for _, t := range ss.topics {
-		if t.Name() == name {
-			return nil
-		}
-	}
-	if m := s.cfg.Limits.MaxSubscriptions; m > 0 && len(ss.topics) >= m {
-		return errTooManySubs
-	}
-	t, err := s.hub.Subscribe(name, c)
-	if err != nil {
-		return err
-	}
-	ss.topics = append(ss.topics, t)
-	return nil
-}
 
 // unsubscribe removes the connection from a topic.
 func unsubscribe(ss *session, c *wsconn.Conn, name string) {
@@ -145,13 +112,30 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 			names = append(names, name)
 		}
 	}
-	if err := s.subscribe(ss, c, names); err != nil {
+	since, err := protocol.ParseSince(q.Get("since"))
+	if err != nil {
+		return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad since: " + err.Error()}
+	}
+	for topic := range since {
+		if !slices.Contains(names, topic) {
+			return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "since names a topic that is not in topics: " + topic}
+		}
+	}
+	ctx, cancel := s.engineContext()
+	defer cancel()
+	js, err := s.subscribeAll(ctx, ss, c, names, since)
+	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, errTooManySubs) {
 			status = http.StatusBadRequest
 		}
 		return &wsconn.HTTPError{Status: status, Reason: err.Error()}
 	}
+	// Queued now, sent after the 101 (which goes to the front).
+	if len(since) > 0 || q.Get("positions") == "1" {
+		c.SendReply(protocol.AppendSubscribed(make([]byte, 0, 256), subStates(js)))
+	}
+	release(c, js)
 	return nil
 }
 
@@ -226,45 +210,64 @@ func (h *handler) OnMessage(c *wsconn.Conn, op ws.OpCode, p []byte) {
 		replyError(c, ce.HasID, ce.ID, ce.Code, ce.Message)
 		return
 	}
-	if code, msg := s.runCommand(ss, c, &cmd); code != "" {
+	code, msg, js := s.runCommand(ss, c, &cmd)
+	switch {
+	case code != "":
 		replyError(c, cmd.HasID, cmd.ID, code, msg)
-	} else if cmd.HasID {
+	case cmd.HasID && cmd.Op == protocol.OpSubscribe:
+		c.SendReply(protocol.AppendSubscribeAck(make([]byte, 0, 256), cmd.ID, subStates(js)))
+	case cmd.HasID:
 		replyAck(c, cmd.ID)
 	}
+	release(c, js) // after the reply: recovered messages, then live ones
 }
 
 // runCommand carries out a parsed command and returns the error code and
-// message of its one reply, or "" for success.
-func (s *Server) runCommand(ss *session, c *wsconn.Conn, cmd *protocol.Command) (code, msg string) {
+// message of its one reply, or "" for success, and for a subscribe the
+// topics joined (held until release).
+func (s *Server) runCommand(ss *session, c *wsconn.Conn, cmd *protocol.Command) (code, msg string, js []joined) {
 	if ss.claims != nil {
 		denied := cmd.Topic != "" && !ss.claims.allows(cmd.Topic)
 		for _, name := range cmd.Topics {
 			denied = denied || (cmd.Op == protocol.OpSubscribe && !ss.claims.allows(name))
 		}
 		if denied {
-			return protocol.CodeForbidden, "topic not allowed by the token"
+			return protocol.CodeForbidden, "topic not allowed by the token", nil
 		}
 	}
 	switch cmd.Op {
 	case protocol.OpSubscribe:
-		if err := s.subscribe(ss, c, cmd.Topics); err != nil {
-			return protocol.CodeLimit, err.Error()
+		ctx, cancel := s.engineContext()
+		defer cancel()
+		js, err := s.subscribeAll(ctx, ss, c, cmd.Topics, cmd.Since)
+		if err != nil {
+			return errorCode(err), err.Error(), nil
 		}
+		return "", "", js
 	case protocol.OpUnsubscribe:
 		for _, name := range cmd.Topics {
 			unsubscribe(ss, c, name)
 		}
 	case protocol.OpPublish:
 		if !s.cfg.ClientPublish {
-			return protocol.CodeDisabled, "client publish is disabled on this server"
+			return protocol.CodeDisabled, "client publish is disabled on this server", nil
 		}
 		// The reply follows the publish, so it can say how it went: a
 		// publisher subscribed to the topic sees its own delivery first.
 		if _, err := s.publish(cmd.Topic, cmd.Data); err != nil {
-			return protocol.CodeLimit, err.Error()
+			return errorCode(err), err.Error(), nil
 		}
 	}
-	return "", ""
+	return "", "", nil
+}
+
+// errorCode is the reply code for a failed subscribe or publish: a limit,
+// or the engine failing (internal: the client may retry).
+func errorCode(err error) string {
+	if errors.Is(err, errTooManySubs) || errors.Is(err, hub.ErrTooManyTopics) || errors.Is(err, engine.ErrTooManyTopics) {
+		return protocol.CodeLimit
+	}
+	return protocol.CodeInternal
 }
 
 func replyAck(c *wsconn.Conn, id int64) {

@@ -115,6 +115,12 @@ func (c *Conn) SendReply(p []byte) bool {
 	return c.sendControl(f)
 }
 
+// SendFrames queues f, one or more complete server frames back to back
+// (recovered messages, say), as one entry that keeps its order with
+// deliveries and replies and is never dropped by the slow policy. It owns
+// one reference to f.
+func (c *Conn) SendFrames(f *bpool.Frame) bool { return c.sendControl(f) }
+
 // sendControl queues a frame that is never dropped (pong, ping, reply). It
 // owns one reference to f.
 func (c *Conn) sendControl(f *bpool.Frame) bool {

@@ -172,6 +172,9 @@ var flagDefaults = map[string]string{
 	"api-insecure":        "false",
 	"proxy-protocol":      "",
 	"trusted-proxies":     "",
+	"history-size":        "0",
+	"history-ttl":         server.DefaultHistoryTTL.String(),
+	"engine-timeout":      server.DefaultEngineTimeout.String(),
 }
 
 // helpBlocks splits flag.PrintDefaults output into one block per flag.
