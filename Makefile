@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 # Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
 ARGS ?=
 
-.PHONY: all run build test test-allocs test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+.PHONY: all run build deps test test-allocs test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
 
 all: build
 
@@ -21,8 +21,12 @@ run: build
 build:
 	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 
-## test: lint, the allocation tests without -race, then every test under the race detector in shuffled order
-test: lint test-allocs
+## deps: install missing test dependencies (redis-server, redis-cli) from Debian packages; as root, else says what to install
+deps:
+	./scripts/deps.sh
+
+## test: deps, lint, the allocation tests without -race, then every test under the race detector in shuffled order
+test: deps lint test-allocs
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	@if [ -f bench/peers/go.mod ]; then cd bench/peers && $(GO) test -race -count=1 -timeout 10m ./...; fi
 
