@@ -48,6 +48,11 @@ type Handler interface {
 	// It must not block for long and must not call the engine's Listen or
 	// Unlisten. It says what the node did with the publication.
 	HandlePublication(p Publication) Delivery
+	// HandlePosition says where topic stands now (after a broker
+	// connection came back, say): a Handler that is behind fills the gap
+	// from History, or tells its subscribers it cannot. Same ordering rules
+	// as HandlePublication.
+	HandlePosition(topic string, pos Position)
 }
 
 // Delivery is what one node did with one publication.

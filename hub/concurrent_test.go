@@ -27,7 +27,7 @@ func TestConcurrentPublishOrdering(t *testing.T) {
 		perAll     = publishers * perPhase
 		total      = phases * perAll
 	)
-	h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 	steady := make([]*recSub, 4)
 	leavers := make([]*recSub, phases-1)
 	joiners := make([]*recSub, phases-1)
@@ -154,7 +154,7 @@ func TestConcurrentTopicCreation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{Shards: tt.shards}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{Shards: tt.shards}, protocol.NewDeliveryFrame)
 			var wg sync.WaitGroup
 			topics := make([]sync.Map, tt.topics) // *hub.Topic seen per topic
 			for i := 0; i < tt.topics; i++ {

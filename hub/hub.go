@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/engine/memory"
@@ -36,19 +37,32 @@ type Config struct {
 	MaxTopics int
 	// NewEngine builds the engine the hub publishes through, handing it
 	// the hub as its Handler. Nil means the memory engine without history.
-	NewEngine func(engine.Handler) engine.Engine
+	NewEngine func(engine.Handler) (engine.Engine, error)
+	// EncodeReset frames the reset message a topic's subscribers get when
+	// the node lost publications it cannot recover. Nil means none is sent.
+	EncodeReset func(topic string, pos engine.Position) *bpool.Frame
+	// Timeout bounds the hub's own calls into the engine (filling a gap).
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Config.Timeout's default.
+const DefaultTimeout = 2 * time.Second
 
 // Hub is this node's topic registry: which local subscribers each topic has,
 // and the fan-out of every publication the engine hands it. All methods are
 // safe for concurrent use.
 type Hub struct {
-	encode Encoder       // immutable
-	eng    engine.Engine // immutable after New
-	shards []shard       // immutable after New
-	seed   maphash.Seed  // immutable
-	max    int64         // immutable; 0: no cap
-	count  atomic.Int64  // topics in the shard maps; changed under a shard's mu
+	encode      Encoder                                              // immutable
+	encodeReset func(topic string, pos engine.Position) *bpool.Frame // immutable; may be nil
+	timeout     time.Duration                                        // immutable
+	gapsFilled  atomic.Int64
+	resets      atomic.Int64
+	eng         engine.Engine // immutable after New
+	shards      []shard       // immutable after New
+	seed        maphash.Seed  // immutable
+	max         int64         // immutable; 0: no cap
+	count       atomic.Int64  // topics in the shard maps; changed under a shard's mu
 }
 
 type shard struct {
@@ -82,22 +96,30 @@ type Topic struct {
 // recovered; the oldest are dropped beyond it (the client sees a seq gap).
 const maxHeld = 4096
 
-// New returns an empty hub that frames publications with enc.
-func New(cfg Config, enc Encoder) *Hub {
+// New returns an empty hub that frames publications with enc, and the
+// engine's error if it could not be built.
+func New(cfg Config, enc Encoder) (*Hub, error) {
 	n := cfg.Shards
 	if n <= 0 {
 		n = DefaultShards
 	}
-	h := &Hub{encode: enc, shards: make([]shard, n), seed: maphash.MakeSeed(), max: int64(cfg.MaxTopics)}
+	h := &Hub{encode: enc, encodeReset: cfg.EncodeReset, timeout: cfg.Timeout, shards: make([]shard, n),
+		seed: maphash.MakeSeed(), max: int64(cfg.MaxTopics)}
+	if h.timeout <= 0 {
+		h.timeout = DefaultTimeout
+	}
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*Topic)
 	}
-	if cfg.NewEngine != nil {
-		h.eng = cfg.NewEngine(h)
-	} else {
+	if cfg.NewEngine == nil {
 		h.eng = memory.New(memory.Config{}, h)
+		return h, nil
 	}
-	return h
+	var err error
+	if h.eng, err = cfg.NewEngine(h); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Engine returns the engine the hub publishes through.

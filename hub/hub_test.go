@@ -172,7 +172,7 @@ func mustPublish(t testing.TB, h *hub.Hub, topic, data string) hub.Result {
 
 func TestSeqAndPosition(t *testing.T) {
 	enc := &countingEncoder{}
-	h := hub.New(hub.Config{}, enc.encode)
+	h := mustHub(hub.Config{}, enc.encode)
 	if e, seq, ok := h.Position("t"); ok || e != "" || seq != 0 {
 		t.Fatalf("Position of a missing topic = %q, %d, %v; want not found", e, seq, ok)
 	}
@@ -206,7 +206,7 @@ func TestSeqAndPosition(t *testing.T) {
 }
 
 func TestPublishDelivers(t *testing.T) {
-	h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 	a, b := newRecSub("a"), newRecSub("b")
 	mustSubscribe(t, h, "news", a)
 	mustPublish(t, h, "other", `0`) // no cross-talk; creates nothing
@@ -263,7 +263,7 @@ func TestPublishResultCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 			wantQueued := 0
 			var subs []*recSub
 			for i, acc := range tt.accept {
@@ -297,7 +297,7 @@ func TestPublishResultCounts(t *testing.T) {
 }
 
 func TestSubscribeTwiceIsNoop(t *testing.T) {
-	h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 	s := newRecSub("s")
 	t1 := mustSubscribe(t, h, "t", s)
 	t2 := mustSubscribe(t, h, "t", s)
@@ -350,7 +350,7 @@ func TestUnsubscribe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 			subs := make([]hub.Subscriber, 4)
 			recs := make([]*recSub, 4)
 			for i := range subs {
@@ -422,7 +422,7 @@ func TestSubscribeUnsubscribeModel(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42} {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
-			h := hub.New(hub.Config{Shards: 1}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{Shards: 1}, protocol.NewDeliveryFrame)
 			const n = 12
 			recs := make([]*recSub, n)
 			for i := range recs {
@@ -478,7 +478,7 @@ func TestFramesSharedAndReleased(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := &countingEncoder{}
-			h := hub.New(hub.Config{}, enc.encode)
+			h := mustHub(hub.Config{}, enc.encode)
 			var subs []*recSub
 			holders := 0
 			for i := range tt.hold {
@@ -536,4 +536,13 @@ func TestFramesSharedAndReleased(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustHub is hub.New for tests: the memory engine cannot fail.
+func mustHub(cfg hub.Config, enc hub.Encoder) *hub.Hub {
+	h, err := hub.New(cfg, enc)
+	if err != nil {
+		panic(err)
+	}
+	return h
 }

@@ -27,7 +27,7 @@ func TestMaxTopics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{MaxTopics: tt.max}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{MaxTopics: tt.max}, protocol.NewDeliveryFrame)
 			for i := 0; i < tt.create; i++ {
 				mustSubscribe(t, h, fmt.Sprint("t", i), &noopSub{id: i})
 			}
@@ -71,7 +71,7 @@ func TestMaxTopics(t *testing.T) {
 func TestMaxTopicsConcurrent(t *testing.T) {
 	for round := 0; round < 200; round++ {
 		const max = 4
-		h := hub.New(hub.Config{MaxTopics: max}, protocol.NewDeliveryFrame)
+		h := mustHub(hub.Config{MaxTopics: max}, protocol.NewDeliveryFrame)
 		var wg sync.WaitGroup
 		var ok atomic.Int64
 		start := make(chan struct{})
@@ -95,7 +95,7 @@ func TestPublishAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops Puts at random under -race, so pooled frames are reallocated")
 	}
-	h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 	for i := 0; i < 100; i++ {
 		mustSubscribe(t, h, "quotes.ABC", &noopSub{id: i})
 	}
@@ -118,7 +118,7 @@ func TestPublishAllocs(t *testing.T) {
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{1, 100, 10_000} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 			for i := 0; i < n; i++ {
 				if _, err := h.Subscribe("quotes.ABC", &noopSub{id: i}); err != nil {
 					b.Fatal(err)

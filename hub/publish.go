@@ -41,7 +41,10 @@ func (h *Hub) PublishContext(ctx context.Context, name string, data []byte) (Res
 
 // HandlePublication implements engine.Handler: it frames p once and queues
 // the frame to every live subscriber of the topic on this node (and holds it
-// for the ones being recovered).
+// for the ones being recovered). A seq gap (a broker connection that
+// dropped) is filled from the engine's history first; what cannot be
+// filled, or a new run of the topic, is announced to the subscribers with a
+// reset.
 func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
 	t := h.lookup(p.Topic)
 	if t == nil {
@@ -57,8 +60,82 @@ func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
 		t.early = append(t.early, p)
 		return engine.Delivery{}
 	}
+	t.catchUpLocked(engine.Position{Epoch: p.Pos.Epoch, Seq: p.Pos.Seq - 1})
 	return t.deliverLocked(p)
 }
+
+// HandlePosition implements engine.Handler: a topic the node is behind on
+// catches up to pos (filled from history, else reset).
+func (h *Hub) HandlePosition(topic string, pos engine.Position) {
+	t := h.lookup(topic)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.dead && t.live {
+		t.catchUpLocked(pos)
+	}
+}
+
+// catchUpLocked brings the topic to pos when it is behind: the missing
+// publications come from the engine's history (t.mu is released meanwhile:
+// the hub never calls the engine under its locks), else the subscribers get
+// a reset and follow from pos. A new run (another epoch) is always a
+// reset. t.mu must be held; it is held again on return.
+func (t *Topic) catchUpLocked(pos engine.Position) {
+	if pos.Epoch == t.epoch && pos.Seq <= t.seq {
+		return
+	}
+	if pos.Epoch == t.epoch {
+		from := engine.Position{Epoch: t.epoch, Seq: t.seq}
+		t.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), t.hub.timeout)
+		pubs, err := t.hub.eng.History(ctx, t.name, from, pos.Seq)
+		cancel()
+		t.mu.Lock()
+		if t.dead {
+			return
+		}
+		if err == nil && len(pubs) == int(pos.Seq-from.Seq) {
+			for _, p := range pubs {
+				t.deliverLocked(p)
+			}
+			t.hub.gapsFilled.Add(1)
+			return
+		}
+		if t.epoch != pos.Epoch || t.seq >= pos.Seq {
+			return // moved on meanwhile
+		}
+	}
+	t.resetLocked(pos)
+}
+
+// resetLocked tells every subscriber that the messages up to pos are lost
+// to it and live delivery continues after pos. t.mu must be held.
+func (t *Topic) resetLocked(pos engine.Position) {
+	t.epoch, t.seq = pos.Epoch, pos.Seq
+	t.hub.resets.Add(1)
+	n := int(t.members.Load())
+	if n == 0 || t.hub.encodeReset == nil {
+		return
+	}
+	f := t.hub.encodeReset(t.name, pos)
+	f.Retain(int32(n))
+	for _, s := range t.subs {
+		s.Send(f)
+	}
+	for _, fs := range t.held {
+		*fs = append(*fs, f)
+	}
+	f.Release()
+}
+
+// GapsFilled reports how many seq gaps were filled from history.
+func (h *Hub) GapsFilled() int64 { return h.gapsFilled.Load() }
+
+// Resets reports how many resets the topics' subscribers were sent.
+func (h *Hub) Resets() int64 { return h.resets.Load() }
 
 // deliverLocked fans p out. A publication at or before the topic's seq (or
 // of another run) was seen already or belongs before the subscribers' start:

@@ -36,7 +36,7 @@ func TestTopicRemovedWithLastSubscriber(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 			subs := make([]*noopSub, tt.subs)
 			var tp *hub.Topic
 			for i := range subs {
@@ -65,7 +65,7 @@ func TestTopicRemovedWithLastSubscriber(t *testing.T) {
 }
 
 func TestRecreatedTopicHasNewEpoch(t *testing.T) {
-	h := hub.New(hub.Config{}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
 	seen := map[string]bool{}
 	for run := 0; run < 5; run++ {
 		s := newRecSub(fmt.Sprint(run))
@@ -102,7 +102,7 @@ func TestPublishWithoutTopicCreatesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := &countingEncoder{}
-			h := hub.New(hub.Config{MaxTopics: tt.max}, enc.encode)
+			h := mustHub(hub.Config{MaxTopics: tt.max}, enc.encode)
 			for i := 0; i < tt.existing; i++ {
 				mustSubscribe(t, h, fmt.Sprint("sub", i), &noopSub{id: i})
 			}
@@ -138,7 +138,7 @@ func TestPublishWithoutTopicCreatesNothing(t *testing.T) {
 // cycles of fresh names used up --max-topics for everyone.
 func TestMaxTopicsCountReturnsToZero(t *testing.T) {
 	const max = 10
-	h := hub.New(hub.Config{MaxTopics: max}, protocol.NewDeliveryFrame)
+	h := mustHub(hub.Config{MaxTopics: max}, protocol.NewDeliveryFrame)
 	s := &noopSub{}
 	for i := 0; i < 2*max; i++ {
 		tp, err := h.Subscribe(fmt.Sprint("cycle", i), s)
@@ -180,7 +180,7 @@ func TestConcurrentTopicChurn(t *testing.T) {
 	const rounds = 200
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := hub.New(hub.Config{Shards: tt.shards, MaxTopics: tt.names}, protocol.NewDeliveryFrame)
+			h := mustHub(hub.Config{Shards: tt.shards, MaxTopics: tt.names}, protocol.NewDeliveryFrame)
 			var wg sync.WaitGroup
 			for w := 0; w < tt.workers; w++ {
 				wg.Go(func() {

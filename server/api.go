@@ -20,7 +20,7 @@ import (
 func (s *Server) apiHandler() http.Handler {
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
+		io.WriteString(w, "ok "+s.cfg.NodeName+"\n")
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
 	// Everything but the probes needs the API key when one is set.
@@ -57,6 +57,10 @@ func (s *Server) requireAPIKey(next http.Handler) http.Handler {
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if s.shutting.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.engineHealth(); err != nil {
+		http.Error(w, "broker unavailable: "+err.Error()+"; publishes fail until it is back", http.StatusServiceUnavailable)
 		return
 	}
 	if s.memory.over.Load() {

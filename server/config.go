@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +72,13 @@ type Config struct {
 	// HistoryTTL is how long a kept publication stays at most. Zero means
 	// DefaultHistoryTTL.
 	HistoryTTL time.Duration
+	// Broker makes several wspushd nodes one system through Redis:
+	// redis://[user:password@]host:port/db or rediss:// (TLS). Empty means
+	// the embedded engine: this process alone.
+	Broker string
+	// NodeName names this node in logs, metrics and /healthz. Empty means
+	// DefaultNodeName().
+	NodeName string
 	// EngineTimeout bounds one call into the engine (a publish, a
 	// subscribe's listen or history read). Zero means DefaultEngineTimeout.
 	EngineTimeout time.Duration
@@ -104,6 +113,16 @@ const (
 	// long between requests.
 	DefaultAPIIdleTimeout = 60 * time.Second
 )
+
+// DefaultNodeName is Config.NodeName's default: the host name and the
+// process id, "host-1234".
+func DefaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "wspushd"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
 
 // fdHeadroom is kept free of connections for listeners, epoll and eventfd
 // descriptors, log files and the API's own connections.
@@ -141,6 +160,9 @@ func (c Config) withDefaults() (Config, string) {
 	}
 	if c.EngineTimeout <= 0 {
 		c.EngineTimeout = DefaultEngineTimeout
+	}
+	if c.NodeName == "" {
+		c.NodeName = DefaultNodeName()
 	}
 	why := "set by configuration"
 	switch {

@@ -13,8 +13,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/wspush/wspush/engine"
-	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
@@ -64,9 +62,11 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if maxTopics < 0 {
 		maxTopics = 0
 	}
-	s.hub = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, NewEngine: func(h engine.Handler) engine.Engine {
-		return memory.New(memory.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MaxTopics: maxTopics}, h)
-	}}, protocol.NewDeliveryFrame)
+	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
+		NewEngine: s.newEngine, EncodeReset: encodeReset}, protocol.NewDeliveryFrame)
+	if err != nil {
+		return nil, err
+	}
 	ws, err := wsconn.NewServer(cfg.Conn, wsconn.ServerOptions{
 		Handler:  (*handler)(s),
 		Logger:   logger,

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -47,6 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	cfg, cc := srv.Config(), srv.ConnConfig()
 	log.Info("wspushd started",
+		"node", cfg.NodeName, "broker", brokerForLog(cfg.Broker), "history_size", cfg.HistorySize, "history_ttl", cfg.HistoryTTL,
 		"ws", srv.WSAddr().String(), "api", srv.APIAddr().String(),
 		"max_conns", cfg.MaxConns, "max_conns_reason", srv.MaxConnsReason(),
 		"pollers", srv.Pollers(), "workers", srv.Workers(), "gomaxprocs", runtime.GOMAXPROCS(0),
@@ -79,4 +81,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	st := srv.Stats()
 	log.Info("stopped", "delivered", st.Delivered.Load(), "dropped", st.Dropped(), "lost", st.LostClosed.Load())
 	return 0
+}
+
+// brokerForLog is the broker URL without its password, or "embedded".
+func brokerForLog(u string) string {
+	if u == "" {
+		return "embedded"
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return p.Redacted()
 }

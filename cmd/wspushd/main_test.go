@@ -173,6 +173,8 @@ var flagDefaults = map[string]string{
 	"proxy-protocol":      "",
 	"trusted-proxies":     "",
 	"history-size":        "0",
+	"broker":              "",
+	"node-name":           "",
 	"history-ttl":         server.DefaultHistoryTTL.String(),
 	"engine-timeout":      server.DefaultEngineTimeout.String(),
 }

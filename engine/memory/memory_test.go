@@ -71,3 +71,28 @@ func TestMaxTopics(t *testing.T) {
 		t.Fatalf("Dropped = %d, want 1", e.Dropped())
 	}
 }
+
+// TestRunsEnd: without listeners or history a topic is a run of one per
+// publish, and the Unlisten of its last listener ends its run.
+func TestRunsEnd(t *testing.T) {
+	e := memory.New(memory.Config{}, enginetest.NewRecorder())
+	defer e.Close()
+	ctx := context.Background()
+	a, _ := e.Publish(ctx, "t", []byte("1"))
+	b, _ := e.Publish(ctx, "t", []byte("2"))
+	if a.Pos.Seq != 1 || b.Pos.Seq != 1 || a.Pos.Epoch == b.Pos.Epoch {
+		t.Fatalf("publishes nobody listens to: %+v, %+v; want seq 1 of two epochs", a.Pos, b.Pos)
+	}
+	pos, err := e.Listen(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Publish(ctx, "t", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	e.Unlisten("t")
+	again, err := e.Listen(ctx, "t")
+	if err != nil || again.Epoch == pos.Epoch || again.Seq != 0 {
+		t.Fatalf("Listen after the run ended = %+v, %v; want seq 0 of a new epoch (was %s)", again, err, pos.Epoch)
+	}
+}

@@ -1,0 +1,203 @@
+package redis
+
+import (
+	"context"
+	"time"
+	"unsafe"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wspush/wspush/engine"
+)
+
+// Listen implements engine.Engine: the node subscribes to the topic's
+// channel (once, however many Listens), waits for Redis to confirm, and
+// only then reads the position, so every publication after it arrives.
+func (e *Engine) Listen(ctx context.Context, topic string) (engine.Position, error) {
+	e.cmdMu.Lock()
+	e.mu.Lock()
+	l := e.topics[topic]
+	first := l == nil
+	if first {
+		l = &listening{confirmed: make(chan struct{})}
+		e.topics[topic] = l
+	}
+	l.n++
+	e.mu.Unlock()
+	var err error
+	if first {
+		err = e.ps.Subscribe(ctx, e.channel(topic))
+	}
+	e.cmdMu.Unlock()
+	if err == nil {
+		select {
+		case <-l.confirmed:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		var pos engine.Position
+		if pos, err = e.position(ctx, topic); err == nil {
+			return pos, nil
+		}
+	}
+	e.Unlisten(topic)
+	return engine.Position{}, e.fail(err)
+}
+
+// position runs the position script.
+func (e *Engine) position(ctx context.Context, topic string) (engine.Position, error) {
+	res, err := positionScript.Run(ctx, e.rdb, []string{e.metaKey(topic)}, engine.NewEpoch(), e.cfg.MetaTTL.Milliseconds()).Slice()
+	if err != nil {
+		return engine.Position{}, err
+	}
+	return position(res)
+}
+
+// Unlisten implements engine.Engine. The node stays subscribed for
+// UnlistenDelay; maintainLoop unsubscribes idle topics in batches.
+func (e *Engine) Unlisten(topic string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l := e.topics[topic]; l != nil && l.n > 0 {
+		if l.n--; l.n == 0 {
+			l.idleSince = time.Now()
+		}
+	}
+}
+
+// receiveLoop is the node's one reader of its pub/sub connection: it hands
+// publications to the Handler (one at a time, so in channel order),
+// confirms subscriptions, and after a reconnect (go-redis resubscribes by
+// itself) resynchronizes the topics.
+func (e *Engine) receiveLoop() {
+	defer e.wg.Done()
+	failures := 0
+	for {
+		msg, err := e.ps.Receive(e.ctx)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return
+			}
+			e.stats.Errors.Add(1)
+			e.subErr.Store(&err)
+			select {
+			case <-time.After(backoff(failures)):
+			case <-e.ctx.Done():
+				return
+			}
+			failures++
+			continue
+		}
+		if failures > 0 {
+			failures = 0
+			e.stats.Reconnects.Add(1)
+		}
+		e.subErr.Store(nil)
+		switch m := msg.(type) {
+		case *goredis.Message:
+			e.deliver(m)
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" {
+				e.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+// deliver hands one channel message to the Handler.
+func (e *Engine) deliver(m *goredis.Message) {
+	topic, ok := e.topicOf(m.Channel)
+	if !ok {
+		return
+	}
+	pos, data, ok := parsePayload(m.Payload)
+	if !ok {
+		return
+	}
+	// The Handler only reads data, and only during the call.
+	b := unsafe.Slice(unsafe.StringData(data), len(data))
+	e.h.HandlePublication(engine.Publication{Topic: topic, Pos: pos, Data: b})
+}
+
+// confirm handles a subscribe confirmation: the first for a topic wakes its
+// Listen; a later one means the connection came back, and the Handler is
+// told where the topic stands so that it can fill what it missed.
+func (e *Engine) confirm(channel string) {
+	topic, ok := e.topicOf(channel)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	l := e.topics[topic]
+	resync := l != nil && l.ok
+	if l != nil && !l.ok {
+		l.ok = true
+		close(l.confirmed)
+	}
+	e.mu.Unlock()
+	if !resync {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
+	defer cancel()
+	if pos, err := e.position(ctx, topic); err == nil {
+		e.stats.Resyncs.Add(1)
+		e.h.HandlePosition(topic, pos)
+	}
+}
+
+// maintainLoop unsubscribes topics idle for UnlistenDelay, in one command,
+// and pings Redis so that Healthy follows it when nothing is published.
+func (e *Engine) maintainLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(max(e.cfg.UnlistenDelay/2, 10*time.Millisecond))
+	defer t.Stop()
+	var idle []string
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case now := <-t.C:
+			idle = e.unsubscribeIdle(now, idle[:0])
+			e.ping()
+		}
+	}
+}
+
+// ping checks both connections: the command one answers here, the pub/sub
+// one through receiveLoop (its pong clears subErr).
+func (e *Engine) ping() {
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
+	defer cancel()
+	if err := e.rdb.Ping(ctx).Err(); err != nil {
+		if e.ctx.Err() == nil {
+			e.cmdErr.Store(&err)
+		}
+	} else {
+		e.cmdErr.Store(nil)
+	}
+	_ = e.ps.Ping(ctx)
+}
+
+// unsubscribeIdle drops the topics idle for UnlistenDelay and unsubscribes
+// their channels in one command.
+func (e *Engine) unsubscribeIdle(now time.Time, idle []string) []string {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	e.mu.Lock()
+	for topic, l := range e.topics {
+		if l.n == 0 && now.Sub(l.idleSince) >= e.cfg.UnlistenDelay {
+			delete(e.topics, topic)
+			idle = append(idle, e.channel(topic))
+		}
+	}
+	e.mu.Unlock()
+	if len(idle) > 0 {
+		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
+		_ = e.ps.Unsubscribe(ctx, idle...)
+		cancel()
+	}
+	return idle
+}

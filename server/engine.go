@@ -1,0 +1,40 @@
+package server
+
+import (
+	"github.com/wspush/wspush/engine"
+	"github.com/wspush/wspush/engine/memory"
+	"github.com/wspush/wspush/engine/redis"
+	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/wsframe"
+	"github.com/wspush/wspush/protocol"
+)
+
+// newEngine builds the engine Config.Broker asks for: the embedded memory
+// engine without one, Redis with a redis:// or rediss:// URL.
+func (s *Server) newEngine(h engine.Handler) (engine.Engine, error) {
+	maxTopics := max(s.cfg.Limits.MaxTopics, 0)
+	if s.cfg.Broker == "" {
+		return memory.New(memory.Config{HistorySize: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL, MaxTopics: maxTopics}, h), nil
+	}
+	return redis.New(redis.Config{URL: s.cfg.Broker, HistorySize: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL,
+		Timeout: s.cfg.EngineTimeout}, h)
+}
+
+// encodeReset frames the reset message of a topic whose subscribers lost
+// publications this node could not recover.
+func encodeReset(topic string, pos engine.Position) *bpool.Frame {
+	var b [256]byte
+	p := protocol.AppendReset(b[:0], topic, pos)
+	f := wsframe.NewText(len(p))
+	f.B = append(f.B, p...)
+	return f
+}
+
+// engineHealth is the engine's last broker error, nil when healthy (the
+// memory engine always is).
+func (s *Server) engineHealth() error {
+	if e, ok := s.hub.Engine().(interface{ Healthy() error }); ok {
+		return e.Healthy()
+	}
+	return nil
+}
