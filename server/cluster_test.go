@@ -1,0 +1,142 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wspush/wspush/internal/redistest"
+	"github.com/wspush/wspush/internal/testutil"
+	"github.com/wspush/wspush/internal/wstest"
+)
+
+// startNodes runs n servers that are one system through the Redis at url.
+func startNodes(t *testing.T, n int, url string, cfg Config) []*Server {
+	t.Helper()
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		c := cfg
+		c.Broker = url
+		c.NodeName = fmt.Sprintf("node%d", i+1)
+		nodes[i] = startServer(t, c)
+	}
+	return nodes
+}
+
+// TestClusterEveryMessageOnce: subscribers on three nodes get every
+// publish, made on any node, exactly once and in one seq order.
+func TestClusterEveryMessageOnce(t *testing.T) {
+	const perNode, msgs = 3, 30
+	nodes := startNodes(t, 3, redistest.Start(t).URL(), Config{})
+	var clients []*wstest.Client
+	for _, n := range nodes {
+		for range perNode {
+			c := dial(t, n, "/ws?topics=c&positions=1")
+			if r := readReply(t, c); r.Op != "subscribed" || r.Positions["c"].Seq != 0 {
+				t.Fatalf("first frame %+v", r)
+			}
+			clients = append(clients, c)
+		}
+	}
+	var epoch string
+	for i := range msgs {
+		r := publish(t, nodes[i%3], "c", fmt.Sprint(i+1))
+		if r.Seq != uint64(i+1) || (epoch != "" && r.Epoch != epoch) {
+			t.Fatalf("publish %d on node %d = %+v", i+1, i%3+1, r)
+		}
+		epoch = r.Epoch
+	}
+	for i, c := range clients {
+		got := readDeliveries(t, c, "c", msgs)
+		if got[0] != 1 {
+			t.Fatalf("client %d: %v", i, got)
+		}
+		wantSeqs(t, got, 1, msgs)
+	}
+}
+
+// TestClusterResumeOnAnotherNode: a client that read part of a topic on
+// node 1 resumes on node 2 and gets exactly what it missed, then live.
+func TestClusterResumeOnAnotherNode(t *testing.T) {
+	nodes := startNodes(t, 3, redistest.Start(t).URL(), Config{HistorySize: 50})
+	c := dial(t, nodes[0], "/ws?topics=m&positions=1")
+	first := readReply(t, c)
+	for i := range 5 {
+		publish(t, nodes[i%3], "m", fmt.Sprint(i))
+	}
+	wantSeqs(t, readDeliveries(t, c, "m", 5), 1, 5)
+	c.Close()
+	for i := range 5 {
+		publish(t, nodes[2], "m", fmt.Sprint(i))
+	}
+	c2 := dial(t, nodes[1], fmt.Sprintf("/ws?topics=m&since=m:%s:5", first.Positions["m"].Epoch))
+	if r := readReply(t, c2); r.Op != "subscribed" || !r.Recovered["m"] || r.Positions["m"].Seq != 10 {
+		t.Fatalf("resume on node 2: %+v", r)
+	}
+	live := publish(t, nodes[0], "m", `"live"`)
+	wantSeqs(t, readDeliveries(t, c2, "m", 6), 6, live.Seq)
+}
+
+// TestClusterRedisRestart: with Redis down a node keeps its clients, is not
+// ready, and answers publishes with 503 quickly; when Redis comes back
+// empty, subscribers are told with a reset (a new run) and live delivery
+// goes on from its first seq.
+func TestClusterRedisRestart(t *testing.T) {
+	rs := redistest.Start(t)
+	nodes := startNodes(t, 2, rs.URL(), Config{EngineTimeout: time.Second})
+	subs := []*wstest.Client{dial(t, nodes[0], "/ws?topics=r"), dial(t, nodes[1], "/ws?topics=r")}
+	before := publish(t, nodes[0], "r", `1`)
+	for _, c := range subs {
+		wantSeqs(t, readDeliveries(t, c, "r", 1), 1, 1)
+	}
+	rs.Stop()
+	start := time.Now()
+	if st, body := postPublish(t, nodes[1], `{"topic":"r","data":2}`); st != http.StatusServiceUnavailable {
+		t.Fatalf("publish with Redis down: %d %s, want 503", st, body)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("publish with Redis down took %v", el)
+	}
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		resp, err := http.Get("http://" + nodes[0].APIAddr().String() + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz = %d with Redis down", resp.StatusCode)
+		}
+		return nil
+	})
+	rs.Restart(t)
+	testutil.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		body := get(t, "http://"+nodes[0].APIAddr().String()+"/healthz", 200)
+		if !strings.Contains(body, "node1") {
+			return fmt.Errorf("/healthz = %q", body)
+		}
+		resp, err := http.Get("http://" + nodes[0].APIAddr().String() + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz = %d after Redis came back", resp.StatusCode)
+		}
+		return nil
+	})
+	for i, c := range subs {
+		r := readReply(t, c)
+		if r.Op != "reset" || r.Topic != "r" || r.Positions["r"].Epoch == before.Epoch {
+			t.Fatalf("client %d after an empty Redis restart: %+v, want a reset to a new run", i, r)
+		}
+	}
+	after := publish(t, nodes[1], "r", `3`)
+	if after.Epoch == before.Epoch || after.Seq != 1 {
+		t.Fatalf("publish after the restart = %+v", after)
+	}
+	for _, c := range subs {
+		wantSeqs(t, readDeliveries(t, c, "r", 1), 1, 1)
+	}
+}
