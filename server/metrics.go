@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wspush/wspush/engine/redis"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -53,7 +54,7 @@ func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.fanoutSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "wspush_publish_fanout_seconds",
-		Help:    "Time from a publish entering the hub until its frame is queued to the last subscriber.",
+		Help:    "Time a publish takes: with the embedded engine until its frame is queued to the last local subscriber, with Redis the round trip of its Lua step.",
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 	})
 	m.reg.MustRegister(
@@ -92,12 +93,18 @@ var (
 	descTopics      = prometheus.NewDesc("wspush_topics", "Topics this node has subscribers for.", nil, nil)
 	descHistory     = prometheus.NewDesc("wspush_history_bytes", "Memory held by the history kept for recovery (--history-size), in bytes.", nil, nil)
 	descEngTopics   = prometheus.NewDesc("wspush_engine_topics", "Topics the engine holds: listened to, or with history.", nil, nil)
+	descNode        = prometheus.NewDesc("wspush_node_info", "This node: its name and engine (embedded or redis).", []string{"node", "engine"}, nil)
+	descGaps        = prometheus.NewDesc("wspush_gaps_filled_total", "Seq gaps (publications this node missed) filled from history.", nil, nil)
+	descResets      = prometheus.NewDesc("wspush_resets_total", "Resets sent to a topic's subscribers: publications lost that history could not give back, or a new run of the topic.", nil, nil)
+	descBrokerUp    = prometheus.NewDesc("wspush_broker_up", "1 when the broker answers on both its connections, else 0 (always 1 for the embedded engine).", nil, nil)
+	descReconnects  = prometheus.NewDesc("wspush_broker_reconnects_total", "Times the broker's pub/sub connection came back.", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
-		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics} {
+		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
+		descNode, descGaps, descResets, descBrokerUp, descReconnects} {
 		ch <- d
 	}
 }
@@ -142,6 +149,21 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
 	counter(descPanics, st.Panics.Load())
 	gauge(descTopics, float64(s.hub.Topics()))
+	kind := "embedded"
+	if s.cfg.Broker != "" {
+		kind = "redis"
+	}
+	gauge(descNode, 1, s.cfg.NodeName, kind)
+	counter(descGaps, s.hub.GapsFilled())
+	counter(descResets, s.hub.Resets())
+	up := 1.0
+	if s.engineHealth() != nil {
+		up = 0
+	}
+	gauge(descBrokerUp, up)
+	if e, ok := s.hub.Engine().(*redis.Engine); ok {
+		counter(descReconnects, e.Stats().Reconnects.Load())
+	}
 	if e, ok := s.hub.Engine().(interface {
 		HistoryBytes() int64
 		Topics() int
