@@ -79,22 +79,34 @@ type Topic struct {
 	name  string        // immutable
 	ready chan struct{} // closed once the engine's Listen answered
 
-	mu      sync.Mutex                     // guards the fields below; held for a whole fan-out
-	listen  error                          // Listen's error; set before ready closes
-	dead    bool                           // removed from the shard map; set under shard.mu and mu
-	live    bool                           // ready and Listen succeeded: epoch and seq are known
-	epoch   string                         // the run the subscribers follow
-	seq     uint64                         // last seq handed to the subscribers
-	early   []engine.Publication           // arrived before Listen answered (data copied)
-	subs    []Subscriber                   // live subscribers; order is arbitrary
-	index   map[Subscriber]int             // position in subs
-	held    map[Subscriber]*[]*bpool.Frame // subscribers being recovered: their live frames wait here
-	members atomic.Int32                   // len(subs) + len(held), for lock-free reads
+	mu      sync.Mutex              // guards the fields below; held for a whole fan-out
+	listen  error                   // Listen's error; set before ready closes
+	dead    bool                    // removed from the shard map; set under shard.mu and mu
+	live    bool                    // ready and Listen succeeded: epoch and seq are known
+	epoch   string                  // the run the subscribers follow
+	seq     uint64                  // last seq handed to the subscribers
+	early   []engine.Publication    // arrived before Listen answered (data copied)
+	subs    []Subscriber            // live subscribers; order is arbitrary
+	index   map[Subscriber]int      // position in subs
+	held    map[Subscriber]*heldSub // subscribers being recovered: their live frames wait here
+	members atomic.Int32            // len(subs) + len(held), for lock-free reads
 }
 
 // maxHeld bounds the live frames held for one subscriber while it is being
 // recovered; the oldest are dropped beyond it (the client sees a seq gap).
 const maxHeld = 4096
+
+// heldSub is a subscriber that does not get live frames yet.
+type heldSub struct {
+	frames []*bpool.Frame // waiting live frames, in seq order
+	seqs   []uint64       // their seqs
+	// skipTo: frames up to this seq are not for it (it has them already:
+	// it resumed from a position this node has not reached yet).
+	skipTo uint64
+	// released: Release was called while the topic was still at or before
+	// skipTo; it goes live with the first frame after skipTo.
+	released bool
+}
 
 // New returns an empty hub that frames publications with enc, and the
 // engine's error if it could not be built.
@@ -247,9 +259,9 @@ func (t *Topic) addLocked(sub Subscriber, hold bool) {
 	}
 	if hold {
 		if t.held == nil {
-			t.held = make(map[Subscriber]*[]*bpool.Frame)
+			t.held = make(map[Subscriber]*heldSub)
 		}
-		t.held[sub] = new([]*bpool.Frame)
+		t.held[sub] = &heldSub{}
 	} else {
 		t.index[sub] = len(t.subs)
 		t.subs = append(t.subs, sub)
@@ -258,19 +270,36 @@ func (t *Topic) addLocked(sub Subscriber, hold bool) {
 }
 
 // Release makes a held subscriber live: the frames held for it are sent, in
-// order, and later ones go straight to it. Call it once the older messages
-// were sent.
-func (t *Topic) Release(sub Subscriber) {
+// order, and later ones go straight to it. Frames up to skipTo are not
+// sent (pass the subscription's position when there is nothing to skip);
+// if the topic has not reached skipTo yet, the subscriber goes live with
+// the first frame after it. Call it once the older messages were sent.
+func (t *Topic) Release(sub Subscriber, skipTo uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fs, ok := t.held[sub]
+	hs, ok := t.held[sub]
 	if !ok {
 		return
 	}
-	delete(t.held, sub)
-	for _, f := range *fs {
-		sub.Send(f)
+	hs.skipTo = max(hs.skipTo, skipTo)
+	for i, f := range hs.frames {
+		if hs.seqs[i] > hs.skipTo {
+			sub.Send(f)
+		} else {
+			f.Release()
+		}
 	}
+	hs.frames, hs.seqs = nil, nil
+	if t.seq < hs.skipTo {
+		hs.released = true
+		return
+	}
+	t.liveLocked(sub)
+}
+
+// liveLocked moves a held subscriber to the live ones. t.mu must be held.
+func (t *Topic) liveLocked(sub Subscriber) {
+	delete(t.held, sub)
 	t.index[sub] = len(t.subs)
 	t.subs = append(t.subs, sub)
 }
@@ -294,8 +323,8 @@ func (t *Topic) Unsubscribe(sub Subscriber) bool {
 
 // dropLocked removes sub, releasing frames held for it. t.mu must be held.
 func (t *Topic) dropLocked(sub Subscriber) bool {
-	if fs, ok := t.held[sub]; ok {
-		for _, f := range *fs {
+	if hs, ok := t.held[sub]; ok {
+		for _, f := range hs.frames {
 			f.Release()
 		}
 		delete(t.held, sub)

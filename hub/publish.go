@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"math"
 
 	"github.com/wspush/wspush/engine"
 )
@@ -125,8 +126,12 @@ func (t *Topic) resetLocked(pos engine.Position) {
 	for _, s := range t.subs {
 		s.Send(f)
 	}
-	for _, fs := range t.held {
-		*fs = append(*fs, f)
+	for _, hs := range t.held {
+		// Whatever it resumed from is void now; the reset itself is never
+		// skipped.
+		hs.skipTo = 0
+		hs.frames = append(hs.frames, f)
+		hs.seqs = append(hs.seqs, math.MaxUint64)
 	}
 	f.Release()
 }
@@ -150,18 +155,30 @@ func (t *Topic) deliverLocked(p engine.Publication) engine.Delivery {
 		return d
 	}
 	f := t.hub.encode(t.name, p.Pos.Seq, p.Data)
-	f.Retain(int32(d.Recipients))
+	f.Retain(int32(len(t.subs)))
 	for _, s := range t.subs {
 		if s.Send(f) {
 			d.Queued++
 		}
 	}
-	for _, fs := range t.held {
-		if len(*fs) == maxHeld {
-			(*fs)[0].Release()
-			*fs = append((*fs)[:0], (*fs)[1:]...)
+	for sub, hs := range t.held {
+		if p.Pos.Seq <= hs.skipTo {
+			continue // it has this one already
 		}
-		*fs = append(*fs, f)
+		f.Retain(1)
+		if hs.released {
+			if sub.Send(f) {
+				d.Queued++
+			}
+			t.liveLocked(sub)
+			continue
+		}
+		if len(hs.frames) == maxHeld {
+			hs.frames[0].Release()
+			hs.frames, hs.seqs = hs.frames[1:], hs.seqs[1:]
+		}
+		hs.frames = append(hs.frames, f)
+		hs.seqs = append(hs.seqs, p.Pos.Seq)
 		d.Queued++
 	}
 	f.Release()
@@ -193,12 +210,15 @@ func (h *Hub) Position(name string) (epoch string, seq uint64, ok bool) {
 // Recover returns the publications of t after since up to upto (the
 // position SubscribeAt answered), in seq order, or false when the engine no
 // longer holds them all (another epoch, or trimmed). Send them between
-// SubscribeAt (with hold) and Release.
+// SubscribeAt (with hold) and Release(sub, max(since.Seq, upto.Seq)).
 func (t *Topic) Recover(ctx context.Context, since, upto engine.Position) ([]engine.Publication, bool) {
-	if since.Epoch != upto.Epoch || since.Seq > upto.Seq {
+	if since.Epoch != upto.Epoch {
 		return nil, false
 	}
-	if since.Seq == upto.Seq {
+	if since.Seq >= upto.Seq {
+		// Nothing missed here. A position ahead of this node (the client
+		// read further on a node that is ahead of this one) is released
+		// with skipTo = since.Seq, so it gets nothing twice.
 		return nil, true
 	}
 	pubs, err := t.hub.eng.History(ctx, t.name, since, upto.Seq)

@@ -28,6 +28,7 @@ type joined struct {
 	since     bool                 // a recovery was asked for
 	recovered bool                 // ... and everything missed is in pubs
 	pubs      []engine.Publication // the missed messages, in seq order
+	skipTo    uint64               // the client's own position when it is ahead of this node
 }
 
 // subscribeAll joins c to every topic in names, or to none: when one fails
@@ -57,6 +58,9 @@ func (s *Server) subscribeAll(ctx context.Context, ss *session, c *wsconn.Conn, 
 		js[i].since = true
 		if js[i].held {
 			js[i].pubs, js[i].recovered = js[i].t.Recover(ctx, from, js[i].pos)
+			if js[i].recovered {
+				js[i].skipTo = from.Seq
+			}
 		}
 	}
 	return js, nil
@@ -92,7 +96,7 @@ func release(c *wsconn.Conn, js []joined) {
 		if len(j.pubs) > 0 {
 			c.SendFrames(deliveries(j.t.Name(), j.pubs))
 		}
-		j.t.Release(c)
+		j.t.Release(c, max(j.pos.Seq, j.skipTo))
 	}
 }
 
