@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	for _, c := range subs {
 		wantSeqs(t, readDeliveries(t, c, "r", 1), 1, 1)
 	}
+	goroutines := runtime.NumGoroutine()
 	rs.Stop()
 	start := time.Now()
 	if st, body := postPublish(t, nodes[1], `{"topic":"r","data":2}`); st != http.StatusServiceUnavailable {
@@ -146,6 +148,14 @@ func TestClusterRedisRestart(t *testing.T) {
 	for _, c := range subs {
 		wantSeqs(t, readDeliveries(t, c, "r", 1), 1, 1)
 	}
+	// Nothing piled up while Redis was away (retries are bounded loops,
+	// not goroutines).
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if n := runtime.NumGoroutine(); n > goroutines+4 {
+			return fmt.Errorf("%d goroutines after Redis came back, %d before it went", n, goroutines)
+		}
+		return nil
+	})
 }
 
 // TestClusterGapFilledAfterReconnect: a node whose pub/sub connection drops
