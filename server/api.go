@@ -98,7 +98,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	res, err := s.publish(req.Topic, req.Data)
 	if err != nil {
 		s.metrics.apiPublishErrs.Add(1)
-		writeAPIError(w, http.StatusServiceUnavailable, protocol.CodeLimit, err.Error())
+		writeAPIError(w, http.StatusServiceUnavailable, errorCode(err), err.Error())
 		return
 	}
 	var b [128]byte
