@@ -230,8 +230,10 @@ func (c *Conn) waitWritable(w *rawWriter, deadline time.Time) error {
 }
 
 // putWriter clears a writer scratch and returns it to the pool.
+// Only the used length needs clearing: the writer fills bufs from 0 and
+// writeBatch advances a copy, so entries past len were cleared before.
 func putWriter(w *rawWriter) {
-	clear(w.bufs[:cap(w.bufs)])
+	clear(w.bufs)
 	w.bufs = w.bufs[:0]
 	w.iov = w.iov[:0]
 	writerPool.Put(w)
