@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/wsframe"
@@ -40,6 +42,19 @@ func NewDeliveryFrame(topic string, seq uint64, data []byte) *bpool.Frame {
 	f := wsframe.NewText(DeliveryLen(topic, seq, data))
 	f.B = AppendDelivery(f.B, topic, seq, data)
 	return f
+}
+
+// DeliveryFrameLen is at least the size AppendDeliveryFrame adds.
+func DeliveryFrameLen(topic string, seq uint64, data []byte) int {
+	return ws.MaxHeaderSize + DeliveryLen(topic, seq, data)
+}
+
+// AppendDeliveryFrame appends one delivery as a complete server text frame
+// (header and envelope), for a buffer that carries several back to back
+// (recovered messages).
+func AppendDeliveryFrame(dst []byte, topic string, seq uint64, data []byte) []byte {
+	dst = wsframe.AppendHeader(dst, ws.OpText, DeliveryLen(topic, seq, data))
+	return AppendDelivery(dst, topic, seq, data)
 }
 
 // AppendAck appends {"op":"ack","id":id}.

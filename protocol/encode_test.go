@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"slices"
@@ -509,5 +510,33 @@ func BenchmarkAppendError(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst = protocol.AppendError(dst[:0], true, 12345, protocol.CodeBadTopic, "topic names are 1-128 bytes of [A-Za-z0-9_.:-]")
+	}
+}
+
+// TestAppendDeliveryFrame: back-to-back delivery frames read back, in
+// order, as the deliveries NewDeliveryFrame makes, within DeliveryFrameLen.
+func TestAppendDeliveryFrame(t *testing.T) {
+	data := [][]byte{[]byte(`1`), bytes.Repeat([]byte("x"), 200), bytes.Repeat([]byte("y"), 70000)}
+	var buf []byte
+	limit := 0
+	for i, d := range data {
+		limit += protocol.DeliveryFrameLen("t", uint64(i+1), d)
+		buf = protocol.AppendDeliveryFrame(buf, "t", uint64(i+1), d)
+	}
+	if len(buf) > limit {
+		t.Fatalf("%d bytes, over DeliveryFrameLen's %d", len(buf), limit)
+	}
+	r := bytes.NewReader(buf)
+	for i, d := range data {
+		f := protocol.NewDeliveryFrame("t", uint64(i+1), d)
+		want := append([]byte(nil), f.B...)
+		f.Release()
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d differs from NewDeliveryFrame's (%v)", i, err)
+		}
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes left over", r.Len())
 	}
 }

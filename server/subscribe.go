@@ -3,12 +3,9 @@ package server
 import (
 	"context"
 
-	"github.com/gobwas/ws"
-
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/internal/bpool"
-	"github.com/wspush/wspush/internal/wsframe"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
 )
@@ -105,13 +102,11 @@ func release(c *wsconn.Conn, js []joined) {
 func deliveries(topic string, pubs []engine.Publication) *bpool.Frame {
 	n := 0
 	for _, p := range pubs {
-		n += ws.MaxHeaderSize + protocol.DeliveryLen(topic, p.Pos.Seq, p.Data)
+		n += protocol.DeliveryFrameLen(topic, p.Pos.Seq, p.Data)
 	}
 	f := bpool.NewFrame(n)
 	for _, p := range pubs {
-		d := protocol.DeliveryLen(topic, p.Pos.Seq, p.Data)
-		f.B = wsframe.AppendHeader(f.B, ws.OpText, d)
-		f.B = protocol.AppendDelivery(f.B, topic, p.Pos.Seq, p.Data)
+		f.B = protocol.AppendDeliveryFrame(f.B, topic, p.Pos.Seq, p.Data)
 	}
 	return f
 }
