@@ -93,18 +93,7 @@ func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
 // case and never blocks: when the queue is full it applies the SlowPolicy
 // (a CloseSlow close is started here and finished on the connection's slot).
 // It reports whether f was queued. Send implements hub.Subscriber.
-func (c *Conn) Send(f *bpool.Frame) bool {
-	switch r := c.w.push(f, kindData); r {
-	case pushed, pushedStart:
-		if r.started() {
-			c.startWriter()
-		}
-		return true
-	case pushSlow:
-		c.closeWith(slowConsumerClose, true)
-	}
-	return false
-}
+func (c *Conn) Send(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindData)) }
 
 // SendReply queues an application reply (a command ack or error) as a text
 // frame with payload p. Replies keep their order with deliveries and are never
@@ -123,8 +112,12 @@ func (c *Conn) SendFrames(f *bpool.Frame) bool { return c.sendControl(f) }
 
 // sendControl queues a frame that is never dropped (pong, ping, reply). It
 // owns one reference to f.
-func (c *Conn) sendControl(f *bpool.Frame) bool {
-	switch r := c.w.push(f, kindControl); r {
+func (c *Conn) sendControl(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindControl)) }
+
+// afterPush acts on what a push did: start the writer goroutine, or close a
+// slow consumer. It reports whether the frame was queued.
+func (c *Conn) afterPush(r pushResult) bool {
+	switch r {
 	case pushed, pushedStart:
 		if r.started() {
 			c.startWriter()

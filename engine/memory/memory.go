@@ -133,39 +133,48 @@ func (e *Engine) get(name string, create bool) (*topic, error) {
 	return t, nil
 }
 
-// Publish implements engine.Engine. The Handler runs before it returns.
-func (e *Engine) Publish(ctx context.Context, name string, data []byte) (engine.Published, error) {
+// lockLive returns the named topic locked and live (creating it when
+// create is set), or nil with get's error.
+func (e *Engine) lockLive(name string, create bool) (*topic, error) {
 	for {
-		t, err := e.get(name, e.cfg.HistorySize > 0)
+		t, err := e.get(name, create)
 		if t == nil {
-			if err != nil {
-				e.dropped.Add(1)
-			}
-			// Nobody listens and nothing is kept: a run of one.
-			return engine.Published{Pos: engine.Position{Epoch: engine.NewEpoch(), Seq: 1}, Sync: true}, nil
+			return nil, err
 		}
 		t.mu.Lock()
-		if t.dead {
-			t.mu.Unlock()
-			continue
+		if !t.dead {
+			return t, nil
 		}
-		t.seq++
-		pos := engine.Position{Epoch: t.epoch, Seq: t.seq}
-		if e.cfg.HistorySize > 0 {
-			data = append([]byte(nil), data...)
-			e.push(t, entry{at: time.Now().UnixNano(), data: data})
-		}
-		var d engine.Delivery
-		if t.listeners > 0 {
-			d = e.h.HandlePublication(engine.Publication{Topic: name, Pos: pos, Data: data})
-		}
-		idle := t.listeners == 0 && t.n == 0
-		t.mu.Unlock()
-		if idle {
-			e.remove(t)
-		}
-		return engine.Published{Pos: pos, Local: d, Sync: true}, nil
+		t.mu.Unlock() // removed just now: look again
 	}
+}
+
+// Publish implements engine.Engine. The Handler runs before it returns.
+func (e *Engine) Publish(ctx context.Context, name string, data []byte) (engine.Published, error) {
+	t, err := e.lockLive(name, e.cfg.HistorySize > 0)
+	if t == nil {
+		if err != nil {
+			e.dropped.Add(1)
+		}
+		// Nobody listens and nothing is kept: a run of one.
+		return engine.Published{Pos: engine.Position{Epoch: engine.NewEpoch(), Seq: 1}, Sync: true}, nil
+	}
+	t.seq++
+	pos := engine.Position{Epoch: t.epoch, Seq: t.seq}
+	if e.cfg.HistorySize > 0 {
+		data = append([]byte(nil), data...)
+		e.push(t, entry{at: time.Now().UnixNano(), data: data})
+	}
+	var d engine.Delivery
+	if t.listeners > 0 {
+		d = e.h.HandlePublication(engine.Publication{Topic: name, Pos: pos, Data: data})
+	}
+	idle := t.listeners == 0 && t.n == 0
+	t.mu.Unlock()
+	if idle {
+		e.remove(t)
+	}
+	return engine.Published{Pos: pos, Local: d, Sync: true}, nil
 }
 
 // push appends to t's history ring, dropping the oldest when full. t.mu
@@ -215,21 +224,14 @@ func (e *Engine) remove(t *topic) {
 
 // Listen implements engine.Engine.
 func (e *Engine) Listen(ctx context.Context, name string) (engine.Position, error) {
-	for {
-		t, err := e.get(name, true)
-		if err != nil {
-			return engine.Position{}, err
-		}
-		t.mu.Lock()
-		if t.dead {
-			t.mu.Unlock()
-			continue
-		}
-		t.listeners++
-		pos := engine.Position{Epoch: t.epoch, Seq: t.seq}
-		t.mu.Unlock()
-		return pos, nil
+	t, err := e.lockLive(name, true)
+	if err != nil {
+		return engine.Position{}, err
 	}
+	t.listeners++
+	pos := engine.Position{Epoch: t.epoch, Seq: t.seq}
+	t.mu.Unlock()
+	return pos, nil
 }
 
 // Unlisten implements engine.Engine.
