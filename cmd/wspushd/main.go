@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/wspush/wspush/engine/redis"
 	"github.com/wspush/wspush/server"
 )
 
@@ -36,6 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := opts.newLogger(stderr)
+	redis.SetLogger(log)
 	srv, err := server.New(opts.Server, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
