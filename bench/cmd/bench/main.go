@@ -7,6 +7,7 @@
 //	bench throughput publish at a rate for a duration; deliveries/s, latency under load, server CPU
 //	bench churn      connect/close cycles at a rate; failures, server fds/goroutines/RSS before and after
 //	bench slow       K clients that never read among N readers; readers' latency and loss, server RSS
+//	bench recover    N clients miss M messages, then resume at once with since; catch-up time, exactly-once, server CPU
 //	bench suite      start each --server in turn, run the standard scenarios against it, rounds; medians, ratios, targets
 //
 // Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
@@ -43,6 +44,9 @@ scenarios:
   throughput  publish at --rate (or flat out) for --duration; deliveries/s, latency, server CPU per million
   churn       connect/close cycles at --rate for --duration; failures, server before/after
   slow        -k clients that never read among -n readers; readers' latency and loss, server RSS over time
+  recover     -n clients read live, disconnect, miss -m messages, resume at once with since; time until
+              every client caught up (p50/p99, last), exactly-once checks, server CPU
+              (the server needs --history-size >= -m)
   suite       start each --server in turn and run the standard scenarios against it, --rounds times;
               medians, ratios against the peers, targets (--json, --out-md)
 
@@ -86,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		start = bind[scenario.ChurnConfig](fs, scenario.Churn)
 	case "slow":
 		start = bind[scenario.SlowConfig](fs, scenario.Slow)
+	case "recover":
+		start = bind[scenario.RecoverConfig](fs, scenario.Recover)
 	case "suite":
 		return runSuite(ctx, args, stdout, stderr)
 	default:
