@@ -576,7 +576,11 @@ func (c *Config) runOne(ctx context.Context, round int, s ServerSpec, sc Scenari
 	if s.Kind == KindWspushd {
 		args = append(args, sc.WspushdArgs...)
 	}
-	args = append(args, "--ws", ep.WS, "--api", ep.API, "--server-pid", strconv.Itoa(ep.PID), "--json", rec.JSON)
+	pids := strconv.Itoa(ep.PID)
+	if ep.PIDs != "" {
+		pids = ep.PIDs
+	}
+	args = append(args, "--ws", ep.WS, "--api", ep.API, "--server-pid", pids, "--json", rec.JSON)
 	rec.Command = append([]string{c.Exe}, args...)
 	var profDone chan error
 	if profile {
