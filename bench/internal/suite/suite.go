@@ -516,8 +516,13 @@ func writeFile(path string, fn func(io.Writer) error) error {
 	return errors.Join(err, f.Close())
 }
 
-// runServer starts s, runs its scenarios, stops it.
+// runServer starts s, runs its scenarios, stops it; then the scenarios
+// that need a server of their own.
 func (c *Config) runServer(ctx context.Context, res *Results, round int, s ServerSpec, out io.Writer) {
+	if !slices.ContainsFunc(res.Scenarios, func(sc Scenario) bool { return runs(s, sc.ID) && len(sc.ServerArgs) == 0 }) {
+		c.runDedicated(ctx, res, round, s, out)
+		return
+	}
 	base := filepath.Join(res.RawDir, fmt.Sprintf("r%d-%s", round, s.Name))
 	sr := ServerRun{Round: round, Server: s.Name, Log: base + ".server.log"}
 	srv, err := c.launch(ctx, s, sr.Log)
