@@ -83,7 +83,7 @@ clean:
 # (git-ignored); BENCH_FLAGS adds suite flags, e.g. BENCH_FLAGS=--quick.
 BENCH_ROUNDS ?= 3
 BENCH_FLAGS  ?=
-.PHONY: bench bench-compare
+.PHONY: bench bench-compare bench-cluster
 
 ## bench: the standard suite against wspush only (both writer modes), medians of BENCH_ROUNDS rounds
 bench:
@@ -104,3 +104,11 @@ bench-compare:
 	bin/bench suite --server wspush=bin/wspushd --server gorilla=bin/peer-gorilla \
 	  --server nbio=bin/peer-nbio --server floor=bin/peer-floor --rounds $(BENCH_ROUNDS) \
 	  --out-md bench/results/compare.md --json bench/results/compare.json $(BENCH_FLAGS)
+
+## bench-cluster: broadcast and throughput against 3 wspushd nodes on one Redis and against one node, BENCH_ROUNDS rounds
+bench-cluster:
+	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	rm -rf bench/results/cluster.raw
+	bin/bench cluster --wspushd bin/wspushd --nodes 3 --rounds $(BENCH_ROUNDS) \
+	  --out-md bench/results/cluster.md --json bench/results/cluster.json $(BENCH_FLAGS)

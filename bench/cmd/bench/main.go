@@ -7,6 +7,8 @@
 //	bench throughput publish at a rate for a duration; deliveries/s, latency under load, server CPU
 //	bench churn      connect/close cycles at a rate; failures, server fds/goroutines/RSS before and after
 //	bench slow       K clients that never read among N readers; readers' latency and loss, server RSS
+//	bench recover    N clients miss M messages, then resume at once with since; catch-up time, exactly-once, server CPU
+//	bench cluster    broadcast and throughput against N wspushd nodes on one Redis and against one node; ratios
 //	bench suite      start each --server in turn, run the standard scenarios against it, rounds; medians, ratios, targets
 //
 // Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
@@ -43,6 +45,11 @@ scenarios:
   throughput  publish at --rate (or flat out) for --duration; deliveries/s, latency, server CPU per million
   churn       connect/close cycles at --rate for --duration; failures, server before/after
   slow        -k clients that never read among -n readers; readers' latency and loss, server RSS over time
+  recover     -n clients read live, disconnect, miss -m messages, resume at once with since; time until
+              every client caught up (p50/p99, last), exactly-once checks, server CPU
+              (the server needs --history-size >= -m)
+  cluster     start a redis-server and --nodes wspushd nodes, run broadcast and throughput against them
+              and against one node with the same load, --rounds times; medians and cluster/one-node ratios
   suite       start each --server in turn and run the standard scenarios against it, --rounds times;
               medians, ratios against the peers, targets (--json, --out-md)
 
@@ -86,8 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		start = bind[scenario.ChurnConfig](fs, scenario.Churn)
 	case "slow":
 		start = bind[scenario.SlowConfig](fs, scenario.Slow)
+	case "recover":
+		start = bind[scenario.RecoverConfig](fs, scenario.Recover)
 	case "suite":
 		return runSuite(ctx, args, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown scenario %q\n\n%s", sub, usage)
 		return 2
@@ -179,6 +190,38 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if n := res.Errors(); n > 0 {
 		fmt.Fprintf(stderr, "bench suite: %d runs produced no results (see the problems above)\n", n)
+		return 1
+	}
+	return 0
+}
+
+// runCluster parses the cluster comparison's flags and runs it: exit 0
+// when every run produced results, 1 when some did not (or an output could
+// not be written), 2 on bad usage.
+func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg suite.ClusterConfig
+	cfg.Register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench cluster: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg.Out = stdout
+	cfg.Command = append([]string{os.Args[0]}, args...)
+	res, err := suite.RunCluster(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench cluster: %v\n", err)
+		return 1
+	}
+	if n := res.Errors(); n > 0 {
+		fmt.Fprintf(stderr, "bench cluster: %d runs or starts failed (see the problems above)\n", n)
 		return 1
 	}
 	return 0

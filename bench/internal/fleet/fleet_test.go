@@ -247,3 +247,39 @@ func TestLocalFleet(t *testing.T) {
 		t.Fatalf("stat %+v", s)
 	}
 }
+
+func TestEndpointSpread(t *testing.T) {
+	base := Spec{Mode: ModeHold, WS: "127.0.0.1:1, 127.0.0.1:2,127.0.0.1:3", Conns: 1000}
+	if eps := base.Endpoints(); len(eps) != 3 || eps[1] != "127.0.0.1:2" {
+		t.Fatalf("endpoints %q", eps)
+	}
+	if eps := (Spec{WS: "127.0.0.1:9"}).Endpoints(); len(eps) != 1 || eps[0] != "127.0.0.1:9" {
+		t.Fatalf("one endpoint: %q", eps)
+	}
+	for _, procs := range []int{1, 2, 3, 7} {
+		specs, err := Split(base, procs, 2, net.ParseIP("127.0.0.2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := make([]int, 3)
+		for _, s := range specs {
+			ds := dialers(s)
+			if len(ds) != 3 || len(ds[0]) != 2 {
+				t.Fatalf("dialers %d x %d", len(ds), len(ds[0]))
+			}
+			for i := 0; i < s.Conns; i++ {
+				d := dialerFor(ds, s.First+i, i)
+				per[EndpointOf(s.First+i, 3)]++
+				if want := s.Endpoints()[EndpointOf(s.First+i, 3)]; d.Addr != want {
+					t.Fatalf("connection %d dials %s, want %s", s.First+i, d.Addr, want)
+				}
+				if src := s.Sources[i%2]; d.Source.String() != src {
+					t.Fatalf("connection %d from %v, want %s", i, d.Source, src)
+				}
+			}
+		}
+		if per[0] != 334 || per[1] != 333 || per[2] != 333 {
+			t.Fatalf("%d procs: spread %v", procs, per)
+		}
+	}
+}

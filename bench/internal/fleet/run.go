@@ -43,16 +43,29 @@ func Run(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 	return nil, errors.New("fleet: unknown mode " + spec.Mode)
 }
 
-// dialers returns one Dialer per source address.
-func dialers(spec Spec) []*wsclient.Dialer {
-	var ds []*wsclient.Dialer
-	for _, s := range spec.Sources {
-		ds = append(ds, &wsclient.Dialer{Addr: spec.WS, Source: net.ParseIP(s), Timeout: spec.DialTimeout})
+// dialers returns, per WebSocket endpoint of spec.WS (a comma-separated
+// list), one Dialer per source address.
+func dialers(spec Spec) [][]*wsclient.Dialer {
+	var out [][]*wsclient.Dialer
+	for _, addr := range spec.Endpoints() {
+		var ds []*wsclient.Dialer
+		for _, s := range spec.Sources {
+			ds = append(ds, &wsclient.Dialer{Addr: addr, Source: net.ParseIP(s), Timeout: spec.DialTimeout})
+		}
+		if len(ds) == 0 {
+			ds = append(ds, &wsclient.Dialer{Addr: addr, Timeout: spec.DialTimeout})
+		}
+		out = append(out, ds)
 	}
-	if len(ds) == 0 {
-		ds = append(ds, &wsclient.Dialer{Addr: spec.WS, Timeout: spec.DialTimeout})
-	}
-	return ds
+	return out
+}
+
+// dialerFor picks the dialer of run-wide connection g (its endpoint,
+// round-robin over endpoints) for this process's i-th dial (its source
+// address, round-robin over sources).
+func dialerFor(ds [][]*wsclient.Dialer, g, i int) *wsclient.Dialer {
+	e := ds[EndpointOf(g, len(ds))]
+	return e[i%len(e)]
 }
 
 // statLoop sends a Stat every spec.StatEvery until stop is closed.
@@ -182,7 +195,7 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 				if len(spec.Topics) > 0 {
 					topics = []int{topic}
 				}
-				_, took, err := eng.Connect(ctx, ds[i%len(ds)], topics, read)
+				_, took, err := eng.Connect(ctx, dialerFor(ds, g, i), topics, read)
 				if err != nil {
 					cnt.failed.Add(1)
 					fails.Add(wsclient.Classify(err), 1)
@@ -282,7 +295,7 @@ func runChurn(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			took, total, err := cycle(ctx, ds[i%len(ds)], spec, &cnt)
+			took, total, err := cycle(ctx, dialerFor(ds, spec.Index+i, i), spec, &cnt)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

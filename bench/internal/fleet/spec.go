@@ -9,6 +9,7 @@ package fleet
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,9 @@ type Spec struct {
 	Mode string `json:"mode"`
 	// Index is the process's number, 0-based.
 	Index int `json:"index"`
-	// WS is the server's WebSocket address.
+	// WS is the server's WebSocket address, or a comma-separated list of
+	// them (the nodes of a cluster): run-wide connection g dials endpoint
+	// g mod len (EndpointOf), so the spread is even over every process.
 	WS string `json:"ws"`
 	// Topics are every topic of the run; connections refer to them by index.
 	Topics []string `json:"topics"`
@@ -77,6 +80,31 @@ type Spec struct {
 	ChurnConcurrency int `json:"churn_concurrency"`
 	// MaxLife ends a child process whatever happens.
 	MaxLife time.Duration `json:"max_life"`
+}
+
+// Endpoints returns the WebSocket addresses of s.WS (at least one entry).
+func (s Spec) Endpoints() []string {
+	var out []string
+	for a := range strings.SplitSeq(s.WS, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{""}
+	}
+	return out
+}
+
+// EndpointOf is the endpoint (0..n-1) run-wide connection g dials:
+// round-robin over the n endpoints. Since each process's connections are a
+// contiguous range of g, the spread over the endpoints is even whatever
+// the number of processes.
+func EndpointOf(g, n int) int {
+	if n <= 1 || g < 0 {
+		return 0
+	}
+	return g % n
 }
 
 // Stat is a client process's live counters.

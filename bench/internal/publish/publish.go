@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,15 +33,27 @@ type Reply struct {
 
 // Client publishes through the HTTP API.
 type Client struct {
-	url  string
+	urls []string
+	next atomic.Uint64
 	size int
 	hc   *http.Client
 	tr   *http.Transport
 }
 
-// NewClient returns a publisher for api (host:port) sending data objects of
-// about size bytes over at most conns kept-alive connections.
+// NewClient returns a publisher for api (host:port, or a comma-separated
+// list of them: the nodes of a cluster, published to round-robin) sending
+// data objects of about size bytes over at most conns kept-alive
+// connections per endpoint.
 func NewClient(api string, size, conns int) *Client {
+	var urls []string
+	for a := range strings.SplitSeq(api, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			urls = append(urls, "http://"+a+"/api/publish")
+		}
+	}
+	if len(urls) == 0 {
+		urls = []string{"http://" + api + "/api/publish"}
+	}
 	tr := &http.Transport{
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
@@ -48,7 +61,7 @@ func NewClient(api string, size, conns int) *Client {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &Client{
-		url:  "http://" + api + "/api/publish",
+		urls: urls,
 		size: size,
 		tr:   tr,
 		hc:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
@@ -69,15 +82,25 @@ type StatusError struct {
 // Error implements error.
 func (e *StatusError) Error() string { return fmt.Sprintf("publish: HTTP %d: %s", e.Code, e.Body) }
 
-// Publish sends one message to topic, its data stamped with the send time.
+// Endpoints is the number of API endpoints published to.
+func (c *Client) Endpoints() int { return len(c.urls) }
+
+// Publish sends one message to topic through the next endpoint in turn,
+// its data stamped with the send time.
 func (c *Client) Publish(ctx context.Context, topic string) (Reply, error) {
+	return c.PublishVia(ctx, int(c.next.Add(1)-1), topic)
+}
+
+// PublishVia is Publish through endpoint i mod Endpoints().
+func (c *Client) PublishVia(ctx context.Context, i int, topic string) (Reply, error) {
 	body := make([]byte, 0, c.size+len(topic)+32)
 	body = append(body, `{"topic":"`...)
 	body = append(body, topic...)
 	body = append(body, `","data":`...)
 	body = check.AppendData(body, time.Now().UnixNano(), c.size)
 	body = append(body, '}')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	url := c.urls[max(i, 0)%len(c.urls)]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Reply{}, err
 	}
@@ -103,7 +126,8 @@ func (c *Client) Publish(ctx context.Context, topic string) (Reply, error) {
 
 // Plan says what to publish.
 type Plan struct {
-	// Topics are published to round-robin: message i goes to Topics[i%len].
+	// Topics are published to round-robin: message i goes to Topics[i%len]
+	// (through endpoint i mod the client's endpoints).
 	Topics []string
 	// Count bounds the messages (0: no bound, Duration must be set).
 	Count int
@@ -122,7 +146,9 @@ type Result struct {
 	Sent int64 `json:"sent"`
 	// Errors counts failed publishes by cause.
 	Errors stats.Causes `json:"errors,omitempty"`
-	// Recipients sums the replies' recipients: the deliveries expected.
+	// Recipients sums the replies' recipients: the deliveries expected
+	// from one server. With several endpoints in a cluster each node
+	// counts only its own subscribers, so the sum falls short.
 	Recipients int64 `json:"recipients"`
 	// LastSeq is the highest seq per topic (index as in Plan.Topics).
 	LastSeq []uint64 `json:"last_seq"`
@@ -191,7 +217,7 @@ func (c *Client) Run(ctx context.Context, plan Plan, prog *Progress) (*Result, e
 				}
 				ti := int(i % int64(len(plan.Topics)))
 				t0 := time.Now()
-				r, err := c.Publish(ctx, plan.Topics[ti])
+				r, err := c.PublishVia(ctx, int(i), plan.Topics[ti])
 				hist.Record(time.Since(t0))
 				if err != nil {
 					prog.Failed.Add(1)

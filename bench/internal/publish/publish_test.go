@@ -93,3 +93,23 @@ func TestPublishBodyIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRunRoundRobinOverEndpoints(t *testing.T) {
+	a, stopA := fakeAPI(t, nil)
+	defer stopA()
+	b, stopB := fakeAPI(t, nil)
+	defer stopB()
+	c := NewClient(a+", "+b, 10, 2)
+	defer c.Close()
+	if c.Endpoints() != 2 {
+		t.Fatalf("%d endpoints", c.Endpoints())
+	}
+	r, err := c.Run(context.Background(), Plan{Topics: []string{"t"}, Count: 10, Publishers: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each fake numbers its own publishes: 5 each means an even spread.
+	if r.Sent != 10 || r.LastSeq[0] != 5 {
+		t.Fatalf("sent %d, last seq %d (want 5 per endpoint)", r.Sent, r.LastSeq[0])
+	}
+}

@@ -43,6 +43,8 @@ type Report struct {
 	Throughput *Throughput `json:"throughput,omitempty"`
 	// Churn is the churn scenario's figures.
 	Churn *Churn `json:"churn,omitempty"`
+	// Recover is the recover scenario's figures.
+	Recover *Recover `json:"recover,omitempty"`
 	// Server is what was measured of the server.
 	Server *Server `json:"server,omitempty"`
 	// Notes are warnings and explanations.
@@ -169,6 +171,29 @@ type Churn struct {
 	Settled bool `json:"settled"`
 }
 
+// Recover is the recover scenario's figures: clients that resume with
+// since after missing Messages publications.
+type Recover struct {
+	// Clients is the number of clients that resumed; Recovered how many
+	// were answered recovered:true; CaughtUp how many got every missed seq.
+	Clients int64 `json:"clients"`
+	// Recovered counts clients answered recovered:true.
+	Recovered int64 `json:"recovered"`
+	// CaughtUp counts clients that got every missed message.
+	CaughtUp int64 `json:"caught_up"`
+	// Messages is the number of publications missed while away.
+	Messages int `json:"messages"`
+	// FromSeq is the position the clients resumed from (their last seq).
+	FromSeq uint64 `json:"from_seq"`
+	// CatchUp is, over clients, the time from the reconnect start until the
+	// client had every missed message.
+	CatchUp stats.Summary `json:"catch_up"`
+	// LastMs is the time until the last client caught up.
+	LastMs float64 `json:"last_ms"`
+	// ServerCPUSeconds is the server's CPU over the catch-up (-1: unknown).
+	ServerCPUSeconds float64 `json:"server_cpu_s"`
+}
+
 // Server is what was measured of the server.
 type Server struct {
 	// PID is the server's process id (0: unknown, no /proc numbers).
@@ -285,6 +310,16 @@ func (r *Report) sections() []section {
 		s.add("cycles", "%d ok, %d failed, %.1f/s", c.Cycles, c.Failed, c.CyclesPerSec)
 		summaryRow(&s, "cycle time", c.Cycle)
 		s.add("server settled", "%v", c.Settled)
+		out = append(out, s)
+	}
+	if rc := r.Recover; rc != nil {
+		s := section{title: "recover"}
+		s.add("clients", "%d resumed from seq %d, %d recovered:true, %d caught up on %d messages", rc.Clients, rc.FromSeq, rc.Recovered, rc.CaughtUp, rc.Messages)
+		summaryRow(&s, "catch-up per client", rc.CatchUp)
+		s.add("last client caught up", "%.3f ms", rc.LastMs)
+		if rc.ServerCPUSeconds >= 0 {
+			s.add("server CPU (catch-up)", "%.3f s", rc.ServerCPUSeconds)
+		}
 		out = append(out, s)
 	}
 	if sv := r.Server; sv != nil {

@@ -61,8 +61,10 @@ func Churn(ctx context.Context, cfg ChurnConfig) (*report.Report, error) {
 // gcSnap takes snapshot name, after forcing a GC in the server when asked.
 func gcSnap(ctx context.Context, r *run, cfg ChurnConfig, name string) serverstat.Snapshot {
 	if cfg.ServerGC {
-		if err := serverstat.ForceGC(ctx, cfg.API); err != nil {
-			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("no GC before the %s snapshot: %v", name, err))
+		for _, api := range cfg.apiList() {
+			if err := serverstat.ForceGC(ctx, api); err != nil {
+				r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("no GC before the %s snapshot: %v", name, err))
+			}
 		}
 	}
 	return r.snap(ctx, name)
@@ -119,7 +121,7 @@ func settle(ctx context.Context, cfg ChurnConfig, before serverstat.Snapshot) bo
 	}
 	deadline := time.Now().Add(cfg.SettleTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		s := serverstat.Take(ctx, 0, cfg.API)
+		s := serverstat.TakeAll(ctx, nil, cfg.apiList())
 		if v, ok := s.Metric(serverstat.Connections); ok && v <= want {
 			sleepCtx(ctx, cfg.Settle)
 			return true

@@ -28,9 +28,11 @@ import (
 
 // Common are the settings every scenario shares.
 type Common struct {
-	// WS and API are the server's WebSocket and HTTP API addresses.
+	// WS is the server's WebSocket address, or a comma-separated list of
+	// them (a cluster's nodes): connections are spread round-robin.
 	WS string `json:"ws"`
-	// API is the HTTP API address (publish, /metrics).
+	// API is the HTTP API address (publish, /metrics), or a comma-separated
+	// list: publishes go round-robin, /metrics figures are summed.
 	API string `json:"api"`
 	// Conns is the number of (reading) client connections.
 	Conns int `json:"conns"`
@@ -42,8 +44,9 @@ type Common struct {
 	AddrsPerProc int `json:"addrs_per_proc"`
 	// SourceBase is the first source address (process i starts at +i*AddrsPerProc).
 	SourceBase string `json:"source_base"`
-	// ServerPID enables the /proc measurements of the server.
-	ServerPID int `json:"server_pid"`
+	// ServerPID enables the /proc measurements of the server; with several
+	// pids (a cluster) the numbers are summed.
+	ServerPID serverstat.PIDs `json:"server_pid"`
 	// DialRate is connections per second (0: as fast as DialConcurrency goes).
 	DialRate float64 `json:"dial_rate"`
 	// DialConcurrency is dials in flight at once, over all processes.
@@ -87,8 +90,8 @@ func (c *Common) SetOutput(out io.Writer, progress *report.Progress) {
 // Register adds the common flags to fs; -n (with default defConns) only
 // when defConns >= 0.
 func (c *Common) Register(fs *flag.FlagSet, defConns int) {
-	fs.StringVar(&c.WS, "ws", "127.0.0.1:8080", "server WebSocket `address`")
-	fs.StringVar(&c.API, "api", "127.0.0.1:8081", "server HTTP API `address` (publish, /metrics)")
+	fs.StringVar(&c.WS, "ws", "127.0.0.1:8080", "server WebSocket `address`, or a comma-separated list (a cluster's nodes: connections spread round-robin)")
+	fs.StringVar(&c.API, "api", "127.0.0.1:8081", "server HTTP API `address`, or a comma-separated list (publishes round-robin; /metrics summed over all)")
 	if defConns >= 0 {
 		fs.IntVar(&c.Conns, "n", defConns, "client connections")
 	}
@@ -96,7 +99,7 @@ func (c *Common) Register(fs *flag.FlagSet, defConns int) {
 	fs.IntVar(&c.Procs, "procs", 1, "client processes (each holds at most ~19,900 sockets); 1 runs in this process")
 	fs.IntVar(&c.AddrsPerProc, "addrs-per-proc", 1, "source addresses per client process")
 	fs.StringVar(&c.SourceBase, "source-base", "127.0.0.2", "first client source `address`; process i binds base+i*addrs-per-proc")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "server `pid` for /proc measurements (RSS, fds, threads, CPU)")
+	fs.Var(&c.ServerPID, "server-pid", "server `pid` for /proc measurements (RSS, fds, threads, CPU); a comma-separated list sums them")
 	fs.Float64Var(&c.DialRate, "dial-rate", 0, "connections per second over all processes (0: as fast as --dial-concurrency goes)")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "dials in flight at once over all processes")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "bound on one dial plus upgrade")
@@ -122,10 +125,37 @@ func (c *Common) validate() error {
 	case c.WS == "":
 		return errors.New("--ws is required")
 	}
-	if _, _, err := net.SplitHostPort(c.WS); err != nil {
-		return fmt.Errorf("--ws: %w", err)
+	for _, ws := range c.wsList() {
+		if _, _, err := net.SplitHostPort(ws); err != nil {
+			return fmt.Errorf("--ws: %w", err)
+		}
+	}
+	for _, api := range c.apiList() {
+		if _, _, err := net.SplitHostPort(api); err != nil {
+			return fmt.Errorf("--api: %w", err)
+		}
 	}
 	return nil
+}
+
+// wsList is --ws as a list.
+func (c *Common) wsList() []string { return serverstat.SplitList(c.WS) }
+
+// apiList is --api as a list.
+func (c *Common) apiList() []string { return serverstat.SplitList(c.API) }
+
+// expectedDeliveries is what the checks compare the deliveries with: the
+// API's recipients summed, or with several API endpoints (a cluster, where
+// each node's answer counts only its own subscribers) the clients' own
+// expectation (readers × last seq of their topic).
+func (c *Common) expectedDeliveries(r *run, m *fleet.Merged, recipients int64) int64 {
+	if len(c.apiList()) <= 1 {
+		return recipients
+	}
+	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+		"%d API endpoints: each node's recipients count only its own subscribers, so deliveries are checked against the clients' expectation (%d), not the recipients' sum (%d)",
+		len(c.apiList()), m.Expected, recipients))
+	return m.Expected
 }
 
 // topicNames returns n fresh topic names for this run, so that seqs start
@@ -182,8 +212,8 @@ type run struct {
 func newRun(c *Common, name string, params any) *run {
 	r := &run{c: c, start: time.Now(), stop: make(chan struct{}), label: name}
 	r.rep = &report.Report{Scenario: name, Started: r.start, Params: params}
-	if c.ServerPID > 0 || c.API != "" {
-		r.rep.Server = &report.Server{PID: c.ServerPID}
+	if len(c.ServerPID) > 0 || c.API != "" {
+		r.rep.Server = &report.Server{PID: c.ServerPID.First()}
 	}
 	r.wg.Add(1)
 	go r.sample()
@@ -232,8 +262,8 @@ func (r *run) point() {
 		p.Errors = st.Failed + st.Lost
 	}
 	p.Errors += r.pub.Failed.Load()
-	if r.c.ServerPID > 0 {
-		if pr, err := serverstat.ReadProc(r.c.ServerPID); err == nil {
+	if len(r.c.ServerPID) > 0 {
+		if pr, err := serverstat.ReadProcs(r.c.ServerPID); err == nil {
 			p.ServerRSS, p.ServerCPU = pr.RSS, pr.CPU
 		}
 	}
@@ -250,7 +280,7 @@ func (r *run) point() {
 
 // snap measures the server and stores the snapshot under name.
 func (r *run) snap(ctx context.Context, name string) serverstat.Snapshot {
-	s := serverstat.Take(ctx, r.c.ServerPID, r.c.API)
+	s := serverstat.TakeAll(ctx, r.c.ServerPID, r.c.apiList())
 	if r.rep.Server != nil {
 		r.rep.Server.Add(name, s)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wspush/wspush/bench/internal/fleet"
 	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/serverstat"
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/server"
 	"github.com/wspush/wspush/wsconn"
@@ -64,7 +65,7 @@ func common(t *testing.T, s *server.Server, conns, procs int) Common {
 	}
 	c.WS, c.API, c.Procs = s.WSAddr().String(), s.APIAddr().String(), procs
 	c.Out = &tWriter{t: t}
-	c.ServerPID = os.Getpid() // the server runs in this process
+	c.ServerPID = serverstat.PIDs{os.Getpid()} // the server runs in this process
 	c.Timeout = 2 * time.Minute
 	c.DialTimeout = 5 * time.Second
 	return c

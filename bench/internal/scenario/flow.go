@@ -121,7 +121,7 @@ func throughput(ctx context.Context, r *run, cfg ThroughputConfig) error {
 		return err
 	}
 	m := fr.m
-	r.rep.Checks = judge(m, int64(cfg.Conns), fr.pub.Recipients, fr.before, fr.after)
+	r.rep.Checks = judge(m, int64(cfg.Conns), cfg.expectedDeliveries(r, m, fr.pub.Recipients), fr.before, fr.after)
 	t := &report.Throughput{Deliveries: int64(m.Counts.Received), ServerCPUSeconds: -1}
 	if m.LastRecvNs > fr.pubStart.UnixNano() {
 		t.Seconds = float64(m.LastRecvNs-fr.pubStart.UnixNano()) / 1e9

@@ -118,3 +118,53 @@ func TestForceGC(t *testing.T) {
 		t.Errorf("without pprof: %v", err)
 	}
 }
+
+func TestSplitListAndPIDs(t *testing.T) {
+	if got := SplitList(" a:1, b:2,,"); len(got) != 2 || got[0] != "a:1" || got[1] != "b:2" {
+		t.Fatalf("SplitList: %q", got)
+	}
+	var p PIDs
+	if err := p.Set("12, 34"); err != nil || len(p) != 2 || p.First() != 12 || p.String() != "12,34" {
+		t.Fatalf("PIDs: %v %v", p, err)
+	}
+	if err := p.Set("x"); err == nil {
+		t.Fatal("PIDs accepted x")
+	}
+}
+
+func TestReadProcsSums(t *testing.T) {
+	one, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := ReadProcs([]int{os.Getpid(), os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Threads < one.Threads || two.CPU < one.CPU || two.RSS <= 0 {
+		t.Fatalf("sum of two readings %+v, one %+v", two, one)
+	}
+	if _, err := ReadProcs(nil); err == nil {
+		t.Fatal("no pid accepted")
+	}
+}
+
+func TestTakeAllSums(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(page)) }))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	s := TakeAll(context.Background(), []int{os.Getpid(), os.Getpid()}, []string{addr, addr})
+	if len(s.Errors) > 0 || s.Proc == nil {
+		t.Fatalf("errors %v, proc %v", s.Errors, s.Proc)
+	}
+	if v, _ := s.Metric(Connections); v != 14 {
+		t.Fatalf("connections summed over two pages: %v", v)
+	}
+	if v, _ := s.Metric(Dropped); v != 14 {
+		t.Fatalf("dropped summed over two pages: %v", v)
+	}
+	one := TakeAll(context.Background(), nil, []string{addr})
+	if v, _ := one.Metric(Connections); v != 7 || one.Proc != nil {
+		t.Fatalf("one page: %v, proc %v", v, one.Proc)
+	}
+}

@@ -26,6 +26,7 @@ const (
 	UnitPerM   = "s/M"
 	UnitPerCon = "/conn"
 	UnitBool   = "bool"
+	UnitSec    = "s"
 )
 
 // MetricDef describes one metric of one scenario.
@@ -91,6 +92,11 @@ var Metrics = []MetricDef{
 	{ScSlow, "rss_before_bytes", "server RSS before publishing", UnitMiB, Lower, false},
 	{ScSlow, "rss_max_bytes", "server RSS max", UnitMiB, Lower, true},
 	{ScSlow, "rss_growth_bytes", "server RSS max − before publishing", UnitDMiB, Lower, false},
+	{ScRecover, "catch_up_p50_ms", "catch-up per client p50", UnitMs, Lower, false},
+	{ScRecover, "catch_up_p99_ms", "catch-up per client p99", UnitMs, Lower, true},
+	{ScRecover, "last_caught_up_ms", "until the last client caught up", UnitMs, Lower, true},
+	{ScRecover, "server_cpu_s", "server CPU during the catch-up", UnitSec, Lower, false},
+	{ScRecover, "missing", "missed messages not recovered", UnitCount, Lower, false},
 }
 
 // metricDef returns the definition of id ("scenario.key").

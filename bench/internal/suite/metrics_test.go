@@ -154,7 +154,7 @@ func TestPlan(t *testing.T) {
 	for _, s := range full {
 		ids = append(ids, s.ID)
 	}
-	if want := []string{ScConnect, ScChurn, ScBcastSmall, ScBcastLarge, ScThroughput, ScSlow}; !slices.Equal(ids, want) {
+	if want := []string{ScConnect, ScChurn, ScBcastSmall, ScBcastLarge, ScThroughput, ScSlow, ScRecover}; !slices.Equal(ids, want) {
 		t.Fatalf("order %v, want %v", ids, want)
 	}
 	has := func(s Scenario, args ...string) bool {

@@ -18,6 +18,7 @@ const (
 	ScBcastLarge = "broadcast-large"
 	ScThroughput = "throughput"
 	ScSlow       = "slow"
+	ScRecover    = "recover"
 )
 
 // Scenario is one step of the standard suite: a bench subcommand and its
@@ -34,6 +35,12 @@ type Scenario struct {
 	Args []string `json:"args"`
 	// WspushdArgs are added against wspushd servers only.
 	WspushdArgs []string `json:"wspushd_args,omitempty"`
+	// WspushdOnly runs the step against wspushd servers only.
+	WspushdOnly bool `json:"wspushd_only,omitempty"`
+	// ServerArgs, when set, give the step a server of its own, started
+	// after the others with these arguments added (e.g. --history-size),
+	// so that they do not change the other steps' numbers.
+	ServerArgs []string `json:"server_args,omitempty"`
 	// Seconds is the step's nominal busy time (a CPU profile's length).
 	Seconds int `json:"seconds"`
 	// Timeout bounds one run of the step.
@@ -56,6 +63,8 @@ type Sizes struct {
 	SlowRate       int
 	SlowSize       int
 	SlowDur        time.Duration
+	RecoverN       int
+	RecoverM       int
 }
 
 // FullSizes are the standard suite's sizes. Broadcasts are paced so that
@@ -70,6 +79,7 @@ var FullSizes = Sizes{
 	LargeN: 19000, LargeM: 20, LargeRate: 2,
 	ThroughputN: 10000, ThroughputDur: 20 * time.Second, Publishers: 4,
 	SlowN: 5000, SlowK: 100, SlowRate: 10, SlowSize: 4096, SlowDur: 15 * time.Second,
+	RecoverN: 1000, RecoverM: 100,
 }
 
 // QuickSizes shrink everything for a fast check.
@@ -79,6 +89,7 @@ var QuickSizes = Sizes{
 	LargeN: 2000, LargeM: 10, LargeRate: 5,
 	ThroughputN: 1000, ThroughputDur: 5 * time.Second, Publishers: 4,
 	SlowN: 500, SlowK: 10, SlowRate: 10, SlowSize: 4096, SlowDur: 5 * time.Second,
+	RecoverN: 200, RecoverM: 50,
 }
 
 // procsFor spreads more than ~9,000 connections over two client
@@ -118,6 +129,9 @@ func Plan(sz Sizes) []Scenario {
 			Args: append([]string{"-n", itoa(sz.SlowN), "-k", itoa(sz.SlowK), "--rate", itoa(sz.SlowRate), "-s", itoa(sz.SlowSize),
 				"--duration", dur(sz.SlowDur)}, procsFor(sz.SlowN+sz.SlowK)...),
 			Seconds: secs(sz.SlowDur)},
+		{ID: ScRecover, Command: "recover", Title: fmt.Sprintf("recover: %s clients resume after %d messages", thousands(sz.RecoverN), sz.RecoverM),
+			Args:        []string{"-n", itoa(sz.RecoverN), "-m", itoa(sz.RecoverM), "-s", "128"},
+			WspushdOnly: true, ServerArgs: []string{"--history-size", itoa(max(sz.RecoverM, 100))}, Seconds: 2},
 	}
 	for i := range sc {
 		sc[i].Timeout = 10 * time.Minute
@@ -208,6 +222,8 @@ func Extract(id string, r *report.Report) map[string]float64 {
 		}
 	}
 	switch id {
+	case ScRecover:
+		extractRecover(m, r)
 	case ScBcastSmall, ScBcastLarge:
 		if l := r.LastSubscriber; l != nil && l.Messages > 0 {
 			m["last_sub_median_ms"], m["last_sub_p99_ms"] = l.MedianMs, l.P99Ms
@@ -251,4 +267,17 @@ func boolNum(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// extractRecover puts the recover scenario's figures into m.
+func extractRecover(m map[string]float64, r *report.Report) {
+	if rc := r.Recover; rc != nil && rc.CaughtUp > 0 {
+		m["catch_up_p50_ms"], m["catch_up_p99_ms"], m["last_caught_up_ms"] = rc.CatchUp.P50, rc.CatchUp.P99, rc.LastMs
+		if rc.ServerCPUSeconds >= 0 {
+			m["server_cpu_s"] = rc.ServerCPUSeconds
+		}
+	}
+	if c := r.Checks; c != nil {
+		m["missing"] = float64(c.Missing)
+	}
 }

@@ -38,6 +38,8 @@ func Format(d MetricDef, v float64) string {
 		return fmt.Sprintf("%+.0f", v)
 	case UnitPerM:
 		return fmt.Sprintf("%.2f s", v)
+	case UnitSec:
+		return fmt.Sprintf("%.3f s", v)
 	case UnitPerCon:
 		return fmt.Sprintf("%.2f", v)
 	case UnitBool:
@@ -330,6 +332,12 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 		fmt.Fprintf(w, "%s\n", r.commandTemplate(sc))
 		if len(sc.WspushdArgs) > 0 {
 			fmt.Fprintf(w, "#   against wspushd also: %s\n", strings.Join(sc.WspushdArgs, " "))
+		}
+		if sc.WspushdOnly {
+			fmt.Fprintf(w, "#   against wspushd only\n")
+		}
+		if len(sc.ServerArgs) > 0 {
+			fmt.Fprintf(w, "#   on a server of its own, started with also: %s\n", strings.Join(sc.ServerArgs, " "))
 		}
 	}
 	fmt.Fprintf(w, "```\n\nServers:\n\n")

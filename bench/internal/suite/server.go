@@ -137,6 +137,9 @@ type Endpoint struct {
 	API string `json:"api"`
 	// PID is the server's process id.
 	PID int `json:"pid"`
+	// PIDs, when set, is the comma-separated pids of a cluster's nodes
+	// (WS and API then list every node too); it replaces PID in --server-pid.
+	PIDs string `json:"pids,omitempty"`
 }
 
 // Server is a started server.

@@ -99,7 +99,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RawDir, "raw-dir", "", "`dir` for each run's report and logs (default: FILE.raw next to --json or --out-md)")
 	fs.StringVar(&c.Ref, "ref", "", "server the ratios and targets are about (default: the first --server)")
 	fs.StringVar(&c.Persistent, "persistent", PersistentIdle, "wspushd servers also run with --writer persistent as NAME-persistent: idle (connect only), full, or off")
-	fs.Func("only", "run only these scenarios (comma-separated: connect,churn,broadcast-small,broadcast-large,throughput,slow)", func(s string) error {
+	fs.Func("only", "run only these scenarios (comma-separated: connect,churn,broadcast-small,broadcast-large,throughput,slow,recover)", func(s string) error {
 		c.Only = append(c.Only, strings.Split(s, ",")...)
 		return nil
 	})
@@ -206,7 +206,14 @@ func (c *Config) plan() []Scenario {
 	return out
 }
 
-func runs(s ServerSpec, id string) bool { return len(s.Only) == 0 || slices.Contains(s.Only, id) }
+// runs tells whether server s runs scenario id (a WspushdOnly scenario
+// runs against wspushd servers only).
+func runs(s ServerSpec, id string) bool {
+	if s.Kind != KindWspushd && slices.ContainsFunc(Plan(FullSizes), func(sc Scenario) bool { return sc.ID == id && sc.WspushdOnly }) {
+		return false
+	}
+	return len(s.Only) == 0 || slices.Contains(s.Only, id)
+}
 
 // RunRecord is one scenario run against one server in one round.
 type RunRecord struct {
@@ -509,8 +516,13 @@ func writeFile(path string, fn func(io.Writer) error) error {
 	return errors.Join(err, f.Close())
 }
 
-// runServer starts s, runs its scenarios, stops it.
+// runServer starts s, runs its scenarios, stops it; then the scenarios
+// that need a server of their own.
 func (c *Config) runServer(ctx context.Context, res *Results, round int, s ServerSpec, out io.Writer) {
+	if !slices.ContainsFunc(res.Scenarios, func(sc Scenario) bool { return runs(s, sc.ID) && len(sc.ServerArgs) == 0 }) {
+		c.runDedicated(ctx, res, round, s, out)
+		return
+	}
 	base := filepath.Join(res.RawDir, fmt.Sprintf("r%d-%s", round, s.Name))
 	sr := ServerRun{Round: round, Server: s.Name, Log: base + ".server.log"}
 	srv, err := c.launch(ctx, s, sr.Log)
@@ -534,7 +546,7 @@ func (c *Config) runServer(ctx context.Context, res *Results, round int, s Serve
 	}
 	first := true
 	for _, sc := range res.Scenarios {
-		if !runs(s, sc.ID) || ctx.Err() != nil {
+		if !runs(s, sc.ID) || len(sc.ServerArgs) > 0 || ctx.Err() != nil {
 			continue
 		}
 		if !first && baseFDs >= 0 {
@@ -559,6 +571,7 @@ func (c *Config) runServer(ctx context.Context, res *Results, round int, s Serve
 		fmt.Fprintf(out, "[round %d/%d %s] stop: %v\n", round, c.Rounds, s.Name, err)
 	}
 	res.ServerRuns = append(res.ServerRuns, sr)
+	c.runDedicated(ctx, res, round, s, out)
 }
 
 // runOne runs one scenario against ep.
@@ -568,7 +581,11 @@ func (c *Config) runOne(ctx context.Context, round int, s ServerSpec, sc Scenari
 	if s.Kind == KindWspushd {
 		args = append(args, sc.WspushdArgs...)
 	}
-	args = append(args, "--ws", ep.WS, "--api", ep.API, "--server-pid", strconv.Itoa(ep.PID), "--json", rec.JSON)
+	pids := strconv.Itoa(ep.PID)
+	if ep.PIDs != "" {
+		pids = ep.PIDs
+	}
+	args = append(args, "--ws", ep.WS, "--api", ep.API, "--server-pid", pids, "--json", rec.JSON)
 	rec.Command = append([]string{c.Exe}, args...)
 	var profDone chan error
 	if profile {

@@ -90,7 +90,11 @@ func testConfig(t *testing.T, rounds int) (*Config, *[]string, *[]string) {
 		Extra:   map[string][]string{ScThroughput: {"--duration", "1s"}},
 		launch: func(_ context.Context, s ServerSpec, _ string) (Server, error) {
 			mu.Lock()
-			calls = append(calls, "start "+s.Name)
+			name := s.Name
+			if slices.Contains(s.Args, "--history-size") {
+				name += "+history"
+			}
+			calls = append(calls, "start "+name)
 			mu.Unlock()
 			return fakeServer{name: s.Name, stopped: &stopped, mu: &mu}, nil
 		},
@@ -145,16 +149,20 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 			starts = append(starts, s)
 		}
 	}
-	one := []string{"wspush", "wspush-persistent", "gorilla", "floor"}
-	two := []string{"wspush-persistent", "gorilla", "floor", "wspush"}
-	three := []string{"gorilla", "floor", "wspush", "wspush-persistent"}
-	if want := slices.Concat(one, two, three); !slices.Equal(starts, want) || !slices.Equal(*stopped, want) {
+	// recover runs on a wspushd of its own, with history, after the rest.
+	one := []string{"wspush", "wspush+history", "wspush-persistent", "gorilla", "floor"}
+	two := []string{"wspush-persistent", "gorilla", "floor", "wspush", "wspush+history"}
+	three := []string{"gorilla", "floor", "wspush", "wspush+history", "wspush-persistent"}
+	if want := slices.Concat(one, two, three); !slices.Equal(starts, want) || len(*stopped) != len(want) {
 		t.Errorf("starts %v stops %v, want %v", starts, *stopped, want)
+	}
+	if i := slices.Index(*calls, "start wspush+history"); (*calls)[i+1] != "wspush recover" || (*calls)[i-1] != "wspush slow" {
+		t.Errorf("recover ran %v", (*calls)[i-1:i+2])
 	}
 	if i := slices.Index(*calls, "start wspush-persistent"); (*calls)[i+1] != "wspush-persistent connect" || (*calls)[i+2] != "start gorilla" {
 		t.Errorf("persistent variant ran %v", (*calls)[i:i+3])
 	}
-	if n := len(res.Runs); n != 3*(6+1+6+6) {
+	if n := len(res.Runs); n != 3*(7+1+6+6) {
 		t.Errorf("%d runs", n)
 	}
 	if res.Errors() != 1 { // floor's slow in round 1
