@@ -17,6 +17,12 @@ import (
 // publish script announces with SPUBLISH (sharded pub/sub) and each node
 // listens with SSUBSCRIBE on one pub/sub connection per master that owns
 // a listened topic's slot (a go-redis cluster PubSub talks to one node).
+//
+// Not handled yet: a slot that moves to another master while listened
+// (resharding, a failover to a replica). The topic stays on its old
+// connection (a resubscribe there is answered MOVED; untested: whether
+// Redis drops the subscription silently) and may miss publications until
+// it is unlistened for UnlistenDelay; the next Listen finds the new owner.
 
 // Cluster URL schemes (Config.URL).
 const (
