@@ -226,3 +226,75 @@ func TestClusterResumeWhilePublishing(t *testing.T) {
 	wg.Wait()
 	<-done
 }
+
+// TestClusterOnRedisCluster: three nodes on a 3-master Redis Cluster, with
+// subscribers on each node to topics on several masters; publishes made on
+// every node reach every subscriber once, in seq order.
+func TestClusterOnRedisCluster(t *testing.T) {
+	const perTopic = 12
+	rc := redistest.StartCluster(t, 3)
+	nodes := startNodes(t, 3, "redis+cluster://"+strings.Join(rc.Addrs(), ",")+"/", Config{})
+	topics := []string{"ca", "cb", "cc", "cd", "ce", "cf"}
+	if n := mastersOf(t, rc, topics); n < 2 {
+		t.Fatalf("topics on %d masters, want several", n)
+	}
+	query := "/ws?topics=" + strings.Join(topics, ",") + "&positions=1"
+	var clients []*wstest.Client
+	for _, n := range nodes {
+		for range 2 {
+			c := dial(t, n, query)
+			if r := readReply(t, c); r.Op != "subscribed" || len(r.Positions) != len(topics) {
+				t.Fatalf("first frame %+v", r)
+			}
+			clients = append(clients, c)
+		}
+	}
+	for i := range perTopic {
+		for j, topic := range topics {
+			r := publish(t, nodes[(i+j)%3], topic, fmt.Sprint(i+1))
+			if r.Seq != uint64(i+1) {
+				t.Fatalf("publish %d to %s on node %d = %+v", i+1, topic, (i+j)%3+1, r)
+			}
+		}
+	}
+	for i, c := range clients {
+		got := readAllDeliveries(t, c, len(topics)*perTopic)
+		for _, topic := range topics {
+			if len(got[topic]) != perTopic {
+				t.Fatalf("client %d, topic %s: %v", i, topic, got[topic])
+			}
+			wantSeqs(t, got[topic], 1, perTopic)
+		}
+	}
+}
+
+// readAllDeliveries reads n deliveries, of any topics, and returns their
+// seqs by topic.
+func readAllDeliveries(t *testing.T, c *wstest.Client, n int) map[string][]uint64 {
+	t.Helper()
+	got := make(map[string][]uint64)
+	for i := range n {
+		r := readReply(t, c)
+		if r.Op != "" || r.Topic == "" {
+			t.Fatalf("after %d deliveries: got %+v", i, r)
+		}
+		got[r.Topic] = append(got[r.Topic], r.Seq)
+	}
+	return got
+}
+
+// mastersOf counts the masters of rc owning the topics' channels.
+func mastersOf(t *testing.T, rc *redistest.Cluster, topics []string) int {
+	t.Helper()
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: rc.Addrs()})
+	defer cc.Close()
+	owners := make(map[string]bool)
+	for _, topic := range topics {
+		m, err := cc.MasterForKey(context.Background(), redis.DefaultPrefix+":{"+topic+"}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners[m.Options().Addr] = true
+	}
+	return len(owners)
+}

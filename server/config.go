@@ -73,8 +73,10 @@ type Config struct {
 	// DefaultHistoryTTL.
 	HistoryTTL time.Duration
 	// Broker makes several wspushd nodes one system through Redis:
-	// redis://[user:password@]host:port/db or rediss:// (TLS). Empty means
-	// the embedded engine: this process alone.
+	// redis://[user:password@]host:port/db or rediss:// (TLS); a Redis
+	// Cluster as redis+cluster://[user:password@]host1:port1,host2:port2/ or
+	// rediss+cluster:// (see engine/redis Config.URL). Empty means the
+	// embedded engine: this process alone.
 	Broker string
 	// NodeName names this node in logs, metrics and /healthz. Empty means
 	// DefaultNodeName().

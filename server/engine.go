@@ -10,7 +10,8 @@ import (
 )
 
 // newEngine builds the engine Config.Broker asks for: the embedded memory
-// engine without one, Redis with a redis:// or rediss:// URL.
+// engine without one, Redis with a redis:// or rediss:// URL, a Redis
+// Cluster with redis+cluster:// or rediss+cluster://.
 func (s *Server) newEngine(h engine.Handler) (engine.Engine, error) {
 	maxTopics := max(s.cfg.Limits.MaxTopics, 0)
 	if s.cfg.Broker == "" {

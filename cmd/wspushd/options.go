@@ -43,7 +43,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", wsconn.DefaultWriteTimeout, "close a connection whose socket takes no bytes for this long (every write that makes progress restarts it)")
 	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "how often silent connections are pinged (negative: never)")
 	fs.DurationVar(&c.Conn.IdleTimeout, "idle-timeout", wsconn.DefaultIdleTimeout, "close connections silent for this long (negative: never)")
-	fs.StringVar(&c.Broker, "broker", "", "make several nodes one system through Redis: redis://[user:password@]host:port/db or rediss:// (empty: this process alone)")
+	fs.StringVar(&c.Broker, "broker", "", "make several nodes one system through Redis: redis://[user:password@]host:port/db or rediss://; a Redis Cluster as redis+cluster://[user:password@]host1:port1,host2:port2/ or rediss+cluster:// (empty: this process alone)")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in logs, metrics and /healthz (empty: host-pid)")
 	fs.IntVar(&c.HistorySize, "history-size", 0, "publications each topic keeps for clients that resume with since (0: none, every recovery answers recovered:false)")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", server.DefaultHistoryTTL, "how long a kept publication stays at most")

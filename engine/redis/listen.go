@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"time"
 	"unsafe"
 
@@ -26,12 +27,15 @@ func (e *Engine) Listen(ctx context.Context, topic string) (engine.Position, err
 	e.mu.Unlock()
 	var err error
 	if first {
-		err = e.ps.Subscribe(ctx, e.channel(topic))
+		err = e.subscribeFirst(ctx, topic, l)
 	}
 	e.cmdMu.Unlock()
 	if err == nil {
 		select {
 		case <-l.confirmed:
+			e.mu.Lock()
+			err = l.failed
+			e.mu.Unlock()
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
@@ -42,8 +46,29 @@ func (e *Engine) Listen(ctx context.Context, topic string) (engine.Position, err
 			return pos, nil
 		}
 	}
-	e.Unlisten(topic)
+	e.unlisten(topic, l)
 	return engine.Position{}, e.fail(err)
+}
+
+// subscribeFirst subscribes the topic of a first Listen on its shard. When
+// no shard can take it (the cluster's slot owner is unknown, the engine is
+// closed), the entry is dropped and its waiting Listens fail, so the next
+// Listen tries again. A subscribe that failed on a shard is retried by
+// go-redis when it reconnects. Call with cmdMu held.
+func (e *Engine) subscribeFirst(ctx context.Context, topic string, l *listening) error {
+	sh, err := e.subscribeTopic(ctx, topic)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sh == nil || errors.Is(err, errClosed) {
+		if e.topics[topic] == l {
+			delete(e.topics, topic)
+		}
+		l.failed, l.ok = err, true
+		close(l.confirmed)
+		return err
+	}
+	l.sh = sh
+	return err
 }
 
 // position runs the position script.
@@ -58,30 +83,40 @@ func (e *Engine) position(ctx context.Context, topic string) (engine.Position, e
 // Unlisten implements engine.Engine. The node stays subscribed for
 // UnlistenDelay; maintainLoop unsubscribes idle topics in batches.
 func (e *Engine) Unlisten(topic string) {
+	e.unlisten(topic, nil)
+}
+
+// unlisten undoes one Listen of topic's entry l (nil: whichever is there).
+func (e *Engine) unlisten(topic string, want *listening) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if l := e.topics[topic]; l != nil && l.n > 0 {
+	if l := e.topics[topic]; l != nil && l.n > 0 && (want == nil || l == want) {
 		if l.n--; l.n == 0 {
 			l.idleSince = time.Now()
 		}
 	}
 }
 
-// receiveLoop is the node's one reader of its pub/sub connection: it hands
-// publications to the Handler (one at a time, so in channel order),
-// confirms subscriptions, and after a reconnect (go-redis resubscribes by
-// itself) resynchronizes the topics.
-func (e *Engine) receiveLoop() {
+// receiveLoop is the one reader of a pub/sub connection: it hands
+// publications to the Handler (one at a time, so in channel order; a topic
+// lives on one shard), confirms subscriptions, and after a reconnect
+// (go-redis resubscribes by itself; in a cluster resubscribe finishes what
+// Redis refused) resynchronizes the topics.
+func (e *Engine) receiveLoop(sh *shard) {
 	defer e.wg.Done()
 	failures := 0
 	for {
-		msg, err := e.ps.Receive(e.ctx)
+		msg, err := sh.ps.Receive(e.ctx)
 		if err != nil {
 			if e.ctx.Err() != nil {
 				return
 			}
+			if e.cluster != nil && isCrossSlot(err) {
+				e.resubscribe(sh)
+				continue
+			}
 			e.stats.Errors.Add(1)
-			e.subErr.Store(&err)
+			sh.err.Store(&err)
 			select {
 			case <-time.After(backoff(failures)):
 			case <-e.ctx.Done():
@@ -94,12 +129,12 @@ func (e *Engine) receiveLoop() {
 			failures = 0
 			e.stats.Reconnects.Add(1)
 		}
-		e.subErr.Store(nil)
+		sh.err.Store(nil)
 		switch m := msg.(type) {
 		case *goredis.Message:
 			e.deliver(m)
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" {
+			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				e.confirm(m.Channel)
 			}
 		}
@@ -154,7 +189,7 @@ func (e *Engine) maintainLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(max(e.cfg.UnlistenDelay/2, 10*time.Millisecond))
 	defer t.Stop()
-	var idle []string
+	var idle []idleTopic
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -166,38 +201,50 @@ func (e *Engine) maintainLoop() {
 	}
 }
 
-// ping checks both connections: the command one answers here, the pub/sub
-// one through receiveLoop (its pong clears subErr).
+// ping checks the connections: the command ones answer here, each pub/sub
+// one through its receiveLoop (its pong clears the shard's err).
 func (e *Engine) ping() {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
 	defer cancel()
-	if err := e.rdb.Ping(ctx).Err(); err != nil {
+	if err := e.pingShards(ctx); err != nil {
 		if e.ctx.Err() == nil {
 			e.cmdErr.Store(&err)
 		}
 	} else {
 		e.cmdErr.Store(nil)
 	}
-	_ = e.ps.Ping(ctx)
 }
 
 // unsubscribeIdle drops the topics idle for UnlistenDelay and unsubscribes
-// their channels in one command.
-func (e *Engine) unsubscribeIdle(now time.Time, idle []string) []string {
+// their channels, in one command per shard (one per channel in a cluster).
+func (e *Engine) unsubscribeIdle(now time.Time, idle []idleTopic) []idleTopic {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
 	e.mu.Lock()
 	for topic, l := range e.topics {
 		if l.n == 0 && now.Sub(l.idleSince) >= e.cfg.UnlistenDelay {
 			delete(e.topics, topic)
-			idle = append(idle, e.channel(topic))
+			idle = append(idle, idleTopic{l.sh, e.channel(topic)})
 		}
 	}
 	e.mu.Unlock()
-	if len(idle) > 0 {
-		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
-		_ = e.ps.Unsubscribe(ctx, idle...)
-		cancel()
+	if len(idle) == 0 {
+		return idle
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
+	defer cancel()
+	byShard := make(map[*shard][]string)
+	for _, t := range idle {
+		byShard[t.sh] = append(byShard[t.sh], t.channel)
+	}
+	for sh, channels := range byShard {
+		_ = e.unsubscribe(ctx, sh, channels)
 	}
 	return idle
+}
+
+// idleTopic is a channel to unsubscribe and its connection.
+type idleTopic struct {
+	sh      *shard
+	channel string
 }

@@ -4,7 +4,8 @@
 // announcement on the topic's channel), so seq and epoch are global, every
 // node that listens gets it, and a client may resume on any node.
 //
-// What it owns: the Redis clients, the node's one pub/sub connection, which
+// What it owns: the Redis clients, the node's pub/sub connection (one per
+// master with a Redis Cluster, see cluster.go), which
 // topics the node listens to there (subscribed on the first Listen,
 // unsubscribed in batches a while after the last Unlisten), and noticing
 // that the connection came back (then it tells the hub each listened
@@ -14,7 +15,7 @@
 //
 // Keys, per topic T and prefix P: P:{T}:m (hash: e epoch, s last seq),
 // P:{T}:s (the history stream, entry ids seq-0); channel P:{T}. The hash
-// tag keeps a topic's keys in one slot.
+// tag keeps a topic's keys and channel in one slot of a Redis Cluster.
 package redis
 
 import (
@@ -44,8 +45,13 @@ const (
 
 // Config sets up an Engine.
 type Config struct {
-	// URL names the broker: redis://[user:password@]host:port/db, or
-	// rediss:// for TLS. Required.
+	// URL names the broker: one Redis as redis://[user:password@]host:port/db
+	// (rediss:// for TLS), or a Redis Cluster as
+	// redis+cluster://[user:password@]host1:port1,host2:port2/ (rediss+cluster://
+	// for TLS): one or more comma-separated seed addresses (port 6379 when
+	// left out), database 0 only, go-redis ClusterOptions query parameters.
+	// With a cluster, publications travel by sharded pub/sub (SPUBLISH,
+	// SSUBSCRIBE; Redis 7.0 or later). Required.
 	URL string
 	// HistorySize is how many publications each topic keeps. Zero means
 	// none.
@@ -90,22 +96,27 @@ func (c Config) withDefaults() Config {
 
 // Engine is the Redis engine. Create it with New, stop it with Close.
 type Engine struct {
-	h   engine.Handler
-	cfg Config // immutable, defaults applied
-	rdb *goredis.Client
-	ps  *goredis.PubSub
+	h       engine.Handler
+	cfg     Config // immutable, defaults applied
+	rdb     goredis.UniversalClient
+	cluster *goredis.ClusterClient // rdb in cluster mode; nil with one Redis
+	pubCmd  string                 // PUBLISH, or SPUBLISH in cluster mode
 
-	// cmdMu serializes the node's SUBSCRIBE and UNSUBSCRIBE commands with
-	// the changes of topics they follow from, so Redis sees them in the
-	// same order as the map. Lock order: cmdMu, then mu.
+	// cmdMu serializes the node's (S)SUBSCRIBE and (S)UNSUBSCRIBE commands
+	// with the changes of topics they follow from, so Redis sees them in
+	// the same order as the map. Lock order: cmdMu, then mu.
 	cmdMu  sync.Mutex
 	mu     sync.Mutex
 	topics map[string]*listening // guarded by mu
+	// shards are the pub/sub connections by master address ("" with one
+	// Redis, started by New); guarded by mu, added under cmdMu too, never
+	// removed before Close.
+	shards map[string]*shard
+	closed bool // guarded by mu: set by Close, no shard starts after it
 
-	// cmdErr and subErr are the last errors of the command connections and
-	// of the pub/sub connection; nil: it answered since. Healthy needs both.
+	// cmdErr is the last error of the command connections; nil: they
+	// answered since. Healthy needs it and every shard's err nil.
 	cmdErr atomic.Pointer[error]
-	subErr atomic.Pointer[error]
 	stats  Stats
 
 	ctx    context.Context // canceled by Close
@@ -118,8 +129,10 @@ type Engine struct {
 type listening struct {
 	n         int           // Listens not undone
 	idleSince time.Time     // when n dropped to 0 (unsubscribed after UnlistenDelay)
-	confirmed chan struct{} // closed at the first subscribe confirmation
+	confirmed chan struct{} // closed at the first subscribe confirmation, or on failed
 	ok        bool          // confirmed once; a later confirmation means a reconnect
+	sh        *shard        // the connection subscribed; set at the first Listen
+	failed    error         // why the first Listen could not subscribe (entry dropped)
 }
 
 // Stats counts what the engine did; read at any time.
@@ -133,16 +146,20 @@ type Stats struct {
 // starts the node's pub/sub loop.
 func New(cfg Config, h engine.Handler) (*Engine, error) {
 	cfg = cfg.withDefaults()
-	opt, err := goredis.ParseURL(cfg.URL)
+	rdb, cluster, err := newClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("engine/redis: %w", err)
 	}
-	opt.DialTimeout = min(opt.DialTimeout, cfg.Timeout)
-	e := &Engine{h: h, cfg: cfg, rdb: goredis.NewClient(opt), topics: make(map[string]*listening)}
+	e := &Engine{h: h, cfg: cfg, rdb: rdb, cluster: cluster, pubCmd: "PUBLISH",
+		topics: make(map[string]*listening), shards: make(map[string]*shard)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.ps = e.rdb.Subscribe(e.ctx)
-	e.wg.Add(2)
-	go e.receiveLoop()
+	if cluster != nil {
+		e.pubCmd = "SPUBLISH"
+	} else if err := e.startShard(&shard{ps: rdb.Subscribe(e.ctx)}); err != nil {
+		e.cancel()
+		return nil, fmt.Errorf("engine/redis: %w", err)
+	}
+	e.wg.Add(1)
 	go e.maintainLoop()
 	return e, nil
 }
@@ -164,7 +181,7 @@ func (e *Engine) topicOf(channel string) (string, bool) {
 func (e *Engine) Publish(ctx context.Context, topic string, data []byte) (engine.Published, error) {
 	res, err := publishScript.Run(ctx, e.rdb, []string{e.metaKey(topic), e.streamKey(topic)},
 		data, e.cfg.HistorySize, e.cfg.HistoryTTL.Milliseconds(), e.cfg.MetaTTL.Milliseconds(),
-		engine.NewEpoch(), e.channel(topic)).Slice()
+		engine.NewEpoch(), e.channel(topic), e.pubCmd).Slice()
 	if err != nil {
 		return engine.Published{}, e.fail(err)
 	}
@@ -197,11 +214,14 @@ func (e *Engine) fail(err error) error {
 	return fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 }
 
-// Healthy reports nil when the broker answered lately on both the command
-// and the pub/sub connections, else the last error.
+// Healthy reports nil when the broker answered lately on the command and
+// every pub/sub connection, else the last error.
 func (e *Engine) Healthy() error {
-	for _, p := range []*atomic.Pointer[error]{&e.cmdErr, &e.subErr} {
-		if err := p.Load(); err != nil {
+	if err := e.cmdErr.Load(); err != nil {
+		return *err
+	}
+	for _, sh := range e.shardList() {
+		if err := sh.err.Load(); err != nil {
 			return *err
 		}
 	}
@@ -239,7 +259,14 @@ func (e *Engine) Close() error {
 	var err error
 	e.once.Do(func() {
 		e.cancel()
-		err = errors.Join(e.ps.Close(), e.rdb.Close())
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		var errs []error
+		for _, sh := range e.shardList() {
+			errs = append(errs, sh.ps.Close())
+		}
+		err = errors.Join(append(errs, e.rdb.Close())...)
 		e.wg.Wait()
 	})
 	return err

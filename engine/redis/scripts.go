@@ -9,7 +9,9 @@ import goredis "github.com/redis/go-redis/v9"
 
 // publishScript: KEYS[1] the topic's meta hash (e: epoch, s: last seq),
 // KEYS[2] its history stream. ARGV: 1 data, 2 history size, 3 history TTL
-// in ms, 4 meta TTL in ms, 5 an epoch for a new run, 6 the channel.
+// in ms, 4 meta TTL in ms, 5 an epoch for a new run, 6 the channel, 7 the
+// announcing command: PUBLISH, or SPUBLISH in a Redis Cluster (the channel
+// carries the topic's hash tag, so it is in the keys' slot).
 // It returns {epoch, seq}.
 var publishScript = goredis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -27,7 +29,7 @@ if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', size, seq .. '-0', 'd', ARGV[1], 't', ms)
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-redis.call('PUBLISH', ARGV[6], epoch .. ':' .. seq .. ':' .. ARGV[1])
+redis.call(ARGV[7], ARGV[6], epoch .. ':' .. seq .. ':' .. ARGV[1])
 return {epoch, seq}
 `)
 
