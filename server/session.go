@@ -123,7 +123,8 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	}
 	ctx, cancel := s.engineContext()
 	defer cancel()
-	js, err := s.subscribeAll(ctx, ss, c, names, since)
+	positions := len(since) > 0 || q.Get("positions") == "1"
+	js, err := s.subscribeAll(ctx, ss, c, names, since, positions)
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, errTooManySubs) {
@@ -132,7 +133,7 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 		return &wsconn.HTTPError{Status: status, Reason: err.Error()}
 	}
 	// Queued now, sent after the 101 (which goes to the front).
-	if len(since) > 0 || q.Get("positions") == "1" {
+	if positions {
 		c.SendReply(protocol.AppendSubscribed(make([]byte, 0, 256), subStates(js)))
 	}
 	release(c, js)
@@ -239,7 +240,7 @@ func (s *Server) runCommand(ss *session, c *wsconn.Conn, cmd *protocol.Command) 
 	case protocol.OpSubscribe:
 		ctx, cancel := s.engineContext()
 		defer cancel()
-		js, err := s.subscribeAll(ctx, ss, c, cmd.Topics, cmd.Since)
+		js, err := s.subscribeAll(ctx, ss, c, cmd.Topics, cmd.Since, cmd.HasID)
 		if err != nil {
 			return errorCode(err), err.Error(), nil
 		}

@@ -30,13 +30,16 @@ type joined struct {
 
 // subscribeAll joins c to every topic in names, or to none: when one fails
 // (a limit, the engine), the ones this call added are taken back. Topics in
-// since are recovered from the given positions. The caller sends the
-// reply and then calls release.
-func (s *Server) subscribeAll(ctx context.Context, ss *session, c *wsconn.Conn, names []string, since map[string]engine.Position) ([]joined, error) {
+// since are recovered from the given positions. With hold (a reply with
+// positions will be sent, or there is something to recover) the new topics
+// wait for release, which the caller calls after the reply; without, they
+// are live at once (the plain v1 subscribe costs nothing more).
+func (s *Server) subscribeAll(ctx context.Context, ss *session, c *wsconn.Conn, names []string, since map[string]engine.Position, hold bool) ([]joined, error) {
+	hold = hold || len(since) > 0
 	js := make([]joined, 0, len(names))
 	had := len(ss.topics)
 	for _, name := range names {
-		j, err := s.join(ctx, ss, c, name)
+		j, err := s.join(ctx, ss, c, name, hold)
 		if err != nil {
 			for _, t := range ss.topics[had:] {
 				t.Unsubscribe(c)
@@ -65,7 +68,7 @@ func (s *Server) subscribeAll(ctx context.Context, ss *session, c *wsconn.Conn, 
 
 // join adds c to one topic, held; a topic c already has is reported at the
 // hub's current position and not held.
-func (s *Server) join(ctx context.Context, ss *session, c *wsconn.Conn, name string) (joined, error) {
+func (s *Server) join(ctx context.Context, ss *session, c *wsconn.Conn, name string, hold bool) (joined, error) {
 	for _, t := range ss.topics {
 		if t.Name() == name {
 			e, seq, _ := s.hub.Position(name)
@@ -75,12 +78,12 @@ func (s *Server) join(ctx context.Context, ss *session, c *wsconn.Conn, name str
 	if m := s.cfg.Limits.MaxSubscriptions; m > 0 && len(ss.topics) >= m {
 		return joined{}, errTooManySubs
 	}
-	t, pos, err := s.hub.SubscribeAt(ctx, name, c, true)
+	t, pos, err := s.hub.SubscribeAt(ctx, name, c, hold)
 	if err != nil {
 		return joined{}, err
 	}
 	ss.topics = append(ss.topics, t)
-	return joined{t: t, pos: pos, held: true}, nil
+	return joined{t: t, pos: pos, held: hold}, nil
 }
 
 // release queues each topic's recovered messages and lets its live ones
@@ -120,7 +123,11 @@ func subStates(js []joined) []protocol.SubState {
 	return out
 }
 
-// engineContext bounds one call into the engine.
+// engineContext bounds one call into the engine. The embedded engine never
+// waits, so it gets no timer (a connect allocates nothing for it).
 func (s *Server) engineContext() (context.Context, context.CancelFunc) {
+	if s.cfg.Broker == "" {
+		return context.Background(), func() {}
+	}
 	return context.WithTimeout(context.Background(), s.cfg.EngineTimeout)
 }
