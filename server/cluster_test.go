@@ -63,6 +63,14 @@ func TestClusterEveryMessageOnce(t *testing.T) {
 		}
 		wantSeqs(t, got, 1, msgs)
 	}
+	// Every node received every publication from Redis: its delivery lag
+	// histogram counted them.
+	for i, n := range nodes {
+		body := get(t, "http://"+n.APIAddr().String()+"/metrics", 200)
+		if want := fmt.Sprintf("wspush_broker_delivery_lag_seconds_count %d", msgs); !strings.Contains(body, want) {
+			t.Fatalf("node %d: want %q in:\n%s", i+1, want, grepLines(body, "lag"))
+		}
+	}
 }
 
 // TestClusterResumeOnAnotherNode: a client that read part of a topic on

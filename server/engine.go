@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/engine/redis"
@@ -18,7 +20,7 @@ func (s *Server) newEngine(h engine.Handler) (engine.Engine, error) {
 		return memory.New(memory.Config{HistorySize: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL, MaxTopics: maxTopics}, h), nil
 	}
 	return redis.New(redis.Config{URL: s.cfg.Broker, HistorySize: s.cfg.HistorySize, HistoryTTL: s.cfg.HistoryTTL,
-		Timeout: s.cfg.EngineTimeout}, h)
+		Timeout: s.cfg.EngineTimeout, ObserveLag: func(d time.Duration) { s.brokerLag.Observe(d.Seconds()) }}, h)
 }
 
 // encodeReset frames the reset message of a topic whose subscribers lost

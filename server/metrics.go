@@ -61,9 +61,20 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.fanoutSeconds,
+		s.brokerLag,
 		&statsCollector{s: s},
 	)
 	return m
+}
+
+// newBrokerLag is the histogram of the time from a publish (the broker's
+// clock) to its arrival on this node (this node's clock).
+func newBrokerLag() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "wspush_broker_delivery_lag_seconds",
+		Help:    "Time from a publish in the broker (Redis's clock) to its arrival on this node, before the local fan-out; as good as the two clocks agree. Empty with the embedded engine.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+	})
 }
 
 // statsCollector turns the atomics into metrics at scrape time.

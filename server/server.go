@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/wspush/wspush/hub"
@@ -26,10 +27,14 @@ type Server struct {
 	hub     *hub.Hub
 	ws      *wsconn.Server
 	metrics *metrics
-	auth    *auth         // nil: authentication off
-	ips     *ipTable      // per-IP connection counts and upgrade limiters
-	upRate  *rate.Limiter // global upgrade rate; nil: no cap
-	memory  *memoryGuard
+	// brokerLag is the delivery lag of publications from the broker; made
+	// before the engine (which observes it from its own goroutine) and
+	// registered with the other metrics.
+	brokerLag prometheus.Histogram
+	auth      *auth         // nil: authentication off
+	ips       *ipTable      // per-IP connection counts and upgrade limiters
+	upRate    *rate.Limiter // global upgrade rate; nil: no cap
+	memory    *memoryGuard
 
 	shutting atomic.Bool   // /readyz says 503 once set
 	stopBg   chan struct{} // closed by Shutdown: stops the background loop
@@ -62,6 +67,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if maxTopics < 0 {
 		maxTopics = 0
 	}
+	s.brokerLag = newBrokerLag()
 	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
 		NewEngine: s.newEngine, EncodeReset: encodeReset}, protocol.NewDeliveryFrame)
 	if err != nil {

@@ -147,9 +147,12 @@ func (e *Engine) deliver(m *goredis.Message) {
 	if !ok {
 		return
 	}
-	pos, data, ok := parsePayload(m.Payload)
+	pos, ms, data, ok := parsePayload(m.Payload)
 	if !ok {
 		return
+	}
+	if e.cfg.ObserveLag != nil {
+		e.cfg.ObserveLag(time.Since(time.UnixMilli(ms)))
 	}
 	// The Handler only reads data, and only during the call.
 	b := unsafe.Slice(unsafe.StringData(data), len(data))

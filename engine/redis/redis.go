@@ -72,6 +72,11 @@ type Config struct {
 	// Timeout bounds the engine's own calls into Redis (resynchronizing
 	// after a reconnect, health checks). Zero means DefaultTimeout.
 	Timeout time.Duration
+	// ObserveLag, if set, is called for every publication this node
+	// receives with the time from the publish (Redis's clock) to its
+	// arrival here (this node's clock): the delivery lag, as far as the two
+	// clocks agree. It runs on the pub/sub loop and must be quick.
+	ObserveLag func(time.Duration)
 }
 
 func (c Config) withDefaults() Config {
@@ -279,21 +284,21 @@ func backoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
-// parsePayload splits a channel payload "epoch:seq:data".
-func parsePayload(s string) (engine.Position, string, bool) {
-	epoch, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return engine.Position{}, "", false
+// parsePayload splits a channel payload "epoch:seq:ms:data", ms being
+// Redis's clock (unix milliseconds) at the publish.
+func parsePayload(s string) (pos engine.Position, ms int64, data string, ok bool) {
+	epoch, rest, ok1 := strings.Cut(s, ":")
+	num, rest, ok2 := strings.Cut(rest, ":")
+	at, data, ok3 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || !ok3 || !engine.ValidEpoch(epoch) {
+		return engine.Position{}, 0, "", false
 	}
-	num, data, ok := strings.Cut(rest, ":")
-	if !ok {
-		return engine.Position{}, "", false
+	seq, err1 := strconv.ParseUint(num, 10, 64)
+	ms, err2 := strconv.ParseInt(at, 10, 64)
+	if err1 != nil || err2 != nil {
+		return engine.Position{}, 0, "", false
 	}
-	seq, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || !engine.ValidEpoch(epoch) {
-		return engine.Position{}, "", false
-	}
-	return engine.Position{Epoch: epoch, Seq: seq}, data, true
+	return engine.Position{Epoch: epoch, Seq: seq}, ms, data, true
 }
 
 var _ engine.Engine = (*Engine)(nil)

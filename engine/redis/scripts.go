@@ -22,14 +22,14 @@ if not epoch then
 end
 local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local size = tonumber(ARGV[2])
 if size > 0 then
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('XADD', KEYS[2], 'MAXLEN', size, seq .. '-0', 'd', ARGV[1], 't', ms)
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-redis.call(ARGV[7], ARGV[6], epoch .. ':' .. seq .. ':' .. ARGV[1])
+redis.call(ARGV[7], ARGV[6], epoch .. ':' .. seq .. ':' .. ms .. ':' .. ARGV[1])
 return {epoch, seq}
 `)
 
