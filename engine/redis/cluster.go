@@ -109,8 +109,16 @@ func parseClusterURL(scheme, rest string) (*goredis.ClusterOptions, error) {
 func (e *Engine) subscribeTopic(ctx context.Context, topic string) (*shard, error) {
 	channel := e.channel(topic)
 	if e.cluster == nil {
-		sh := e.shardList()[0]
-		return sh, sh.ps.Subscribe(ctx, channel)
+		// Batched: subscribeLoop sends what piled up meanwhile in one
+		// SUBSCRIBE; the Listen waits for the confirmation either way.
+		e.mu.Lock()
+		e.pending = append(e.pending, channel)
+		e.mu.Unlock()
+		select {
+		case e.kick <- struct{}{}:
+		default:
+		}
+		return e.shardList()[0], nil
 	}
 	c, err := e.cluster.MasterForKey(ctx, channel)
 	if err != nil {

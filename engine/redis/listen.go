@@ -251,3 +251,37 @@ type idleTopic struct {
 	sh      *shard
 	channel string
 }
+
+// subscribeLoop sends the pending channels of newly listened topics, all
+// that piled up since the last one, in one SUBSCRIBE (one Redis only: a
+// cluster's SSUBSCRIBE must stay within one slot). A channel whose topic
+// was dropped meanwhile is left out.
+func (e *Engine) subscribeLoop() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.kick:
+		}
+		e.cmdMu.Lock()
+		e.mu.Lock()
+		batch := e.pending[:0:0]
+		for _, ch := range e.pending {
+			if topic, ok := e.topicOf(ch); ok && e.topics[topic] != nil {
+				batch = append(batch, ch)
+			}
+		}
+		e.pending = nil
+		e.mu.Unlock()
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(e.ctx, e.cfg.Timeout)
+			// On a write error go-redis keeps the channels and sends them
+			// again when it reconnects.
+			_ = e.shardList()[0].ps.Subscribe(ctx, batch...)
+			cancel()
+			e.stats.Subscribes.Add(1)
+		}
+		e.cmdMu.Unlock()
+	}
+}

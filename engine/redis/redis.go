@@ -6,8 +6,10 @@
 //
 // What it owns: the Redis clients, the node's pub/sub connection (one per
 // master with a Redis Cluster, see cluster.go), which
-// topics the node listens to there (subscribed on the first Listen,
-// unsubscribed in batches a while after the last Unlisten), and noticing
+// topics the node listens to there (subscribed on the first Listen, in
+// batches with one Redis: the topics that piled up while a SUBSCRIBE was
+// being sent go in the next one; unsubscribed in batches a while after the
+// last Unlisten), and noticing
 // that the connection came back (then it tells the hub each listened
 // topic's position, so that gaps are filled or reported). What it never
 // does: it knows nothing of connections or subscribers, and it never blocks
@@ -118,6 +120,10 @@ type Engine struct {
 	// removed before Close.
 	shards map[string]*shard
 	closed bool // guarded by mu: set by Close, no shard starts after it
+	// pending are channels waiting for subscribeLoop's next SUBSCRIBE (one
+	// Redis only); guarded by mu. kick (cap 1) wakes the loop.
+	pending []string
+	kick    chan struct{}
 
 	// cmdErr is the last error of the command connections; nil: they
 	// answered since. Healthy needs it and every shard's err nil.
@@ -145,6 +151,7 @@ type Stats struct {
 	Reconnects atomic.Int64 // pub/sub connections that came back
 	Resyncs    atomic.Int64 // positions handed to the hub after a reconnect
 	Errors     atomic.Int64 // pub/sub receive errors
+	Subscribes atomic.Int64 // SUBSCRIBE commands sent for newly listened topics (batched)
 }
 
 // New connects to Redis (lazily: a broker that is down now is retried) and
@@ -156,13 +163,16 @@ func New(cfg Config, h engine.Handler) (*Engine, error) {
 		return nil, fmt.Errorf("engine/redis: %w", err)
 	}
 	e := &Engine{h: h, cfg: cfg, rdb: rdb, cluster: cluster, pubCmd: "PUBLISH",
-		topics: make(map[string]*listening), shards: make(map[string]*shard)}
+		topics: make(map[string]*listening), shards: make(map[string]*shard), kick: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if cluster != nil {
 		e.pubCmd = "SPUBLISH"
 	} else if err := e.startShard(&shard{ps: rdb.Subscribe(e.ctx)}); err != nil {
 		e.cancel()
 		return nil, fmt.Errorf("engine/redis: %w", err)
+	} else {
+		e.wg.Add(1)
+		go e.subscribeLoop()
 	}
 	e.wg.Add(1)
 	go e.maintainLoop()
