@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/wspush/wspush/engine"
@@ -103,4 +104,25 @@ func newEngine(t *testing.T, url string, h engine.Handler) *redis.Engine {
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// TestPasswordInURL: the broker URL's password is used (a Redis that
+// requires one refuses the engine without it).
+func TestPasswordInURL(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	if err := admin.ConfigSet(context.Background(), "requirepass", "s3cret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	without := newEngine(t, srv.URL(), enginetest.NewRecorder())
+	if _, err := without.Publish(ctx, "p", []byte("1")); err == nil {
+		t.Fatal("Publish without the password succeeded")
+	}
+	with := newEngine(t, "redis://:s3cret@"+srv.Addr()+"/0", enginetest.NewRecorder())
+	if _, err := with.Publish(ctx, "p", []byte("1")); err != nil {
+		t.Fatalf("Publish with the password in the URL: %v", err)
+	}
 }
