@@ -340,3 +340,30 @@ func TestSlowClosedCountedOnce(t *testing.T) {
 		t.Fatalf("SlowClosed = %d for %d slow connections", n, conns)
 	}
 }
+
+// TestPingsWrittenBySweeper: idle connections get their keepalives written
+// by the sweeper itself: every ping arrives, and none needed a writer
+// goroutine or a queue entry.
+func TestPingsWrittenBySweeper(t *testing.T) {
+	const conns, pings = 20, 3
+	ts := startServer(t, Config{PingInterval: 50 * time.Millisecond, SweepInterval: 10 * time.Millisecond, IdleTimeout: -1}, nil)
+	var cs []*wstest.Client
+	for range conns {
+		cs = append(cs, ts.dial(t))
+	}
+	for i, c := range cs {
+		for n := 0; n < pings; {
+			h, _, err := c.Read(waitShort)
+			if err != nil {
+				t.Fatalf("client %d: %v after %d pings", i, err, n)
+			}
+			if h.OpCode == ws.OpPing {
+				n++
+			}
+		}
+	}
+	st := ts.srv.Stats()
+	if n := st.PingsDirect.Load(); n < conns*pings {
+		t.Fatalf("%d pings written by the sweeper, want at least %d (all of them: the connections were idle)", n, conns*pings)
+	}
+}

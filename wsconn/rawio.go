@@ -84,6 +84,21 @@ func (c *Conn) readInto(bp *[]byte) (int, error) {
 	return n, nil
 }
 
+// writeRaw does one non-blocking write of b (EINTR retried) and returns
+// how much went out.
+func (c *Conn) writeRaw(b []byte) (int, error) {
+	if !c.fdAcquire() {
+		return 0, ErrClosed
+	}
+	defer c.fdRelease()
+	for {
+		n, err := unix.Write(int(c.fd), b)
+		if !errors.Is(err, unix.EINTR) {
+			return max(n, 0), err
+		}
+	}
+}
+
 // shutdownWrite half-closes the socket (FIN) so the peer sees our close.
 func (c *Conn) shutdownWrite() error {
 	if !c.fdAcquire() {

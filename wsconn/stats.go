@@ -28,6 +28,9 @@ type Stats struct {
 	// its upgrade request was complete.
 	HandshakeAborted atomic.Int64
 	Panics           atomic.Int64 // handler panics recovered (each ended its connection only)
+	// PingsDirect counts keepalives the sweeper wrote itself (the
+	// connection was idle: no goroutine, no queue); the others were queued.
+	PingsDirect atomic.Int64
 
 	closeSent [closeSlots]atomic.Int64 // close codes sent, by closeSlot
 	closeRecv [closeSlots]atomic.Int64 // close codes received, by closeSlot

@@ -2,10 +2,12 @@ package wsconn
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/bpool"
 )
@@ -75,8 +77,34 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 			return
 		}
 		if ping && silent >= s.cfg.PingInterval {
-			c.sendControl(pingFrame)
+			c.ping()
 		}
+	}
+}
+
+// ping sends a keepalive. A connection with nothing queued and no writer
+// goroutine gets the 2 bytes written right here, by the sweeper (one
+// non-blocking write: no goroutine, no queue); a busy one gets it queued.
+func (c *Conn) ping() {
+	if !c.w.claimIdle() {
+		c.sendControl(pingFrame)
+		return
+	}
+	n, err := c.writeRaw(ws.CompiledPing)
+	var rest *bpool.Frame
+	switch {
+	case err == nil && n == len(ws.CompiledPing):
+		c.srv.stats.PingsDirect.Add(1)
+	case n > 0 || errors.Is(err, unix.EAGAIN):
+		// A full socket: the writer goroutine sends the rest when it
+		// drains, before anything queued meanwhile.
+		rest = bpool.StaticFrame(ws.CompiledPing[max(n, 0):])
+	}
+	if c.w.releaseClaim(rest) {
+		c.startWriter()
+	}
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		c.end(err)
 	}
 }
 

@@ -247,6 +247,45 @@ func (w *writer) open(resp *bpool.Frame, final bool) bool {
 	return start
 }
 
+// claimIdle takes the write side for the caller, which then writes to the
+// socket itself, when nothing is queued and no goroutine is there (on
+// demand): a keepalive then costs one write(2), no goroutine. Pushes
+// meanwhile queue behind it. False: busy, gated, finishing or closed.
+// Pair true with releaseClaim.
+func (w *writer) claimIdle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items != nil || w.wake != nil || w.flags&(wGated|wRunning|wFinal|wClosed) != 0 {
+		return false
+	}
+	w.flags |= wRunning
+	return true
+}
+
+// releaseClaim gives back what claimIdle took. rest, when not nil, is what
+// the caller could not write (a partial write): it goes to the front of the
+// queue. It reports whether the caller must start the writer goroutine (rest
+// or pushes queued meanwhile); the claim then passes to that goroutine.
+func (w *writer) releaseClaim(rest *bpool.Frame) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if rest != nil && w.flags&wClosed == 0 {
+		if w.items == nil {
+			w.items = entryPool.Get().(*[]entry)
+		}
+		*w.items = append(*w.items, entry{})
+		copy((*w.items)[1:], *w.items)
+		(*w.items)[0] = entry{f: rest, kind: kindControl}
+	} else if rest != nil {
+		rest.Release()
+	}
+	if w.items != nil && w.flags&wClosed == 0 {
+		return true
+	}
+	w.flags &^= wRunning
+	return false
+}
+
 // take hands the goroutine everything pending. With nothing pending it
 // returns the doorbell to wait on (persistent), or nil when the goroutine
 // must exit (on-demand, or the connection is ending).
