@@ -52,9 +52,10 @@ const (
 
 const depsHint = "run scripts/deps.sh as root (or make test), or: apt-get install -y redis-server redis-tools"
 
-// requireCommands skips the test (fails it when CI=true) unless every
-// command is on PATH, and returns their paths in order.
-func requireCommands(t testing.TB, names ...string) []string {
+// RequireCommands skips the test (fails it when CI=true: in CI a missing
+// dependency is a failure) unless every command is on PATH, and returns
+// their paths in order. For tests that start Redis their own way.
+func RequireCommands(t testing.TB, names ...string) []string {
 	t.Helper()
 	paths := make([]string, len(names))
 	for i, name := range names {
@@ -104,7 +105,7 @@ type process struct {
 // the environment has CI=true.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := requireCommands(t, "redis-server")[0]
+	bin := RequireCommands(t, "redis-server")[0]
 	s := &Server{bin: bin, dir: t.TempDir()}
 	t.Cleanup(func() { s.cleanup(t) })
 	if err := s.startFresh(); err != nil {
@@ -342,7 +343,7 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if masters < 3 {
 		t.Fatalf("redistest: StartCluster(%d): redis-cli --cluster create needs at least 3 masters", masters)
 	}
-	paths := requireCommands(t, "redis-server", "redis-cli")
+	paths := RequireCommands(t, "redis-server", "redis-cli")
 	bin, cli := paths[0], paths[1]
 	c := &Cluster{}
 	for i := 0; i < masters; i++ {

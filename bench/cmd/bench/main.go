@@ -167,19 +167,9 @@ func bind[T any, P scenarioConfig[T]](fs *flag.FlagSet, run func(context.Context
 // produced results (checks and targets are reported, not enforced), 1 when
 // some did not or an output could not be written, 2 on bad usage.
 func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench suite", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cfg suite.Config
-	cfg.Register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bench suite: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseFlags("bench suite", args, stderr, cfg.Register); !ok {
+		return code
 	}
 	cfg.Out = stdout
 	cfg.Command = append([]string{os.Args[0]}, args...)
@@ -195,23 +185,32 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// parseFlags parses a subcommand's flags (args[0] is the subcommand) with
+// register; not ok means return code: 0 after -h, 2 on bad usage.
+func parseFlags(name string, args []string, stderr io.Writer, register func(*flag.FlagSet)) (code int, ok bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", name, fs.Args())
+		return 2, false
+	}
+	return 0, true
+}
+
 // runCluster parses the cluster comparison's flags and runs it: exit 0
 // when every run produced results, 1 when some did not (or an output could
 // not be written), 2 on bad usage.
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench cluster", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cfg suite.ClusterConfig
-	cfg.Register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bench cluster: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseFlags("bench cluster", args, stderr, cfg.Register); !ok {
+		return code
 	}
 	cfg.Out = stdout
 	cfg.Command = append([]string{os.Args[0]}, args...)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/wspush/wspush/bench/internal/report"
 	"github.com/wspush/wspush/bench/internal/stats"
+	"github.com/wspush/wspush/internal/redistest"
 )
 
 func TestStartRedisMissing(t *testing.T) {
@@ -46,12 +46,7 @@ func clusterReport(cluster bool, id string) *report.Report {
 // TestRunClusterFake runs the comparison with a real redis-server, fake
 // wspushd nodes (this test binary) and fake bench steps.
 func TestRunClusterFake(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not on PATH")
-		}
-		t.Skip("redis-server not on PATH: scripts/deps.sh installs it")
-	}
+	redistest.RequireCommands(t, "redis-server")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
