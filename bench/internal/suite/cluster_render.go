@@ -1,7 +1,6 @@
 package suite
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,11 +162,7 @@ func WriteClusterMarkdown(w io.Writer, r *ClusterResults) error {
 func (c *ClusterConfig) writeOutputs(res *ClusterResults) error {
 	errs := []error{WriteClusterTerminal(c.Out, res)}
 	if c.JSON != "" {
-		errs = append(errs, writeFile(c.JSON, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(res)
-		}))
+		errs = append(errs, writeJSON(c.JSON, res))
 	}
 	if c.MD != "" {
 		errs = append(errs, writeFile(c.MD, func(w io.Writer) error { return WriteClusterMarkdown(w, res) }))

@@ -289,16 +289,21 @@ func roundOrder(n, round int) []int {
 func writeOutputs(cfg Config, res *Results, out io.Writer) error {
 	errs := []error{WriteTerminal(out, res)}
 	if cfg.JSON != "" {
-		errs = append(errs, writeFile(cfg.JSON, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(res)
-		}))
+		errs = append(errs, writeJSON(cfg.JSON, res))
 	}
 	if cfg.MD != "" {
 		errs = append(errs, writeFile(cfg.MD, func(w io.Writer) error { return WriteMarkdown(w, res) }))
 	}
 	return errors.Join(errs...)
+}
+
+// writeJSON writes v, indented, to path.
+func writeJSON(path string, v any) error {
+	return writeFile(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
 }
 
 // rawDir picks and creates the directory for per-run files.
