@@ -109,13 +109,15 @@ var (
 	descResets      = prometheus.NewDesc("wspush_resets_total", "Resets sent to a topic's subscribers: publications lost that history could not give back, or a new run of the topic.", nil, nil)
 	descBrokerUp    = prometheus.NewDesc("wspush_broker_up", "1 when the broker answers on both its connections, else 0 (always 1 for the embedded engine).", nil, nil)
 	descReconnects  = prometheus.NewDesc("wspush_broker_reconnects_total", "Times the broker's pub/sub connection came back.", nil, nil)
+	descPings       = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: direct (written by the sweeper, the connection was idle) or queued.", []string{"how"}, nil)
+	descPongs       = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
-		descNode, descGaps, descResets, descBrokerUp, descReconnects} {
+		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs} {
 		ch <- d
 	}
 }
@@ -159,6 +161,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPoolAlive, float64(s.ws.WorkersAlive()))
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
 	counter(descPanics, st.Panics.Load())
+	direct := st.PingsDirect.Load()
+	counter(descPings, direct, "direct")
+	counter(descPings, st.Pings.Load()-direct, "queued")
+	counter(descPongs, st.Pongs.Load())
 	gauge(descTopics, float64(s.hub.Topics()))
 	kind := "embedded"
 	if s.cfg.Broker != "" {

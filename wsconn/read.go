@@ -231,6 +231,7 @@ func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {
 		}
 	case ws.OpPong:
 		// lastRead already moved: that is all a pong is for.
+		c.srv.stats.Pongs.Add(1)
 	case ws.OpClose:
 		code, reason, failCode := parseClose(p)
 		c.srv.stats.closeRecv[closeSlot(code)].Add(1)

@@ -28,9 +28,14 @@ type Stats struct {
 	// its upgrade request was complete.
 	HandshakeAborted atomic.Int64
 	Panics           atomic.Int64 // handler panics recovered (each ended its connection only)
-	// PingsDirect counts keepalives the sweeper wrote itself (the
-	// connection was idle: no goroutine, no queue); the others were queued.
+	// Pings counts keepalives sent, written directly or queued.
+	Pings atomic.Int64
+	// PingsDirect counts the keepalives among Pings that the sweeper wrote
+	// itself (the connection was idle: no goroutine, no queue).
 	PingsDirect atomic.Int64
+	// Pongs counts pong frames received (answers to keepalives, or
+	// unsolicited).
+	Pongs atomic.Int64
 
 	closeSent [closeSlots]atomic.Int64 // close codes sent, by closeSlot
 	closeRecv [closeSlots]atomic.Int64 // close codes received, by closeSlot

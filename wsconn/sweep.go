@@ -86,6 +86,7 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 // goroutine gets the 2 bytes written right here, by the sweeper (one
 // non-blocking write: no goroutine, no queue); a busy one gets it queued.
 func (c *Conn) ping() {
+	c.srv.stats.Pings.Add(1)
 	if !c.w.claimIdle() {
 		c.sendControl(pingFrame)
 		return
