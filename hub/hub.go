@@ -10,6 +10,7 @@ import (
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/latency"
 )
 
 // Subscriber receives frames published to the topics it is subscribed to.
@@ -44,6 +45,10 @@ type Config struct {
 	// Timeout bounds the hub's own calls into the engine (filling a gap).
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Latency samples publications for the delivery-latency histograms: a
+	// sampled one's frame carries a probe from its arrival here to each
+	// socket write. Nil samples nothing.
+	Latency *latency.Recorder
 }
 
 // DefaultTimeout is Config.Timeout's default.
@@ -56,6 +61,7 @@ type Hub struct {
 	encode      Encoder                                              // immutable
 	encodeReset func(topic string, pos engine.Position) *bpool.Frame // immutable; may be nil
 	timeout     time.Duration                                        // immutable
+	latency     *latency.Recorder                                    // immutable; may be nil
 	gapsFilled  atomic.Int64
 	resets      atomic.Int64
 	eng         engine.Engine // immutable after New
@@ -115,7 +121,7 @@ func New(cfg Config, enc Encoder) (*Hub, error) {
 	if n <= 0 {
 		n = DefaultShards
 	}
-	h := &Hub{encode: enc, encodeReset: cfg.EncodeReset, timeout: cfg.Timeout, shards: make([]shard, n),
+	h := &Hub{encode: enc, encodeReset: cfg.EncodeReset, timeout: cfg.Timeout, latency: cfg.Latency, shards: make([]shard, n),
 		seed: maphash.MakeSeed(), max: int64(cfg.MaxTopics)}
 	if h.timeout <= 0 {
 		h.timeout = DefaultTimeout
@@ -238,7 +244,7 @@ func (t *Topic) listenEngine(ctx context.Context) {
 	if err == nil {
 		t.live, t.epoch, t.seq = true, pos.Epoch, pos.Seq
 		for _, p := range t.early {
-			t.deliverLocked(p)
+			t.deliverLocked(p, 0)
 		}
 	}
 	t.early = nil

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wspush/wspush/hub"
+	"github.com/wspush/wspush/internal/latency"
 	"github.com/wspush/wspush/protocol"
 )
 
@@ -95,23 +97,35 @@ func TestPublishAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops Puts at random under -race, so pooled frames are reallocated")
 	}
-	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
-	for i := 0; i < 100; i++ {
-		mustSubscribe(t, h, "quotes.ABC", &noopSub{id: i})
-	}
-	data := []byte(`{"price":101.25,"sym":"ABC"}`)
-	for i := 0; i < 10; i++ { // warm up the pools
-		mustPublish(t, h, "quotes.ABC", string(data))
-	}
-	var err error
-	allocs := testing.AllocsPerRun(200, func() {
-		_, err = h.Publish("quotes.ABC", data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if allocs != 0 {
-		t.Fatalf("Publish to 100 subscribers allocates %.2f times per call, want 0", allocs)
+	for _, tc := range []struct {
+		name string
+		rec  *latency.Recorder
+	}{
+		{"unsampled", nil},
+		// Every publish sampled: its probe comes from the recorder's pool
+		// and goes back with the frame's last release.
+		{"every publish sampled", latency.NewRecorder(time.Nanosecond)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := mustHub(hub.Config{Latency: tc.rec}, protocol.NewDeliveryFrame)
+			for i := 0; i < 100; i++ {
+				mustSubscribe(t, h, "quotes.ABC", &noopSub{id: i})
+			}
+			data := []byte(`{"price":101.25,"sym":"ABC"}`)
+			for i := 0; i < 10; i++ { // warm up the pools
+				mustPublish(t, h, "quotes.ABC", string(data))
+			}
+			var err error
+			allocs := testing.AllocsPerRun(200, func() {
+				_, err = h.Publish("quotes.ABC", data)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if allocs != 0 {
+				t.Fatalf("Publish to 100 subscribers allocates %.2f times per call, want 0", allocs)
+			}
+		})
 	}
 }
 

@@ -47,6 +47,7 @@ func (h *Hub) PublishContext(ctx context.Context, name string, data []byte) (Res
 // filled, or a new run of the topic, is announced to the subscribers with a
 // reset.
 func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
+	born := h.latency.Sample() // before any lock: waiting for one is latency too
 	t := h.lookup(p.Topic)
 	if t == nil {
 		return engine.Delivery{}
@@ -62,7 +63,7 @@ func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
 		return engine.Delivery{}
 	}
 	t.catchUpLocked(engine.Position{Epoch: p.Pos.Epoch, Seq: p.Pos.Seq - 1})
-	return t.deliverLocked(p)
+	return t.deliverLocked(p, born)
 }
 
 // HandlePosition implements engine.Handler: a topic the node is behind on
@@ -100,7 +101,7 @@ func (t *Topic) catchUpLocked(pos engine.Position) {
 		}
 		if err == nil && len(pubs) == int(pos.Seq-from.Seq) {
 			for _, p := range pubs {
-				t.deliverLocked(p)
+				t.deliverLocked(p, 0)
 			}
 			t.hub.gapsFilled.Add(1)
 			return
@@ -144,8 +145,9 @@ func (h *Hub) Resets() int64 { return h.resets.Load() }
 
 // deliverLocked fans p out. A publication at or before the topic's seq (or
 // of another run) was seen already or belongs before the subscribers' start:
-// it is dropped. t.mu must be held.
-func (t *Topic) deliverLocked(p engine.Publication) engine.Delivery {
+// it is dropped. born, when not 0, is the arrival of a publication sampled
+// for the latency histograms. t.mu must be held.
+func (t *Topic) deliverLocked(p engine.Publication, born int64) engine.Delivery {
 	if p.Pos.Epoch != t.epoch || p.Pos.Seq <= t.seq {
 		return engine.Delivery{}
 	}
@@ -155,6 +157,9 @@ func (t *Topic) deliverLocked(p engine.Publication) engine.Delivery {
 		return d
 	}
 	f := t.hub.encode(t.name, p.Pos.Seq, p.Data)
+	if born != 0 {
+		f.Probe = t.hub.latency.NewProbe(born)
+	}
 	f.Retain(int32(len(t.subs)))
 	for _, s := range t.subs {
 		if s.Send(f) {

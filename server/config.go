@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/engine/memory"
+	"github.com/wspush/wspush/internal/latency"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -84,6 +85,12 @@ type Config struct {
 	// EngineTimeout bounds one call into the engine (a publish, a
 	// subscribe's listen or history read). Zero means DefaultEngineTimeout.
 	EngineTimeout time.Duration
+	// LatencySample is the time between two publishes sampled for
+	// wspush_delivery_latency_seconds and wspush_fanout_seconds (the time
+	// from a publication's arrival at this node's fan-out to each socket
+	// write that carries it, and to the last one). Zero means
+	// DefaultLatencySample; negative turns the sampling off.
+	LatencySample time.Duration
 }
 
 // Defaults: the one place each server default value is written. Config's
@@ -100,6 +107,9 @@ const (
 	DefaultHistoryTTL = memory.DefaultHistoryTTL
 	// DefaultEngineTimeout is Config.EngineTimeout's default.
 	DefaultEngineTimeout = 2 * time.Second
+	// DefaultLatencySample is Config.LatencySample's default: at most ten
+	// sampled publishes a second.
+	DefaultLatencySample = latency.DefaultEvery
 	// DefaultMaxSubscriptions is Limits.MaxSubscriptions' default.
 	DefaultMaxSubscriptions = 100
 	// DefaultMaxTopics is Limits.MaxTopics' default.
@@ -162,6 +172,9 @@ func (c Config) withDefaults() (Config, string) {
 	}
 	if c.EngineTimeout <= 0 {
 		c.EngineTimeout = DefaultEngineTimeout
+	}
+	if c.LatencySample == 0 {
+		c.LatencySample = DefaultLatencySample
 	}
 	if c.NodeName == "" {
 		c.NodeName = DefaultNodeName()

@@ -346,7 +346,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		{"/metrics", `wspush_messages_published_total 1`},
 		{"/metrics", `wspush_messages_dropped_total{policy="drop-oldest"} 0`},
 		{"/metrics", "go_goroutines"},
-		{"/metrics", "wspush_publish_fanout_seconds_count 1"},
+		{"/metrics", "wspush_publish_duration_seconds_count 1"},
 	} {
 		t.Run(tc.path+" "+tc.want, func(t *testing.T) {
 			body := get(t, "http://"+s.APIAddr().String()+tc.path, 200)

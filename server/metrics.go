@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wspush/wspush/engine/redis"
+	"github.com/wspush/wspush/internal/latency"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -53,7 +54,7 @@ func (m *metrics) upgradeFailed(status int) {
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.fanoutSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "wspush_publish_fanout_seconds",
+		Name:    "wspush_publish_duration_seconds",
 		Help:    "Time a publish takes: with the embedded engine until its frame is queued to the last local subscriber, with Redis the round trip of its Lua step.",
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 	})
@@ -110,6 +111,8 @@ var (
 	descBrokerUp    = prometheus.NewDesc("wspush_broker_up", "1 when the broker answers on both its connections, else 0 (always 1 for the embedded engine).", nil, nil)
 	descReconnects  = prometheus.NewDesc("wspush_broker_reconnects_total", "Times the broker's pub/sub connection came back.", nil, nil)
 	descPings       = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: direct (written by the sweeper, the connection was idle) or queued.", []string{"how"}, nil)
+	descDelivLat    = prometheus.NewDesc("wspush_delivery_latency_seconds", "Sampled publishes (one per --latency-sample): time from the publication's arrival at this node's fan-out to each socket write that carried it. Bucket bounds are exclusive.", nil, nil)
+	descFanout      = prometheus.NewDesc("wspush_fanout_seconds", "Sampled publishes: time from the publication's arrival at this node's fan-out to the socket write to its last recipient (end of the fan-out). Bucket bounds are exclusive.", nil, nil)
 	descPongs       = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
 )
 
@@ -117,7 +120,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
-		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs} {
+		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout} {
 		ch <- d
 	}
 }
@@ -165,6 +168,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPings, direct, "direct")
 	counter(descPings, st.Pings.Load()-direct, "queued")
 	counter(descPongs, st.Pongs.Load())
+	if r := s.latency; r != nil {
+		for d, h := range map[*prometheus.Desc]*latency.Hist{descDelivLat: &r.Delivery, descFanout: &r.Fanout} {
+			snap := h.Snapshot()
+			ch <- prometheus.MustNewConstHistogram(d, snap.Count, snap.SumSeconds, snap.Cumulative)
+		}
+	}
 	gauge(descTopics, float64(s.hub.Topics()))
 	kind := "embedded"
 	if s.cfg.Broker != "" {

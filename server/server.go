@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wspush/wspush/hub"
+	"github.com/wspush/wspush/internal/latency"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
 )
@@ -31,10 +32,13 @@ type Server struct {
 	// before the engine (which observes it from its own goroutine) and
 	// registered with the other metrics.
 	brokerLag prometheus.Histogram
-	auth      *auth         // nil: authentication off
-	ips       *ipTable      // per-IP connection counts and upgrade limiters
-	upRate    *rate.Limiter // global upgrade rate; nil: no cap
-	memory    *memoryGuard
+	// latency samples publishes for the delivery-latency histograms; nil
+	// when --latency-sample is off. Immutable after New.
+	latency *latency.Recorder
+	auth    *auth         // nil: authentication off
+	ips     *ipTable      // per-IP connection counts and upgrade limiters
+	upRate  *rate.Limiter // global upgrade rate; nil: no cap
+	memory  *memoryGuard
 
 	shutting atomic.Bool   // /readyz says 503 once set
 	stopBg   chan struct{} // closed by Shutdown: stops the background loop
@@ -68,8 +72,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		maxTopics = 0
 	}
 	s.brokerLag = newBrokerLag()
+	s.latency = latency.NewRecorder(cfg.LatencySample)
 	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
-		NewEngine: s.newEngine, EncodeReset: encodeReset}, protocol.NewDeliveryFrame)
+		NewEngine: s.newEngine, EncodeReset: encodeReset, Latency: s.latency}, protocol.NewDeliveryFrame)
 	if err != nil {
 		return nil, err
 	}

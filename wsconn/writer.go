@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/latency"
 )
 
 // The write side of a connection is one writer: a bounded out queue and the
@@ -415,12 +416,13 @@ func (w *writer) run(s socket) {
 			<-wake
 			continue
 		}
-		final, data := false, 0
+		final, data, probed := false, 0, false
 		// The scratch (iovecs, doorbell) is held only while writing, so a
 		// persistent writer waiting for work holds nothing but its stack.
 		rw := writerPool.Get().(*rawWriter)
 		for _, e := range *items {
 			rw.bufs = append(rw.bufs, e.f.B)
+			probed = probed || e.f.Probe != nil
 			switch e.kind {
 			case kindFinal:
 				final = true
@@ -430,6 +432,9 @@ func (w *writer) run(s socket) {
 		}
 		err := s.writeBatch(rw)
 		putWriter(rw)
+		if probed && err == nil {
+			writtenProbes(*items)
+		}
 		for _, e := range *items {
 			e.f.Release()
 		}
@@ -444,6 +449,18 @@ func (w *writer) run(s socket) {
 		if final {
 			s.wroteFinal()
 			return
+		}
+	}
+}
+
+// writtenProbes tells the probes of sampled publications in a written
+// batch that they reached this socket now (before their frames are
+// released: the last release ends a probe).
+func writtenProbes(items []entry) {
+	now := latency.Now()
+	for _, e := range items {
+		if e.f.Probe != nil {
+			e.f.Probe.Written(now)
 		}
 	}
 }

@@ -177,6 +177,7 @@ var flagDefaults = map[string]string{
 	"node-name":           "",
 	"history-ttl":         server.DefaultHistoryTTL.String(),
 	"engine-timeout":      server.DefaultEngineTimeout.String(),
+	"latency-sample":      server.DefaultLatencySample.String(),
 }
 
 // helpBlocks splits flag.PrintDefaults output into one block per flag.

@@ -48,6 +48,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.IntVar(&c.HistorySize, "history-size", 0, "publications each topic keeps for clients that resume with since (0: none, every recovery answers recovered:false)")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", server.DefaultHistoryTTL, "how long a kept publication stays at most")
 	fs.DurationVar(&c.EngineTimeout, "engine-timeout", server.DefaultEngineTimeout, "bound on one call into the engine (publish, listen, history read)")
+	fs.DurationVar(&c.LatencySample, "latency-sample", server.DefaultLatencySample, "time between two publishes sampled for wspush_delivery_latency_seconds and wspush_fanout_seconds (negative: off)")
 	fs.DurationVar(&c.Conn.ReadTimeout, "read-timeout", wsconn.DefaultReadTimeout, "a client message must complete within this time after its first byte, else close 1008 (negative: never)")
 	fs.IntVar(&c.Conn.MaxMessage, "max-message", wsconn.DefaultMaxMessage, "largest client message in bytes (and API publish body); larger closes with 1009")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish with {\"op\":\"publish\"}")

@@ -6,10 +6,12 @@ import (
 	"math/bits"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/latency"
 	"github.com/wspush/wspush/internal/testutil"
 )
 
@@ -348,5 +350,28 @@ func BenchmarkFrame(b *testing.B) {
 		f.Release()
 		f.Release()
 		f.Release()
+	}
+}
+
+// TestFrameProbeEndsWithLastRelease: a sampled frame's probe ends (its
+// fan-out is recorded) at the last release, not before, and a recycled
+// frame carries no probe.
+func TestFrameProbeEndsWithLastRelease(t *testing.T) {
+	rec := latency.NewRecorder(time.Hour)
+	f := bpool.NewFrame(16)
+	f.Probe = rec.NewProbe(rec.Sample())
+	f.Retain(2)
+	for i := 0; i < 3; i++ {
+		f.Probe.Written(latency.Now())
+		if got := rec.Fanout.Snapshot().Count; got != 0 {
+			t.Fatalf("fan-out recorded with %d references left", 3-i)
+		}
+		f.Release()
+	}
+	if got := rec.Fanout.Snapshot().Count; got != 1 {
+		t.Fatalf("fan-out observations = %d after the last release, want 1", got)
+	}
+	if g := bpool.NewFrame(16); g.Probe != nil {
+		t.Fatal("a new frame carries a probe")
 	}
 }

@@ -3,6 +3,8 @@ package bpool
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/wspush/wspush/internal/latency"
 )
 
 // Frame is one encoded WebSocket frame (or raw HTTP response bytes) shared by
@@ -15,6 +17,10 @@ import (
 type Frame struct {
 	// B is the frame's bytes. It is immutable once the frame is shared.
 	B []byte
+	// Probe, when not nil, times a sampled publication: set by the creator
+	// before the frame is shared, Written by each writer that writes it,
+	// ended by the last Release.
+	Probe *latency.Probe
 
 	buf    *[]byte      // pooled backing of B; nil for static frames
 	refs   atomic.Int32 // live references; static frames ignore it
@@ -58,6 +64,10 @@ func (f *Frame) Release() {
 		// A double release is a bug in the caller; keep the pool safe by
 		// not recycling a frame that may still be referenced.
 		return
+	}
+	if f.Probe != nil {
+		f.Probe.Done()
+		f.Probe = nil
 	}
 	if f.buf != nil {
 		*f.buf = f.B[:0]
