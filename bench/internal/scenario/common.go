@@ -243,6 +243,10 @@ type run struct {
 
 	pointMu      sync.Mutex // serialises points, so they come in time order
 	lastProgress time.Time  // guarded by pointMu
+	// knownUp, until knownUntil, is a connection count a mark was given
+	// that the clients' live count may not show yet; guarded by pointMu.
+	knownUp    int64
+	knownUntil time.Time
 }
 
 func newRun(c *Common, name string, params any) *run {
@@ -301,9 +305,7 @@ func (r *run) point(phase string, conns int64) {
 		p.Conns, p.Deliveries, p.Cycles = st.Up, st.Deliveries, st.Cycles
 		p.Errors = st.Failed + st.Lost
 	}
-	if conns >= 0 {
-		p.Conns = conns
-	}
+	p.Conns = r.connsFor(p.Conns, conns)
 	p.Errors += r.pub.Failed.Load()
 	if len(r.c.ServerPID) > 0 {
 		if pr, err := serverstat.ReadProcs(r.c.ServerPID); err == nil {
@@ -316,6 +318,23 @@ func (r *run) point(phase string, conns int64) {
 		r.lastProgress = now
 		r.progress(p)
 	}
+}
+
+// connsFor is the connection count of a point: given (a mark's known
+// count, remembered for a few of the clients' report intervals) or live,
+// unless the live count has not caught up with a recent known one yet.
+// Call with pointMu held.
+func (r *run) connsFor(live, given int64) int64 {
+	now := time.Now()
+	if given >= 0 {
+		r.knownUp, r.knownUntil = given, now.Add(3*r.c.statEvery())
+		return given
+	}
+	if now.Before(r.knownUntil) && live < r.knownUp {
+		return r.knownUp
+	}
+	r.knownUntil = time.Time{}
+	return live
 }
 
 // progress rewrites the live line with p.

@@ -29,6 +29,32 @@ func TestSampleStep(t *testing.T) {
 	}
 }
 
+// TestConnsFor: a mark's known count stands in for a live count that lags
+// behind it, briefly; once the live count has caught up, it is used as is.
+func TestConnsFor(t *testing.T) {
+	r := &run{c: &Common{Interval: time.Second}}
+	if got := r.connsFor(5, noConnOverride); got != 5 {
+		t.Errorf("no mark: %d", got)
+	}
+	if got := r.connsFor(1990, 2000); got != 2000 {
+		t.Errorf("mark: %d", got)
+	}
+	if got := r.connsFor(1990, noConnOverride); got != 2000 {
+		t.Errorf("lagging live count right after the mark: %d, want 2000", got)
+	}
+	if got := r.connsFor(2000, noConnOverride); got != 2000 {
+		t.Errorf("caught up: %d", got)
+	}
+	if got := r.connsFor(1500, noConnOverride); got != 1500 {
+		t.Errorf("after catching up, a drop shows: %d", got)
+	}
+	r.connsFor(10, 20)
+	time.Sleep(4 * r.c.statEvery())
+	if got := r.connsFor(10, noConnOverride); got != 10 {
+		t.Errorf("long after the mark: %d, want the live 10", got)
+	}
+}
+
 // TestBroadcastShortRunHTML is issue 11's case: a broadcast to 2,000
 // clients that lasts about a second. The page must show the connections
 // reaching 2,000 (bench side, at and after the connected mark, and the
