@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	_ "embed" // the ECharts library, inlined into the page
+	"encoding/json"
+	"fmt"
 	"html"
 	"maps"
 	"os"
@@ -12,8 +14,6 @@ import (
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/components"
 	"github.com/go-echarts/go-echarts/v2/opts"
-
-	"github.com/wspush/wspush/bench/internal/stats"
 )
 
 // echartsJS is Apache ECharts 5.6.0 (dist/echarts.min.js from the npm
@@ -28,65 +28,62 @@ var scriptTag = regexp.MustCompile(`<script src="[^"]*echarts\.min\.js"></script
 
 func sortedKeys(m map[string]float64) []string { return slices.Sorted(maps.Keys(m)) }
 
-// xy is one point of a chart with a value x axis.
-func xy(x, y float64) opts.LineData { return opts.LineData{Value: []any{x, y}} }
-
-func lineChart(title, xName, yName, xType string) *charts.Line {
+// lineChart draws c with go-echarts.
+func lineChart(c Chart) *charts.Line {
 	l := charts.NewLine()
+	xType := "value"
+	if c.XLog {
+		xType = "log"
+	}
 	l.SetGlobalOptions(
-		charts.WithInitializationOpts(opts.Initialization{Width: "900px", Height: "380px"}),
-		charts.WithTitleOpts(opts.Title{Title: title}),
+		charts.WithInitializationOpts(opts.Initialization{Width: "900px", Height: "400px", ChartID: c.ID}),
+		charts.WithTitleOpts(opts.Title{Title: c.Title, Subtitle: c.Subtitle}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Right: "10"}),
+		charts.WithGridOpts(opts.Grid{Top: "90"}),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: xType, Name: xName, NameLocation: "middle", NameGap: 28}),
-		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: yName}),
+		charts.WithXAxisOpts(opts.XAxis{Type: xType, Name: c.XName, NameLocation: "middle", NameGap: 28}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: c.YName}),
 		charts.WithAnimation(false),
 	)
+	for i, s := range c.Series {
+		data := make([]opts.LineData, len(s.Points))
+		for j, p := range s.Points {
+			data[j] = opts.LineData{Value: []any{p[0], p[1]}}
+		}
+		so := []charts.SeriesOpts{charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(s.Symbols)})}
+		if i == 0 && len(c.Marks) > 0 {
+			so = append(so, marks(c.Marks)...)
+		}
+		l.AddSeries(s.Name, data, so...)
+	}
 	return l
 }
 
-func series(l *charts.Line, name string, pts []opts.LineData) {
-	l.AddSeries(name, pts, charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(false)}))
+// marks draws vertical lines at the phase boundaries.
+func marks(ms []Mark) []charts.SeriesOpts {
+	items := make([]opts.MarkLineNameXAxisItem, len(ms))
+	for i, m := range ms {
+		items[i] = opts.MarkLineNameXAxisItem{Name: m.Name, XAxis: m.X}
+	}
+	return []charts.SeriesOpts{
+		charts.WithMarkLineNameXAxisItemOpts(items...),
+		charts.WithMarkLineStyleOpts(opts.MarkLineStyle{
+			Symbol:    []string{"none", "none"},
+			Label:     &opts.Label{Show: opts.Bool(true), Formatter: "{b}", Position: "insideEndTop"},
+			LineStyle: &opts.LineStyle{Type: "dashed", Color: "#999"},
+		}),
+	}
 }
 
-// HTML renders r as one self-contained page: the table, the latency CDF,
-// and connections, server RSS and deliveries/s over time.
+// HTML renders r as one self-contained page: the table and the plots of
+// Charts.
 func (r *Report) HTML() ([]byte, error) {
 	page := components.NewPage()
 	page.SetPageTitle("wspush bench: " + r.Scenario)
 	page.SetLayout(components.PageFlexLayout)
-
-	if len(r.CDF) > 0 {
-		l := lineChart("latency CDF ("+r.CDFName+")", "latency, ms (log)", "fraction ≤ x", "log")
-		var pts []opts.LineData
-		for _, p := range r.CDF {
-			pts = append(pts, xy(max(p.Ms, 0.001), p.Fraction))
-		}
-		series(l, r.CDFName, pts)
-		page.AddCharts(l)
+	for _, c := range r.Charts() {
+		page.AddCharts(lineChart(c))
 	}
-	over := func(title, yName, name string, f func(stats.Point) (float64, bool)) {
-		var pts []opts.LineData
-		for _, p := range r.Series {
-			if v, ok := f(p); ok {
-				pts = append(pts, xy(p.T, v))
-			}
-		}
-		if len(pts) == 0 {
-			return
-		}
-		l := lineChart(title, "time, s", yName, "value")
-		series(l, name, pts)
-		page.AddCharts(l)
-	}
-	over("connections over time", "connections", "up", func(p stats.Point) (float64, bool) { return float64(p.Conns), true })
-	over("server RSS over time", "MiB", "VmRSS", func(p stats.Point) (float64, bool) {
-		return float64(p.ServerRSS) / (1 << 20), p.ServerRSS > 0
-	})
-	over("deliveries per second", "deliveries/s", "deliveries/s", func(p stats.Point) (float64, bool) { return p.Rate, true })
-	if r.Churn != nil {
-		over("churn cycles (cumulative)", "cycles", "cycles", func(p stats.Point) (float64, bool) { return float64(p.Cycles), true })
-	}
-
 	var buf bytes.Buffer
 	if err := page.Render(&buf); err != nil {
 		return nil, err
@@ -106,4 +103,72 @@ func (r *Report) WriteHTML(path string) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// optionLine matches the ECharts option of one chart on a page.
+var optionLine = regexp.MustCompile(`(?m)^\s*let option_(\w+) = (\{.*\})\s*;?\s*$`)
+
+// pageOption is the part of an ECharts option that ReadCharts reads.
+type pageOption struct {
+	Title struct {
+		Text    string `json:"text"`
+		Subtext string `json:"subtext"`
+	} `json:"title"`
+	XAxis []struct {
+		Type string `json:"type"`
+		Name string `json:"name"`
+	} `json:"xAxis"`
+	YAxis []struct {
+		Name string `json:"name"`
+	} `json:"yAxis"`
+	Series []struct {
+		Name       string `json:"name"`
+		ShowSymbol bool   `json:"showSymbol"`
+		Data       []struct {
+			Value [2]float64 `json:"value"`
+		} `json:"data"`
+		MarkLine *struct {
+			Data []struct {
+				Name  string  `json:"name"`
+				XAxis float64 `json:"xAxis"`
+			} `json:"data"`
+		} `json:"markLine"`
+	} `json:"series"`
+}
+
+// ReadCharts reads back the charts drawn on a page written by HTML, from
+// the ECharts options embedded in it: what a reader of the page sees, as
+// data (for tests and for checking a page without a browser).
+func ReadCharts(page []byte) ([]Chart, error) {
+	var out []Chart
+	for _, m := range optionLine.FindAllSubmatch(page, -1) {
+		var o pageOption
+		if err := json.Unmarshal(m[2], &o); err != nil {
+			return nil, fmt.Errorf("report: chart %s: %w", m[1], err)
+		}
+		c := Chart{ID: string(m[1]), Title: o.Title.Text, Subtitle: o.Title.Subtext}
+		if len(o.XAxis) > 0 {
+			c.XName, c.XLog = o.XAxis[0].Name, o.XAxis[0].Type == "log"
+		}
+		if len(o.YAxis) > 0 {
+			c.YName = o.YAxis[0].Name
+		}
+		for _, s := range o.Series {
+			cs := ChartSeries{Name: s.Name, Symbols: s.ShowSymbol}
+			for _, d := range s.Data {
+				cs.Points = append(cs.Points, d.Value)
+			}
+			if s.MarkLine != nil {
+				for _, d := range s.MarkLine.Data {
+					c.Marks = append(c.Marks, Mark{Name: d.Name, X: d.XAxis})
+				}
+			}
+			c.Series = append(c.Series, cs)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("report: no chart on the page")
+	}
+	return out, nil
 }

@@ -92,6 +92,20 @@ type LastSub struct {
 	P99Ms float64 `json:"p99_ms"`
 	// MaxMs is the worst message.
 	MaxMs float64 `json:"max_ms"`
+	// PerMessage lists every message tracked, in publish order.
+	PerMessage []MessageLast `json:"per_message,omitempty"`
+}
+
+// MessageLast is one message's fan-out as its subscribers saw it.
+type MessageLast struct {
+	// Index is the message's place in publish order: message i went to
+	// topic i mod the topics, as that topic's seq i/topics + 1.
+	Index int `json:"i"`
+	// Deliveries counts the subscribers that received it.
+	Deliveries int64 `json:"deliveries"`
+	// LastMs is the time from its publish until its last subscriber had
+	// it, in milliseconds (0: nobody had it).
+	LastMs float64 `json:"last_ms"`
 }
 
 // Checks are the delivery checks.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func sample() *Report {
 		Churn:          &Churn{Cycles: 3},
 		Server:         &Server{PID: 1},
 		Notes:          []string{"a note"},
-		Series:         []stats.Point{{T: 0, Conns: 1}, {T: 1, Conns: 10, Rate: 5, ServerRSS: 1 << 20}},
+		Series:         []stats.Point{{T: 0, Conns: 1}, {T: 1, Conns: 10, Deliveries: 5, ServerRSS: 1 << 20}},
 		CDF:            h.CDF(100),
 		CDFName:        "delivery latency",
 	}
@@ -68,7 +69,7 @@ func TestHTMLAndJSON(t *testing.T) {
 	if strings.Contains(s, "<script src=") {
 		t.Error("the page loads a script from elsewhere")
 	}
-	for _, want := range []string{"latency CDF", "connections over time", "server RSS over time", "deliveries per second", "fine &lt;&amp;&gt;", "echarts.init"} {
+	for _, want := range []string{"latency CDF", "connections over time", "server RSS over time", "deliveries per second", "deliveries received (cumulative)", "fine &lt;&amp;&gt;", "echarts.init"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -101,5 +102,131 @@ func TestProgressOffTerminal(t *testing.T) {
 	nilP.Done()
 	if st, _ := f.Stat(); st.Size() != 0 {
 		t.Fatal("progress written to a file")
+	}
+}
+
+// shortRun is a report of a short broadcast run as the scenario fills it
+// in: 2,000 clients, 20 messages, sampled every 20 ms, with phase points
+// and the server's snapshots.
+func shortRun() *Report {
+	start := time.Unix(1000, 0)
+	r := &Report{Scenario: "broadcast", Started: start, Seconds: 0.7, Server: &Server{}}
+	var s stats.Series
+	for i := 0; i <= 35; i++ {
+		t := float64(i) * 0.02
+		p := stats.Point{T: t, Conns: min(int64(i)*200, 2000)}
+		if t > 0.3 {
+			p.Deliveries = min(int64((t-0.3)*100000), 40000)
+		}
+		if i == 10 {
+			p.Phase = "connected"
+		}
+		s.Add(p)
+	}
+	r.Series = s.Points()
+	r.Server.Add("before", serverstat.Snapshot{At: start.Add(210 * time.Millisecond), Metrics: map[string]float64{serverstat.Connections: 2000}})
+	r.Server.Add("after", serverstat.Snapshot{At: start.Add(690 * time.Millisecond), Metrics: map[string]float64{serverstat.Connections: 0}})
+	r.LastSubscriber = &LastSub{Messages: 20, Complete: 20}
+	for i := range 20 {
+		r.LastSubscriber.PerMessage = append(r.LastSubscriber.PerMessage, MessageLast{Index: i, Deliveries: 2000, LastMs: float64(10 + i)})
+	}
+	return r
+}
+
+func chartByID(t *testing.T, cs []Chart, id string) Chart {
+	t.Helper()
+	for _, c := range cs {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("no chart %q", id)
+	return Chart{}
+}
+
+func seriesByName(t *testing.T, c Chart, name string) ChartSeries {
+	t.Helper()
+	for _, s := range c.Series {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("chart %s has no series %q", c.ID, name)
+	return ChartSeries{}
+}
+
+func maxY(s ChartSeries) float64 {
+	var m float64
+	for _, p := range s.Points {
+		m = max(m, p[1])
+	}
+	return m
+}
+
+// TestChartsShortRun checks what the page draws for a sub-second run:
+// connections reach 2,000 on both the bench's and the server's series,
+// deliveries have a point per sample, phases are marked, and each message
+// has its own point.
+func TestChartsShortRun(t *testing.T) {
+	cs := shortRun().Charts()
+	conn := chartByID(t, cs, "connections")
+	if m := maxY(seriesByName(t, conn, SeriesClients)); m != 2000 {
+		t.Errorf("clients connected reach %v, want 2000", m)
+	}
+	srv := seriesByName(t, conn, SeriesServerConns)
+	if want := [][2]float64{{0.21, 2000}, {0.69, 0}}; !reflect.DeepEqual(srv.Points, want) || !srv.Symbols {
+		t.Errorf("server connections %v (symbols %v), want %v", srv.Points, srv.Symbols, want)
+	}
+	if len(conn.Marks) != 1 || conn.Marks[0] != (Mark{Name: "connected", X: 0.2}) {
+		t.Errorf("marks %v", conn.Marks)
+	}
+	d := seriesByName(t, chartByID(t, cs, "deliveries"), SeriesDeliveries)
+	if len(d.Points) != 36 || maxY(d) != 40000 {
+		t.Errorf("deliveries: %d points up to %v", len(d.Points), maxY(d))
+	}
+	rate := seriesByName(t, chartByID(t, cs, "deliveries_rate"), SeriesRate)
+	if len(rate.Points) != 36 || maxY(rate) < 90000 || maxY(rate) > 110000 {
+		t.Errorf("rate: %d points, max %v (want about 100,000/s)", len(rate.Points), maxY(rate))
+	}
+	ls := seriesByName(t, chartByID(t, cs, "last_subscriber"), SeriesLastSub)
+	if len(ls.Points) != 20 || ls.Points[19] != [2]float64{19, 29} {
+		t.Errorf("last subscriber %v", ls.Points)
+	}
+	for _, c := range cs {
+		if c.Title == "" || c.Subtitle == "" || c.XName == "" || c.YName == "" {
+			t.Errorf("chart %s is not labelled: %+v", c.ID, c)
+		}
+	}
+}
+
+// TestReadChartsRoundTrip reads the charts back from the rendered page:
+// the page holds exactly the data Charts built.
+func TestReadChartsRoundTrip(t *testing.T) {
+	for _, r := range []*Report{shortRun(), sample()} {
+		page, err := r.HTML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadCharts(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := r.Charts(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: read back\n%+v\nwant\n%+v", r.Scenario, got, want)
+		}
+	}
+	if _, err := ReadCharts([]byte("<html></html>")); err == nil {
+		t.Error("a page without charts was read")
+	}
+}
+
+func TestChartsLeaveOutEmpty(t *testing.T) {
+	r := &Report{Scenario: "connect", Series: []stats.Point{{T: 0}, {T: 1, Conns: 5}}}
+	var ids []string
+	for _, c := range r.Charts() {
+		ids = append(ids, c.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"connections"}) {
+		t.Errorf("charts %v, want connections only (no deliveries, RSS or CDF)", ids)
 	}
 }

@@ -69,11 +69,12 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	}
 	r.setFleet(fl)
 	rctx, rcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	_, err = fl.WaitReady(rctx)
+	ready, err := fl.WaitReady(rctx)
 	rcancel()
 	if err != nil {
 		return fmt.Errorf("connect phase: %w", err)
 	}
+	r.mark("connected", ready.Up)
 	before := r.snap(ctx, "before")
 	pub := publish.NewClient(cfg.API, cfg.Size, cfg.Publishers)
 	defer pub.Close()
@@ -81,6 +82,7 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	if err != nil {
 		return err
 	}
+	r.mark("published", noConnOverride)
 	m, err := fl.Finish(ctx, fleet.Finish{LastSeq: pres.LastSeq})
 	if err != nil {
 		return err

@@ -57,7 +57,8 @@ type Common struct {
 	Pollers int `json:"pollers"`
 	// Workers is the number of read workers per process (0: GOMAXPROCS).
 	Workers int `json:"workers"`
-	// Interval is the sampling interval of the time series.
+	// Interval is the longest sampling interval of the time series: the
+	// sampler starts at 20 ms and slows down as the run goes on (sampleStep).
 	Interval time.Duration `json:"interval_ns"`
 	// ConnectTimeout bounds the wait for every process to be READY.
 	ConnectTimeout time.Duration `json:"connect_timeout_ns"`
@@ -105,7 +106,7 @@ func (c *Common) Register(fs *flag.FlagSet, defConns int) {
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "bound on one dial plus upgrade")
 	fs.IntVar(&c.Pollers, "pollers", 1, "epoll instances per client process")
 	fs.IntVar(&c.Workers, "workers", 0, "read workers per client process (0: GOMAXPROCS)")
-	fs.DurationVar(&c.Interval, "interval", time.Second, "sampling interval of the time series")
+	fs.DurationVar(&c.Interval, "interval", time.Second, "longest sampling interval of the time series (short runs are sampled more finely, down to 20ms)")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 5*time.Minute, "bound on the connect phase")
 	fs.DurationVar(&c.Drain, "drain", 30*time.Second, "bound on the wait for deliveries after publishing")
 	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "end the drain after this long without a new delivery")
@@ -176,7 +177,7 @@ func (c *Common) baseSpec(mode string, topics []string) fleet.Spec {
 	return fleet.Spec{
 		Mode: mode, WS: c.WS, Topics: topics, Conns: c.Conns,
 		DialRate: c.DialRate, DialConcurrency: c.DialConcurrency, DialTimeout: c.DialTimeout,
-		Pollers: c.Pollers, Workers: c.Workers, StatEvery: max(min(c.Interval/5, 200*time.Millisecond), 10*time.Millisecond),
+		Pollers: c.Pollers, Workers: c.Workers, StatEvery: c.statEvery(),
 		Drain: c.Drain, Settle: c.Settle, MaxLife: c.Timeout + time.Minute,
 	}
 }
@@ -194,6 +195,38 @@ func (c *Common) startFleet(ctx context.Context, spec fleet.Spec) (fleet.Fleet, 
 	return fleet.Start(ctx, specs, c.Procs == 1, c.Exe)
 }
 
+// The sampler's pace: every minSampleStep at first, then about
+// samplesPerRun points over any stretch of the run (the interval grows
+// with the time elapsed), never slower than Common.Interval. So a run of
+// under a second still gets dozens of points and a long one about one a
+// second.
+const (
+	minSampleStep = 20 * time.Millisecond
+	samplesPerRun = 50
+	progressStep  = 200 * time.Millisecond
+)
+
+// noConnOverride tells mark to keep the clients' live connection count.
+const noConnOverride = -1
+
+// sampleStep is the sampler's interval at elapsed into a run.
+func sampleStep(elapsed, limit time.Duration) time.Duration {
+	if limit <= 0 {
+		limit = time.Second
+	}
+	return min(limit, max(minSampleStep, elapsed/samplesPerRun))
+}
+
+// statEvery is how often the clients report their counters: twice per
+// shortest sampling interval, so that a sample is at most that late.
+func (c *Common) statEvery() time.Duration {
+	limit := c.Interval
+	if limit <= 0 {
+		limit = time.Second
+	}
+	return max(min(limit, minSampleStep)/2, time.Millisecond)
+}
+
 // run is one scenario run in progress: its report, sampler and clock.
 type run struct {
 	c      *Common
@@ -207,6 +240,13 @@ type run struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	label string
+
+	pointMu      sync.Mutex // serialises points, so they come in time order
+	lastProgress time.Time  // guarded by pointMu
+	// knownUp, until knownUntil, is a connection count a mark was given
+	// that the clients' live count may not show yet; guarded by pointMu.
+	knownUp    int64
+	knownUntil time.Time
 }
 
 func newRun(c *Common, name string, params any) *run {
@@ -226,41 +266,46 @@ func (r *run) setFleet(f fleet.Fleet) {
 	r.mu.Unlock()
 }
 
-// sample appends a point every interval and updates the progress line.
+// sample appends a point at the pace of sampleStep until the run stops,
+// and one last point then.
 func (r *run) sample() {
 	defer r.wg.Done()
-	every := r.c.Interval
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
+	t := time.NewTimer(0)
 	defer t.Stop()
-	last := time.Now()
 	for {
-		r.point()
 		select {
 		case <-r.stop:
-			// A last point right after the previous one would turn the
-			// staleness of the children's counters into a fake rate spike.
-			if time.Since(last) >= every/2 {
-				r.point()
-			}
+			r.point("", noConnOverride)
 			return
-		case last = <-t.C:
+		case <-t.C:
+			r.point("", noConnOverride)
+			t.Reset(sampleStep(time.Since(r.start), r.c.Interval))
 		}
 	}
 }
 
-func (r *run) point() {
+// mark appends a point at a phase boundary, named phase. conns >= 0
+// replaces the clients' live count, which can be a few milliseconds late,
+// by one the caller knows (the barrier's connections up).
+func (r *run) mark(phase string, conns int64) {
+	r.point(phase, conns)
+}
+
+// point appends a point (see mark for phase and conns) and updates the
+// progress line.
+func (r *run) point(phase string, conns int64) {
+	r.pointMu.Lock()
+	defer r.pointMu.Unlock()
 	r.mu.Lock()
 	fl := r.fl
 	r.mu.Unlock()
-	p := stats.Point{T: time.Since(r.start).Seconds(), Published: r.pub.Sent.Load()}
+	p := stats.Point{T: time.Since(r.start).Seconds(), Phase: phase, Published: r.pub.Sent.Load()}
 	if fl != nil {
 		st := fl.Stat()
 		p.Conns, p.Deliveries, p.Cycles = st.Up, st.Deliveries, st.Cycles
 		p.Errors = st.Failed + st.Lost
 	}
+	p.Conns = r.connsFor(p.Conns, conns)
 	p.Errors += r.pub.Failed.Load()
 	if len(r.c.ServerPID) > 0 {
 		if pr, err := serverstat.ReadProcs(r.c.ServerPID); err == nil {
@@ -268,10 +313,34 @@ func (r *run) point() {
 		}
 	}
 	r.series.Add(p)
-	pts := r.series.Points()
-	rate := pts[len(pts)-1].Rate
+	p, _ = r.series.Last() // with its Rate
+	if now := time.Now(); now.Sub(r.lastProgress) >= progressStep {
+		r.lastProgress = now
+		r.progress(p)
+	}
+}
+
+// connsFor is the connection count of a point: given (a mark's known
+// count, remembered for a few of the clients' report intervals) or live,
+// unless the live count has not caught up with a recent known one yet.
+// Call with pointMu held.
+func (r *run) connsFor(live, given int64) int64 {
+	now := time.Now()
+	if given >= 0 {
+		r.knownUp, r.knownUntil = given, now.Add(3*r.c.statEvery())
+		return given
+	}
+	if now.Before(r.knownUntil) && live < r.knownUp {
+		return r.knownUp
+	}
+	r.knownUntil = time.Time{}
+	return live
+}
+
+// progress rewrites the live line with p.
+func (r *run) progress(p stats.Point) {
 	line := fmt.Sprintf("%s %5.1fs  conns %d  deliveries %d (%.0f/s)  published %d  errors %d",
-		r.label, p.T, p.Conns, p.Deliveries, rate, p.Published, p.Errors)
+		r.label, p.T, p.Conns, p.Deliveries, p.Rate, p.Published, p.Errors)
 	if p.Cycles > 0 {
 		line += fmt.Sprintf("  cycles %d", p.Cycles)
 	}
@@ -281,6 +350,7 @@ func (r *run) point() {
 // snap measures the server and stores the snapshot under name.
 func (r *run) snap(ctx context.Context, name string) serverstat.Snapshot {
 	s := serverstat.TakeAll(ctx, r.c.ServerPID, r.c.apiList())
+	r.mark(name, noConnOverride)
 	if r.rep.Server != nil {
 		r.rep.Server.Add(name, s)
 	}

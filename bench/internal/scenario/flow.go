@@ -68,11 +68,12 @@ func flow(ctx context.Context, r *run, cfg FlowConfig, slow int) (*flowResult, e
 	}
 	r.setFleet(fl)
 	rctx, rcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	_, err = fl.WaitReady(rctx)
+	ready, err := fl.WaitReady(rctx)
 	rcancel()
 	if err != nil {
 		return nil, fmt.Errorf("connect phase: %w", err)
 	}
+	r.mark("connected", ready.Up)
 	fr := &flowResult{before: r.snap(ctx, "before")}
 	pub := publish.NewClient(cfg.API, cfg.Size, cfg.Publishers)
 	defer pub.Close()
@@ -81,6 +82,7 @@ func flow(ctx context.Context, r *run, cfg FlowConfig, slow int) (*flowResult, e
 	if err != nil {
 		return nil, err
 	}
+	r.mark("published", noConnOverride)
 	if fr.m, err = fl.Finish(ctx, fleet.Finish{LastSeq: fr.pub.LastSeq}); err != nil {
 		return nil, err
 	}

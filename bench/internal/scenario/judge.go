@@ -28,11 +28,15 @@ func lastSubscriber(m *fleet.Merged, lastSeq []uint64) *report.LastSub {
 			if n >= want {
 				ls.Complete++
 			}
+			last := 0.0
 			if n > 0 {
 				lats = append(lats, maxes[s])
+				last = float64(maxes[s]) / 1e6
 			}
+			ls.PerMessage = append(ls.PerMessage, report.MessageLast{Index: s*len(lastSeq) + ti, Deliveries: n, LastMs: last})
 		}
 	}
+	slices.SortFunc(ls.PerMessage, func(a, b report.MessageLast) int { return a.Index - b.Index })
 	if len(lats) == 0 {
 		return ls
 	}

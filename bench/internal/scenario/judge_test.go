@@ -1,10 +1,12 @@
 package scenario
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/wspush/wspush/bench/internal/check"
 	"github.com/wspush/wspush/bench/internal/fleet"
+	"github.com/wspush/wspush/bench/internal/report"
 	"github.com/wspush/wspush/bench/internal/serverstat"
 	"github.com/wspush/wspush/bench/internal/stats"
 )
@@ -52,5 +54,18 @@ func TestLastSubscriber(t *testing.T) {
 	ls := lastSubscriber(m, []uint64{3})
 	if ls.Messages != 3 || ls.Complete != 2 || ls.MaxMs != 3 || ls.MedianMs != 2 {
 		t.Fatalf("%+v", ls)
+	}
+	want := []report.MessageLast{{Index: 0, Deliveries: 2, LastMs: 1}, {Index: 1, Deliveries: 2, LastMs: 3}, {Index: 2, Deliveries: 1, LastMs: 2}}
+	if !slices.Equal(ls.PerMessage, want) {
+		t.Fatalf("per message %+v, want %+v", ls.PerMessage, want)
+	}
+
+	// Two topics: message i went to topic i%2 as seq i/2+1.
+	m.TopicReaders = []int64{1, 1}
+	m.Msgs = check.Msgs{MaxLatNs: [][]int64{{1e6, 2e6}, {5e6, 0}}, Count: [][]int64{{1, 1}, {1, 0}}}
+	ls = lastSubscriber(m, []uint64{2, 2})
+	want = []report.MessageLast{{Index: 0, Deliveries: 1, LastMs: 1}, {Index: 1, Deliveries: 1, LastMs: 5}, {Index: 2, Deliveries: 1, LastMs: 2}, {Index: 3}}
+	if !slices.Equal(ls.PerMessage, want) {
+		t.Fatalf("two topics: per message %+v, want %+v", ls.PerMessage, want)
 	}
 }

@@ -5,155 +5,117 @@
 package serverstat
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it
-// is 100 on every Linux architecture Go supports.
-const clockTicks = 100
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
+)
 
 // Proc is one reading of a process's numbers.
 type Proc struct {
-	// RSS is VmRSS in bytes.
+	// RSS is the resident set in bytes (rss of /proc/PID/stat × the page
+	// size, the count VmRSS shows).
 	RSS int64 `json:"rss_bytes"`
-	// FDs is the number of entries in /proc/PID/fd.
+	// FDs is the number of open file descriptors (/proc/PID/fd).
 	FDs int64 `json:"fds"`
-	// Threads is the Threads: line of /proc/PID/status.
+	// Threads is num_threads of /proc/PID/stat.
 	Threads int64 `json:"threads"`
 	// CPU is utime+stime in seconds.
 	CPU float64 `json:"cpu_s"`
 }
 
-// ReadProc reads pid's numbers from /proc.
+// ReadProc reads pid's numbers from /proc (through procfs).
 func ReadProc(pid int) (Proc, error) {
-	var p Proc
-	dir := "/proc/" + strconv.Itoa(pid)
-	status, err := os.ReadFile(dir + "/status")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return p, err
+		return Proc{}, err
 	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			p.RSS = n * 1024 // the unit is kB
-		case "Threads":
-			p.Threads = n
-		}
-	}
-	stat, err := os.ReadFile(dir + "/stat")
+	st, err := p.Stat()
 	if err != nil {
-		return p, err
+		return Proc{}, err
 	}
-	if p.CPU, err = parseStatCPU(stat); err != nil {
-		return p, err
-	}
-	d, err := os.Open(dir + "/fd")
+	fds, err := p.FileDescriptorsLen()
 	if err != nil {
-		return p, err
+		return Proc{}, err
 	}
-	defer d.Close()
-	for {
-		names, err := d.Readdirnames(4096)
-		p.FDs += int64(len(names))
-		if err == io.EOF || len(names) == 0 {
-			break
-		}
-		if err != nil {
-			return p, err
-		}
-	}
-	return p, nil
+	return Proc{
+		RSS: int64(st.ResidentMemory()), FDs: int64(fds),
+		Threads: int64(st.NumThreads), CPU: st.CPUTime(),
+	}, nil
 }
 
-// parseStatCPU returns utime+stime in seconds from a /proc/PID/stat line.
-// The command name (field 2) may hold spaces and parentheses, so fields are
-// counted from the last ')'.
-func parseStatCPU(stat []byte) (float64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("serverstat: bad stat line")
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	// After the name: state(3) ppid(4) ... utime(14) stime(15).
-	if len(f) < 13 {
-		return 0, fmt.Errorf("serverstat: short stat line")
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("serverstat: bad utime/stime")
-	}
-	return float64(ut+st) / clockTicks, nil
-}
+// Metrics are the metric families of a Prometheus text page, by name.
+type Metrics map[string]*dto.MetricFamily
 
-// Metrics are the samples of a Prometheus text page. Each series is under
-// its full name with labels as written (`x_total{policy="drop"}`), and each
-// metric name alone holds the sum over its label sets.
-type Metrics map[string]float64
-
-// Get returns the value of name (a bare metric name sums its series), and
-// whether it was on the page.
-func (m Metrics) Get(name string) (float64, bool) {
-	v, ok := m[name]
-	return v, ok
-}
-
-// ParseMetrics parses the Prometheus text exposition format.
+// ParseMetrics parses the Prometheus text exposition format with expfmt's
+// parser (UTF-8 names allowed). A malformed page is an error.
 func ParseMetrics(r io.Reader) (Metrics, error) {
-	m := Metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		var series, rest string
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			series, rest = line[:j+1], line[j+1:]
-		} else {
-			sp := strings.IndexAny(line, " \t")
-			if sp < 0 {
-				continue
-			}
-			series, rest = line[:sp], line[sp:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		m[series] = v
-		if name, _, ok := strings.Cut(series, "{"); ok {
-			m[name] += v
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("serverstat: /metrics: %w", err)
+	}
+	return Metrics(fams), nil
+}
+
+// Sum returns the sum of the values of metric name over its series whose
+// labels include every given name/value pair (labels alternate names and
+// values: Sum(Dropped, "policy", "close")); with no pair, over all its
+// label sets (Sum(Dropped) is every policy's drops); a trailing name
+// without a value is ignored. It reports false when
+// the page has no such counter, gauge or untyped metric or no series
+// matches; histograms and summaries are not summed.
+func (m Metrics) Sum(name string, labels ...string) (float64, bool) {
+	mf, ok := m[name]
+	if !ok {
+		return 0, false
+	}
+	var sum float64
+	found := false
+	for _, s := range mf.GetMetric() {
+		v, ok := value(mf.GetType(), s)
+		if ok && hasLabels(s, labels) {
+			sum += v
+			found = true
 		}
 	}
-	return m, sc.Err()
+	return sum, found
+}
+
+// value is a counter's, gauge's or untyped metric's value.
+func value(t dto.MetricType, s *dto.Metric) (float64, bool) {
+	switch t {
+	case dto.MetricType_COUNTER:
+		return s.GetCounter().GetValue(), true
+	case dto.MetricType_GAUGE:
+		return s.GetGauge().GetValue(), true
+	case dto.MetricType_UNTYPED:
+		return s.GetUntyped().GetValue(), true
+	}
+	return 0, false
+}
+
+// hasLabels tells whether s has every name/value pair of pairs.
+func hasLabels(s *dto.Metric, pairs []string) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		found := false
+		for _, l := range s.GetLabel() {
+			if l.GetName() == pairs[i] && l.GetValue() == pairs[i+1] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // FetchMetrics GETs http://api/metrics and parses it.
@@ -226,7 +188,8 @@ type Snapshot struct {
 	At time.Time `json:"at"`
 	// Proc is nil without a pid or when /proc could not be read.
 	Proc *Proc `json:"proc,omitempty"`
-	// Metrics holds the selected metrics that were on the page.
+	// Metrics holds the selected metrics that were on the page, each summed
+	// over its label sets (Metrics.Sum).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Errors says what could not be measured.
 	Errors []string `json:"errors,omitempty"`
@@ -253,7 +216,7 @@ func Take(ctx context.Context, pid int, api string) Snapshot {
 		} else {
 			s.Metrics = map[string]float64{}
 			for _, k := range selected {
-				if v, ok := m.Get(k); ok {
+				if v, ok := m.Sum(k); ok {
 					s.Metrics[k] = v
 				}
 			}

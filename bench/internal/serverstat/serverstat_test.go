@@ -34,27 +34,53 @@ func TestParseMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]float64{
-		Goroutines: 42, HeapInuse: 1234500, Connections: 7, Dropped: 7,
-		`wspush_messages_dropped_total{policy="close"}`: 4, "weird": 1,
+		Goroutines: 42, HeapInuse: 1234500, Connections: 7, Dropped: 7, "weird": 1,
 	} {
-		if got, ok := m.Get(name); !ok || got != want {
+		if got, ok := m.Sum(name); !ok || got != want {
 			t.Errorf("%s = %v %v, want %v", name, got, ok, want)
 		}
 	}
-	if _, ok := m.Get("absent"); ok {
+	if _, ok := m.Sum("absent"); ok {
 		t.Error("absent metric found")
+	}
+	if _, err := ParseMetrics(strings.NewReader("x{a=\"b} 1\n")); err == nil {
+		t.Error("a malformed page was accepted")
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	// The command name may hold spaces and parentheses.
-	line := "123 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0"
-	cpu, err := parseStatCPU([]byte(line))
-	if err != nil || cpu != 4 {
-		t.Fatalf("cpu %v %v, want 4", cpu, err)
+func TestMetricsSumLabels(t *testing.T) {
+	m, err := ParseMetrics(strings.NewReader(page + `# TYPE h histogram
+h_bucket{le="+Inf"} 3
+h_sum 1
+h_count 3
+multi{a="1",b="x"} 1
+multi{a="1",b="y"} 2
+multi{a="2",b="x"} 4
+`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := parseStatCPU([]byte("123 (x) S 1")); err == nil {
-		t.Fatal("short line accepted")
+	for _, c := range []struct {
+		labels []string
+		want   float64
+		ok     bool
+	}{
+		{nil, 7, true},
+		{[]string{"a", "1"}, 3, true},
+		{[]string{"b", "x"}, 5, true},
+		{[]string{"a", "1", "b", "y"}, 2, true},
+		{[]string{"a", "3"}, 0, false},
+		{[]string{"c", "1"}, 0, false},
+	} {
+		if got, ok := m.Sum("multi", c.labels...); got != c.want || ok != c.ok {
+			t.Errorf("Sum(multi, %q) = %v %v, want %v %v", c.labels, got, ok, c.want, c.ok)
+		}
+	}
+	if v, ok := m.Sum(Dropped, "policy", "close"); !ok || v != 4 {
+		t.Errorf("dropped{policy=close} = %v %v", v, ok)
+	}
+	if _, ok := m.Sum("h"); ok {
+		t.Error("a histogram was summed")
 	}
 }
 
