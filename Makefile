@@ -19,7 +19,7 @@ run: build
 
 ## build: compile bin/wspushd
 build:
-	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 
 ## deps: install missing test dependencies (redis-server, redis-cli) from Debian packages; as root, else says what to install
 deps:
@@ -87,7 +87,7 @@ BENCH_FLAGS  ?=
 
 ## bench: the standard suite against wspush only (both writer modes), medians of BENCH_ROUNDS rounds
 bench:
-	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
 	rm -rf bench/results/bench.raw
 	bin/bench suite --server wspush=bin/wspushd --rounds $(BENCH_ROUNDS) \
@@ -95,7 +95,7 @@ bench:
 
 ## bench-compare: the standard suite against wspush and every peer in bench/peers, rounds alternating
 bench-compare:
-	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
 	cd bench/peers && $(GO) build -o ../../bin/peer-gorilla ./gorilla
 	cd bench/peers && $(GO) build -o ../../bin/peer-nbio ./nbio
@@ -107,7 +107,7 @@ bench-compare:
 
 ## bench-cluster: broadcast and throughput against 3 wspushd nodes on one Redis and against one node, BENCH_ROUNDS rounds
 bench-cluster:
-	$(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
 	rm -rf bench/results/cluster.raw
 	bin/bench cluster --wspushd bin/wspushd --nodes 3 --rounds $(BENCH_ROUNDS) \

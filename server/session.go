@@ -26,10 +26,12 @@ import (
 type session struct {
 	topics []*hub.Topic // current subscriptions
 
-	ip        netip.Addr    // the client's address (clientIP): what per-IP limits count
-	ipCounted bool          // counted in Server.ips: OnClose releases it
-	claims    *claims       // the connect token's claims; nil when auth is off
-	lim       *rate.Limiter // command rate; created on the first command
+	// counted is the client's address (clientIP) when it holds a place in
+	// Server.ips (the per-IP connection limit), which OnClose gives back;
+	// the zero Addr when it holds none.
+	counted netip.Addr
+	claims  *claims       // the connect token's claims; nil when auth is off
+	lim     *rate.Limiter // command rate; created on the first command
 }
 
 // errTooManySubs is the per-connection subscription cap.
@@ -72,21 +74,22 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	if s.memory.over.Load() {
 		return &wsconn.HTTPError{Status: http.StatusServiceUnavailable, Reason: "memory budget exceeded"}
 	}
-	ss := &session{ip: clientIP(c.RemoteAddr().Addr(), r.ForwardedFor, s.cfg.TrustedProxies)}
+	ip := clientIP(c.RemoteAddr().Addr(), r.ForwardedFor, s.cfg.TrustedProxies)
+	ss := &session{}
 	c.SetValue(ss)
 	lim := s.cfg.Limits
 	now := time.Now()
 	if s.upRate != nil && !s.upRate.AllowN(now, 1) {
 		return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "upgrade rate limit"}
 	}
-	if lim.UpgradeRatePerIP > 0 && !s.ips.allowUpgrade(ss.ip, lim.UpgradeRatePerIP, now) {
+	if lim.UpgradeRatePerIP > 0 && !s.ips.allowUpgrade(ip, lim.UpgradeRatePerIP, now) {
 		return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "upgrade rate limit for this address"}
 	}
 	if lim.MaxConnsPerIP > 0 {
-		if !s.ips.acquire(ss.ip, lim.MaxConnsPerIP) {
+		if !s.ips.acquire(ip, lim.MaxConnsPerIP) {
 			return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "too many connections from this address"}
 		}
-		ss.ipCounted = true
+		ss.counted = ip
 	}
 	q := u.Query()
 	if s.auth != nil {
@@ -170,9 +173,9 @@ func (h *handler) OnClose(c *wsconn.Conn, cause error) {
 		t.Unsubscribe(c)
 	}
 	ss.topics = nil
-	if ss.ipCounted {
-		ss.ipCounted = false
-		h.srv().ips.release(ss.ip)
+	if ss.counted.IsValid() {
+		h.srv().ips.release(ss.counted)
+		ss.counted = netip.Addr{}
 	}
 }
 

@@ -25,14 +25,10 @@ const (
 // it in their callbacks. Send, SendReply, Close, CloseWith and Pending are
 // safe from any goroutine; see the package comment for who runs what.
 type Conn struct {
-	srv  *Server         // immutable
-	poll *netpoll.Poller // immutable once registered
-	// remote is the client's address: the peer's, replaced on the worker
-	// by a PROXY protocol header's before Handler.Accept (the first time the
-	// Conn is seen outside this package); read-only from then on.
-	remote netip.AddrPort
-	fd     int32        // immutable; the socket, closed via fdClose
-	fdRefs atomic.Int32 // users of fd, plus fdClosing; see rawio.go
+	srv    *Server         // immutable
+	poll   *netpoll.Poller // immutable once registered
+	fd     int32           // immutable; the socket, closed via fdClose
+	fdRefs atomic.Int32    // users of fd, plus fdClosing; see rawio.go
 
 	slot  dispatch.Slot // owned by dispatch: the one worker that runs for c
 	state atomic.Int32  // stateHandshake … stateClosed; only moves forward
@@ -55,14 +51,15 @@ type Conn struct {
 	// lastRead is when bytes were last read, in unix nanos. Written by the
 	// worker, read by the sweeper.
 	lastRead atomic.Int64
-	// shardIdx is the position in the server's registry shard; guarded by
-	// that shard's mutex.
-	shardIdx int32
 
 	// Worker-only: touched only on c's dispatch slot (inside Serve).
-	rbuf  *[]byte   // bytes read but not yet parsed (partial frame or request)
-	msg   *[]byte   // payload of a fragmented message being reassembled
-	msgOp ws.OpCode // opcode of the message in msg; 0 when none
+	rbuf *[]byte // bytes read but not yet parsed (partial frame or request)
+	msg  *[]byte // payload of a fragmented message being reassembled
+	// remote is the client's address: the peer's, replaced on the worker
+	// by a PROXY protocol header's before Handler.Accept (the first time the
+	// Conn is seen outside this package); read-only from then on.
+	remote peerAddr
+	msgOp  ws.OpCode // opcode of the message in msg; 0 when none
 	// failed is set when the connection was failed for a protocol error:
 	// from then on input is discarded, never parsed.
 	failed bool
@@ -74,6 +71,10 @@ type Conn struct {
 	// admitted is set while c holds one of the server's MaxConns places;
 	// teardown gives it back.
 	admitted bool
+	// shardIdx is the position in the server's registry shard; guarded by
+	// that shard's mutex. (Placed here, with the bytes above, the Conn
+	// fits the 176-byte size class: see TestConnSize.)
+	shardIdx int32
 
 	w writer // the write side: out queue and writer goroutine (writer.go)
 
@@ -87,7 +88,30 @@ func (c *Conn) SetValue(v any) { c.value.Store(v) }
 func (c *Conn) Value() any { return c.value.Load() }
 
 // RemoteAddr returns the client's address.
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote.addrPort() }
+
+// peerAddr is a client address in 18 bytes (a netip.AddrPort takes 32): the
+// address in its 16-byte form and the port. An IPv4 address is kept mapped
+// and comes back as IPv4; an IPv6 zone is not kept (accepted TCP peers
+// never need it). The zero value is no address.
+type peerAddr struct {
+	ip   [16]byte
+	port uint16
+}
+
+func packAddr(a netip.AddrPort) peerAddr {
+	if !a.IsValid() {
+		return peerAddr{}
+	}
+	return peerAddr{ip: a.Addr().As16(), port: a.Port()}
+}
+
+func (p peerAddr) addrPort() netip.AddrPort {
+	if p == (peerAddr{}) {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(p.ip).Unmap(), p.port)
+}
 
 // Send queues a data frame for delivery. It owns one reference to f in every
 // case and never blocks: when the queue is full it applies the SlowPolicy

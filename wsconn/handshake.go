@@ -107,7 +107,7 @@ func (c *Conn) takeProxyHeader(bp *[]byte, err error) ([]byte, bool) {
 		return nil, false
 	}
 	if src.IsValid() {
-		c.remote = src
+		c.remote = packAddr(src)
 	}
 	c.proxyPending = false
 	data = data[:copy(data, data[n:])]

@@ -284,8 +284,9 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	}
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	c := &Conn{srv: s, fd: int32(fd), remote: sockaddrPort(sa)}
-	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, c.remote.Addr())
+	remote := sockaddrPort(sa)
+	c := &Conn{srv: s, fd: int32(fd), remote: packAddr(remote)}
+	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, remote.Addr())
 	c.w = writer{pol: &s.qpol, flags: wGated}
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())

@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/wspush/wspush/engine/redis"
+	"github.com/wspush/wspush/internal/gctune"
 	"github.com/wspush/wspush/server"
 )
 
@@ -38,6 +40,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := opts.newLogger(stderr)
 	redis.SetLogger(log)
+	gc := "GOGC"
+	if opts.GCHeadroom > 0 && getenv("GOGC") == "" {
+		tuner := gctune.Start(gctune.Config{Headroom: opts.GCHeadroom})
+		defer tuner.Stop()
+		gc = "headroom " + strconv.Itoa(opts.GCHeadroom) + "%"
+	}
 	srv, err := server.New(opts.Server, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
@@ -57,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),
 		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout, "read_timeout", cc.ReadTimeout,
 		"max_message", cc.MaxMessage, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
-		"pprof", cfg.Pprof, "shutdown_timeout", cfg.ShutdownTimeout)
+		"pprof", cfg.Pprof, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)
 
 	if !srv.AuthEnabled() {
 		log.Warn("AUTHENTICATION IS OFF: any client may connect and subscribe to any topic; set --jwt-secret or --jwt-public-key to require connect tokens")

@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/wspush/wspush/internal/gctune"
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/internal/wstest"
 	"github.com/wspush/wspush/server"
@@ -178,6 +180,7 @@ var flagDefaults = map[string]string{
 	"history-ttl":         server.DefaultHistoryTTL.String(),
 	"engine-timeout":      server.DefaultEngineTimeout.String(),
 	"latency-sample":      server.DefaultLatencySample.String(),
+	"gc-headroom":         strconv.Itoa(gctune.DefaultHeadroom),
 }
 
 // helpBlocks splits flag.PrintDefaults output into one block per flag.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wspush/wspush/internal/gctune"
 	"github.com/wspush/wspush/internal/prefixes"
 	"github.com/wspush/wspush/server"
 	"github.com/wspush/wspush/wsconn"
@@ -20,6 +21,10 @@ type Options struct {
 	Server    server.Config
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
+	// GCHeadroom is the heap growth the garbage collector allows between
+	// collections, in percent of the live heap (gctune); 0 leaves the GC
+	// to Go's GOGC. A GOGC variable in the environment wins over it.
+	GCHeadroom int
 }
 
 // envPrefix is prepended to a flag's upper-cased name (dashes become
@@ -56,6 +61,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the API listener")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroom, "heap growth between garbage collections, in `percent` of the live heap, at least 1 MiB and at most 100 (0: Go's GOGC; a GOGC variable wins)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
 	fs.IntVar(&c.Conn.DrainWaves, "drain-waves", wsconn.DefaultDrainWaves, "on shutdown, close clients in this many waves with jitter over half the budget")
 	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "drop clients that have not completed the upgrade request after this long")
