@@ -91,18 +91,19 @@ func (c *conn) appendLocked(b []byte, force bool) bool {
 }
 
 // queueLocked is the coalesce mode's delivery: append b to pending and, if
-// no flush is due yet, put c on its loop's dirty list (waking the loop).
-// It never writes. It reports whether b was queued.
-func (c *conn) queueLocked(b []byte) bool {
+// no flush is due yet, put c on its loop's dirty list. It never writes. It
+// reports whether b was queued, and whether the caller must wake c's loop
+// (markDirty started a new batch).
+func (c *conn) queueLocked(b []byte) (queued, wake bool) {
 	if c.dead || !c.appendLocked(b, false) {
-		return false
+		return false, false
 	}
 	// Handshaking: the 101 carries pending out. outArmed: EPOLLOUT will.
 	if !c.dirty && !c.handshaking && !c.outArmed {
 		c.dirty = true
-		c.l.markDirty(c)
+		wake = c.l.markDirty(c)
 	}
-	return true
+	return true, wake
 }
 
 // flush runs on EPOLLOUT: one write of everything pending.
@@ -201,6 +202,7 @@ type topic struct {
 	seq  uint64
 	subs []subEntry
 	buf  []byte
+	wake []*loop // coalesce mode: loops to wake after the fan-out; reused
 }
 
 // subEntry and subRef link a conn and a topic both ways so unsubscribing is
@@ -264,8 +266,9 @@ func (s *server) unsubscribe(c *conn) {
 
 // Publish implements peerutil.Publisher: frame once into the topic's
 // buffer, then hand the frame to each subscriber: in coalesce mode append
-// it to the connection's pending bytes for its loop to write (queueLocked),
-// in write-per-delivery mode one locked write (or queue) per subscriber.
+// it to the connection's pending bytes for its loop to write (queueLocked)
+// and wake the loops that got a new batch once the fan-out is done, in
+// write-per-delivery mode one locked write (or queue) per subscriber.
 func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 	t := s.topic(name)
 	t.mu.Lock()
@@ -276,20 +279,40 @@ func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 	}
 	t.buf = appendFrame(t.buf[:0], opText, peerutil.MessageLen(name, t.seq, data))
 	t.buf = peerutil.AppendMessage(t.buf, name, t.seq, data)
+	if s.mode == modeCoalesce {
+		return t.seq, t.queue(), nil
+	}
 	n := 0
-	coalesce := s.mode == modeCoalesce
 	for _, e := range t.subs {
 		e.c.mu.Lock()
-		var ok bool
-		if coalesce {
-			ok = e.c.queueLocked(t.buf)
-		} else {
-			ok = e.c.sendLocked(t.buf, false)
+		if e.c.sendLocked(t.buf, false) {
+			n++
 		}
+		e.c.mu.Unlock()
+	}
+	return t.seq, n, nil
+}
+
+// queue is the coalesce mode's fan-out of t.buf (t.mu held): queue it on
+// every subscriber, then wake each loop that got a new batch, once. It
+// returns the number queued.
+func (t *topic) queue() int {
+	n := 0
+	for _, e := range t.subs {
+		e.c.mu.Lock()
+		ok, wake := e.c.queueLocked(t.buf)
 		e.c.mu.Unlock()
 		if ok {
 			n++
 		}
+		if wake {
+			t.wake = append(t.wake, e.c.l)
+		}
 	}
-	return t.seq, n, nil
+	for i, l := range t.wake {
+		l.wake()
+		t.wake[i] = nil
+	}
+	t.wake = t.wake[:0]
+	return n
 }

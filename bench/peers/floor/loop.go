@@ -42,8 +42,9 @@ type loop struct {
 	// Coalesce mode: publishers add connections with new pending bytes to
 	// dirty; the loop swaps the list out and flushes each connection with
 	// one write. woken is set by the publisher that adds to an empty batch
-	// (it then writes wakefd) and cleared by the loop when it takes the
-	// batch, so there is one eventfd write per batch, not per delivery.
+	// (it then writes wakefd, once its fan-out is done) and cleared by the
+	// loop when it takes the batch, so there is at most one eventfd write
+	// per batch, not one per delivery.
 	dmu   sync.Mutex
 	dirty []*conn // guarded by dmu; reused
 	woken bool    // guarded by dmu: a wake for the current batch is on its way
@@ -111,17 +112,16 @@ func (l *loop) wake() {
 	}
 }
 
-// markDirty puts c (whose mu the caller holds) on the dirty list and wakes
-// the loop if this starts a new batch.
-func (l *loop) markDirty(c *conn) {
+// markDirty puts c (whose mu the caller holds) on the dirty list. It
+// reports whether this starts a new batch: then the caller must wake the
+// loop (l.wake), which it may put off until the end of its fan-out.
+func (l *loop) markDirty(c *conn) bool {
 	l.dmu.Lock()
 	l.dirty = append(l.dirty, c)
 	wake := !l.woken
 	l.woken = true
 	l.dmu.Unlock()
-	if wake {
-		l.wake()
-	}
+	return wake
 }
 
 // woke handles a readable eventfd: it resets the counter, then (unless
