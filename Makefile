@@ -93,7 +93,7 @@ bench:
 	bin/bench suite --server wspush=bin/wspushd --rounds $(BENCH_ROUNDS) \
 	  --out-md bench/results/bench.md --json bench/results/bench.json $(BENCH_FLAGS)
 
-## bench-compare: the standard suite against wspush and every peer in bench/peers, rounds alternating
+## bench-compare: the standard suite against wspush and every peer in bench/peers (floor in both modes: coalesce, the yardstick, and write-per-delivery), rounds alternating
 bench-compare:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
@@ -102,7 +102,8 @@ bench-compare:
 	cd bench/peers && $(GO) build -o ../../bin/peer-floor ./floor
 	rm -rf bench/results/compare.raw
 	bin/bench suite --server wspush=bin/wspushd --server gorilla=bin/peer-gorilla \
-	  --server nbio=bin/peer-nbio --server floor=bin/peer-floor --rounds $(BENCH_ROUNDS) \
+	  --server nbio=bin/peer-nbio --server floor=bin/peer-floor \
+	  --server 'floor-write=bin/peer-floor -mode write-per-delivery' --rounds $(BENCH_ROUNDS) \
 	  --out-md bench/results/compare.md --json bench/results/compare.json $(BENCH_FLAGS)
 
 ## bench-cluster: broadcast and throughput against 3 wspushd nodes on one Redis and against one node, BENCH_ROUNDS rounds

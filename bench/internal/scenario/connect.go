@@ -20,6 +20,12 @@ type ConnectConfig struct {
 	Baseline bool `json:"baseline"`
 	// Hold keeps the connections idle this long before measuring.
 	Hold time.Duration `json:"hold_ns"`
+	// KeepaliveHold, when positive, keeps them idle this much longer after
+	// that ("fresh") snapshot and measures again: long enough for a
+	// server's keepalive pings to have gone round several times, so that
+	// idle memory is read in its steady state. The server's CPU over this
+	// hold per keepalive ping sent is reported too.
+	KeepaliveHold time.Duration `json:"keepalive_hold_ns,omitempty"`
 }
 
 // Register adds the connect flags to fs.
@@ -28,6 +34,8 @@ func (c *ConnectConfig) Register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.DialRate, "rate", 0, "connections per second (alias of --dial-rate; 0: max speed)")
 	fs.BoolVar(&c.Baseline, "baseline", false, "measure the server before connecting; per-connection = (plateau - baseline)/n")
 	fs.DurationVar(&c.Hold, "hold", 2*time.Second, "keep the connections idle this long before measuring (let GC settle)")
+	fs.DurationVar(&c.KeepaliveHold, "keepalive-hold", 0, "after the first measurement, keep the connections idle this much longer and measure again "+
+		"(cover 3 of the server's ping intervals; also gives CPU per keepalive from wspush_pings_sent_total); 0: no second measurement")
 }
 
 // Connect runs the connect scenario.
@@ -62,7 +70,16 @@ func connect(ctx context.Context, r *run, cfg ConnectConfig) error {
 	if err := sleepCtx(ctx, cfg.Hold); err != nil {
 		return err
 	}
-	plateau := r.snap(ctx, "plateau")
+	var plateau, ka serverstat.Snapshot
+	if cfg.KeepaliveHold > 0 {
+		plateau = r.snapCounters(ctx, SnapPlateau, keepaliveCounters)
+		if err := sleepCtx(ctx, cfg.KeepaliveHold); err != nil {
+			return err
+		}
+		ka = r.snapCounters(ctx, SnapKeepalive, keepaliveCounters)
+	} else {
+		plateau = r.snap(ctx, SnapPlateau)
+	}
 	m, err := fl.Finish(ctx, fleet.Finish{LastSeq: make([]uint64, len(topics))})
 	if err != nil {
 		return err
@@ -76,6 +93,9 @@ func connect(ctx context.Context, r *run, cfg ConnectConfig) error {
 	}
 	if r.rep.Server != nil && m.Up > 0 {
 		r.rep.Server.PerConn = perConn(base, plateau, cfg.Baseline, float64(m.Up))
+		if cfg.KeepaliveHold > 0 {
+			r.keepaliveFigures(base, plateau, ka, cfg, float64(m.Up))
+		}
 		if v, ok := base.Metric(serverstat.Published); cfg.Baseline && ok && v > 0 {
 			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
 				"the server had already published %.0f messages: memory kept from earlier traffic is reused, so per-connection figures read low", v))
@@ -115,4 +135,22 @@ func perConn(base, plateau serverstat.Snapshot, useBase bool, n float64) map[str
 		out[key] = v / n
 	}
 	return out
+}
+
+// keepaliveFigures adds the per-connection figures after the keepalive
+// hold (under AfterKeepalives keys) and a note on the CPU per keepalive.
+func (r *run) keepaliveFigures(base, plateau, ka serverstat.Snapshot, cfg ConnectConfig, n float64) {
+	for k, v := range perConn(base, ka, cfg.Baseline, n) {
+		r.rep.Server.PerConn[AfterKeepalives+k] = v
+	}
+	us, pings, pongs, ok := KeepaliveCost(plateau, ka)
+	switch {
+	case ok:
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+			"keepalive hold %v: %.0f pings sent, %.0f pongs received; server CPU per keepalive (ping+pong) %.1f µs",
+			cfg.KeepaliveHold, pings, pongs, us))
+	case pings == 0:
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+			"keepalive hold %v: the server sent no ping (is its ping interval over a third of the hold?)", cfg.KeepaliveHold))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wspush/wspush/bench/internal/report"
@@ -123,7 +124,6 @@ func TestAggregateRatiosJudge(t *testing.T) {
 		res[r.ID] = r
 	}
 	for id, want := range map[string]string{
-		"idle-rss":         "met",     // median 900 < 1024
 		"idle-rss-gorilla": "NOT met", // 900 > 0.25 × 3500
 		"tput-floor":       "met",     // 200 >= 0.8 × 250 (exactly)
 		"tput-gorilla":     "NOT met", // 200 < 3 × 75
@@ -169,13 +169,13 @@ func TestPlan(t *testing.T) {
 		s    Scenario
 		args []string
 	}{
-		{full[0], []string{"-n", "19000", "--baseline", "--procs", "2"}},
+		{full[0], []string{"-n", "19000", "--baseline", "--keepalive-hold", "16s", "--procs", "2"}},
 		{full[1], []string{"--duration", "30s", "--procs", "2"}},
 		{full[2], []string{"-n", "1000", "-m", "50", "-s", "128"}},
 		{full[3], []string{"-n", "19000", "-m", "20", "-s", "128", "--rate", "2", "--procs", "2"}},
 		{full[4], []string{"-n", "10000", "--duration", "20s"}},
 		{full[5], []string{"-n", "5000", "-k", "100"}},
-		{quick[0], []string{"-n", "2000", "--baseline", "--timeout"}},
+		{quick[0], []string{"-n", "2000", "--baseline", "--keepalive-hold", "16s", "--timeout"}},
 		{quick[4], []string{"--duration", "5s"}},
 	} {
 		if !has(tc.s, tc.args...) {
@@ -200,18 +200,91 @@ func snap(rss, fds int64, metrics map[string]float64) serverstat.Snapshot {
 	return serverstat.Snapshot{Proc: &serverstat.Proc{RSS: rss, FDs: fds}, Metrics: metrics}
 }
 
+func cpuSnap(cpu float64, metrics map[string]float64) serverstat.Snapshot {
+	return serverstat.Snapshot{Proc: &serverstat.Proc{CPU: cpu}, Metrics: metrics}
+}
+
+// TestIssueTargets judges issue 11's targets for wspush against the
+// coalescing floor, at, above and below each bound.
+func TestIssueTargets(t *testing.T) {
+	const (
+		tput = ScThroughput + ".deliveries_per_s"
+		cpu  = ScThroughput + ".cpu_s_per_million"
+		idle = ScConnect + ".rss_per_conn_keepalive_bytes"
+		base = ScConnect + ".baseline_rss_bytes"
+		conn = ScConnect + ".connects_per_s"
+		p99  = ScBcastLarge + ".latency_p99_ms"
+	)
+	for _, tc := range []struct {
+		target        string
+		metric        string
+		wspush, floor []float64 // rounds (floor: nil for none)
+		want          string
+		bound         float64
+	}{
+		{"tput-floor", tput, []float64{200, 250, 300}, []float64{310, 312, 320}, "met", 249.6},
+		{"tput-floor", tput, []float64{240}, []float64{300}, "met", 240}, // exactly 0.8×
+		{"tput-floor", tput, []float64{239}, []float64{300}, "NOT met", 240},
+		{"tput-floor", tput, []float64{239}, nil, "n/a", math.NaN()},
+		{"cpu-floor", cpu, []float64{3.6}, []float64{3}, "met", 3.6},
+		{"cpu-floor", cpu, []float64{3.7, 3.61, 3.0}, []float64{3}, "NOT met", 3.6},
+		{"idle-rss-keepalive", idle, []float64{600}, nil, "met", 600},
+		{"idle-rss-keepalive", idle, []float64{550, 700, 601}, nil, "NOT met", 600},
+		{"baseline-rss", base, []float64{8 << 20}, nil, "met", 8 << 20},
+		{"baseline-rss", base, []float64{8<<20 + 4096}, nil, "NOT met", 8 << 20},
+		{"connects-floor", conn, []float64{9500}, []float64{10000}, "met", 9500},
+		{"connects-floor", conn, []float64{9400}, []float64{10000}, "NOT met", 9500},
+		{"bcast-floor", p99, []float64{300}, []float64{300}, "met", 300},
+		{"bcast-floor", p99, []float64{301}, []float64{300}, "NOT met", 300},
+	} {
+		runs := runsOf("wspush", strings.Split(tc.metric, ".")[0], strings.Split(tc.metric, ".")[1], tc.wspush...)
+		runs = append(runs, runsOf("floor", strings.Split(tc.metric, ".")[0], strings.Split(tc.metric, ".")[1], tc.floor...)...)
+		// The write-per-delivery floor must not be what the targets use.
+		runs = append(runs, runsOf("floor-write", strings.Split(tc.metric, ".")[0], strings.Split(tc.metric, ".")[1], 1, 1, 1)...)
+		var got *TargetResult
+		res := Judge(Aggregate(runs), "wspush", Targets)
+		for i := range res {
+			if res[i].ID == tc.target {
+				got = &res[i]
+			}
+		}
+		switch {
+		case got == nil:
+			t.Errorf("no target %s", tc.target)
+		case got.Metric != tc.metric:
+			t.Errorf("%s judges %s, want %s", tc.target, got.Metric, tc.metric)
+		case got.Status != tc.want:
+			t.Errorf("%s with wspush %v, floor %v: %s (%+v), want %s", tc.target, tc.wspush, tc.floor, got.Status, *got, tc.want)
+		case got.Bound.OK() != !math.IsNaN(tc.bound) || (got.Bound.OK() && math.Abs(float64(got.Bound)-tc.bound) > 1e-9):
+			t.Errorf("%s: bound %v, want %v", tc.target, got.Bound, tc.bound)
+		}
+	}
+}
+
 func TestExtract(t *testing.T) {
 	sum := stats.Summary{Count: 10, P50: 1.5, P99: 9}
 	conn := &report.Report{
 		Clients: &report.Clients{ConnectsPerSec: 15000, Failed: 2}, Handshake: &sum,
-		Server: &report.Server{PerConn: map[string]float64{"rss_bytes": 750, "heap_inuse_bytes": 500, "goroutines": 0, "fds": 1},
-			Snapshots: map[string]serverstat.Snapshot{"baseline": snap(10<<20, 14, nil)}},
+		Server: &report.Server{PerConn: map[string]float64{"rss_bytes": 750, "heap_inuse_bytes": 500, "goroutines": 0, "fds": 1,
+			"after_keepalives_rss_bytes": 550, "after_keepalives_heap_inuse_bytes": 450},
+			Snapshots: map[string]serverstat.Snapshot{"baseline": snap(10<<20, 14, nil),
+				"plateau":   cpuSnap(2.0, map[string]float64{"wspush_pings_sent_total": 100}),
+				"keepalive": cpuSnap(2.5, map[string]float64{"wspush_pings_sent_total": 50100})}},
 	}
 	m := Extract(ScConnect, conn)
 	for k, want := range map[string]float64{"connects_per_s": 15000, "failed": 2, "handshake_p50_ms": 1.5, "handshake_p99_ms": 9,
-		"rss_per_conn_bytes": 750, "heap_per_conn_bytes": 500, "goroutines_per_conn": 0, "baseline_rss_bytes": 10 << 20} {
+		"rss_per_conn_bytes": 750, "heap_per_conn_bytes": 500, "goroutines_per_conn": 0, "baseline_rss_bytes": 10 << 20,
+		"rss_per_conn_keepalive_bytes": 550, "heap_per_conn_keepalive_bytes": 450, "keepalive_pings": 50000, "cpu_us_per_keepalive": 10} {
 		if got, ok := m[k]; !ok || got != want {
 			t.Errorf("connect %s = %v (%v), want %v", k, got, ok, want)
+		}
+	}
+	// A peer: no keepalive counters, so no pings and no CPU per keepalive.
+	peerConn := &report.Report{Server: &report.Server{Snapshots: map[string]serverstat.Snapshot{
+		"plateau": cpuSnap(1, nil), "keepalive": cpuSnap(1.1, nil)}}}
+	for _, k := range []string{"keepalive_pings", "cpu_us_per_keepalive"} {
+		if v, ok := Extract(ScConnect, peerConn)[k]; ok {
+			t.Errorf("peer connect has %s = %v", k, v)
 		}
 	}
 	// A peer: no /metrics, so no heap, goroutines or "settled".

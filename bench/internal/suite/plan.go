@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/scenario"
 )
 
 // Scenario IDs of the standard suite, in the order they run against each
@@ -92,6 +93,17 @@ var QuickSizes = Sizes{
 	RecoverN: 200, RecoverM: 50,
 }
 
+// Keepalives: the suite starts wspushd servers with --ping-interval
+// WspushdPingInterval, and the connect step of every server reads idle
+// memory a second time KeepaliveHold after the first reading (after its
+// 2 s hold), which covers three of those ping intervals; the server's CPU
+// over that hold per ping sent is the CPU per keepalive. Every server gets
+// the same hold, so the conditions are equal.
+const (
+	WspushdPingInterval = 5 * time.Second
+	KeepaliveHold       = 16 * time.Second
+)
+
 // procsFor spreads more than ~9,000 connections over two client
 // processes: each process, like the server, is capped at 20,000 open files.
 // Churn uses it for its total cycles, so that they come from two source
@@ -111,7 +123,7 @@ func Plan(sz Sizes) []Scenario {
 	secs := func(d time.Duration) int { return int(d / time.Second) }
 	sc := []Scenario{
 		{ID: ScConnect, Command: "connect", Title: fmt.Sprintf("connect %s, idle memory", thousands(sz.ConnectN)),
-			Args: append([]string{"-n", itoa(sz.ConnectN), "--baseline"}, procsFor(sz.ConnectN)...), Seconds: 5},
+			Args: append([]string{"-n", itoa(sz.ConnectN), "--baseline", "--keepalive-hold", KeepaliveHold.String()}, procsFor(sz.ConnectN)...), Seconds: 5},
 		{ID: ScChurn, Command: "churn", Title: fmt.Sprintf("churn %d/s for %s", sz.ChurnRate, dur(sz.ChurnDuration)),
 			Args:        append([]string{"--rate", itoa(sz.ChurnRate), "--duration", dur(sz.ChurnDuration)}, procsFor(sz.ChurnRate*secs(sz.ChurnDuration))...),
 			WspushdArgs: []string{"--server-gc"}, Seconds: secs(sz.ChurnDuration)},
@@ -173,14 +185,7 @@ func Extract(id string, r *report.Report) map[string]float64 {
 			m["handshake_p50_ms"], m["handshake_p99_ms"] = h.P50, h.P99
 		}
 		if s := r.Server; s != nil {
-			for k, key := range map[string]string{"rss_bytes": "rss_per_conn_bytes", "heap_inuse_bytes": "heap_per_conn_bytes", "goroutines": "goroutines_per_conn"} {
-				if v, ok := s.PerConn[k]; ok {
-					m[key] = v
-				}
-			}
-			if b, ok := s.Snapshots["baseline"]; ok && b.Proc != nil {
-				m["baseline_rss_bytes"] = float64(b.Proc.RSS)
-			}
+			extractIdle(m, s)
 		}
 	case ScChurn:
 		if c := r.Churn; c != nil {
@@ -267,6 +272,31 @@ func boolNum(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// extractIdle puts the connect scenario's server figures into m: the
+// baseline, idle memory per connection fresh and after keepalives, and
+// the CPU per keepalive over the keepalive hold.
+func extractIdle(m map[string]float64, s *report.Server) {
+	for k, key := range map[string]string{
+		"rss_bytes": "rss_per_conn_bytes", "heap_inuse_bytes": "heap_per_conn_bytes", "goroutines": "goroutines_per_conn",
+		scenario.AfterKeepalives + "rss_bytes":        "rss_per_conn_keepalive_bytes",
+		scenario.AfterKeepalives + "heap_inuse_bytes": "heap_per_conn_keepalive_bytes",
+	} {
+		if v, ok := s.PerConn[k]; ok {
+			m[key] = v
+		}
+	}
+	if b, ok := s.Snapshots["baseline"]; ok && b.Proc != nil {
+		m["baseline_rss_bytes"] = float64(b.Proc.RSS)
+	}
+	us, pings, _, ok := scenario.KeepaliveCost(s.Snapshots[scenario.SnapPlateau], s.Snapshots[scenario.SnapKeepalive])
+	if pings >= 0 {
+		m["keepalive_pings"] = pings
+	}
+	if ok {
+		m["cpu_us_per_keepalive"] = us
+	}
 }
 
 // extractRecover puts the recover scenario's figures into m.

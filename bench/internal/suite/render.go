@@ -40,6 +40,8 @@ func Format(d MetricDef, v float64) string {
 		return fmt.Sprintf("%.2f s", v)
 	case UnitSec:
 		return fmt.Sprintf("%.3f s", v)
+	case UnitUs:
+		return fmt.Sprintf("%.1f µs", v)
 	case UnitPerCon:
 		return fmt.Sprintf("%.2f", v)
 	case UnitBool:
@@ -327,7 +329,8 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 	}
 	fmt.Fprintf(w, "## Commands\n\n")
 	fmt.Fprintf(w, "Each server was started on free loopback ports (peers: `-listen 127.0.0.1:0 -api-listen 127.0.0.1:0`;"+
-		" wspushd: `--listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof`), then each scenario ran as:\n\n```sh\n")
+		" wspushd: `--listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof`, and `--ping-interval %s` unless given;"+
+		" each server's exact command is under Servers below), then each scenario ran as:\n\n```sh\n", WspushdPingInterval)
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(w, "%s\n", r.commandTemplate(sc))
 		if len(sc.WspushdArgs) > 0 {

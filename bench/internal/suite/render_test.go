@@ -31,6 +31,7 @@ func TestFormat(t *testing.T) {
 		{UnitBool, 1, "yes"},
 		{UnitBool, 0, "no"},
 		{UnitBool, 0.5, "50%"},
+		{UnitUs, 10.04, "10.0 µs"},
 		{UnitMs, math.NaN(), "n/a"},
 		{UnitRate, math.Inf(1), "n/a"},
 	} {
@@ -65,7 +66,7 @@ func TestMarkdownSmall(t *testing.T) {
 		"### connect 2,000, idle memory",
 		`| metric | ws\|push |`,
 		"targets are stated for the full sizes",
-		"| idle RSS per connection under 1 KB (on-demand writer) | n/a | 1024 B | n/a: no connect.rss_per_conn_bytes for ws|push in this run |",
+		"| idle RSS per connection at 19,000, read after three ping intervals, at most 600 B | n/a | 600 B | n/a: no connect.rss_per_conn_keepalive_bytes for ws|push in this run |",
 		"Per-run reports, outputs and server logs: `bench/results/x.raw`.",
 	} {
 		if !strings.Contains(md, strings.ReplaceAll(want, "for ws|push", `for ws\|push`)) {

@@ -85,7 +85,9 @@ type Config struct {
 
 // Register adds the suite's flags to fs.
 func (c *Config) Register(fs *flag.FlagSet) {
-	fs.Func("server", "server to run, `name=path [args]` (repeatable; a binary named wspushd* is started as wspushd, anything else as a bench peer)", func(s string) error {
+	fs.Func("server", "server to run, `name=path [args]` (repeatable; a binary named wspushd* is started as wspushd, with --ping-interval "+
+		WspushdPingInterval.String()+" unless args set it, so that connect's second idle-memory reading, "+KeepaliveHold.String()+
+		" later, comes after three ping intervals; anything else as a bench peer)", func(s string) error {
 		sp, err := ParseServerSpec(s)
 		if err == nil {
 			c.Servers = append(c.Servers, sp)
@@ -174,6 +176,9 @@ func (c *Config) validate() error {
 func (c *Config) entries() []ServerSpec {
 	var out []ServerSpec
 	for _, s := range c.Servers {
+		if s.Kind == KindWspushd {
+			s.Args = withPingInterval(s.Args)
+		}
 		out = append(out, s)
 		if s.Kind != KindWspushd || c.Persistent == PersistentOff || slices.ContainsFunc(s.Args, func(a string) bool {
 			return strings.HasPrefix(strings.TrimLeft(a, "-"), "writer")
@@ -188,6 +193,15 @@ func (c *Config) entries() []ServerSpec {
 		out = append(out, v)
 	}
 	return out
+}
+
+// withPingInterval puts --ping-interval WspushdPingInterval before a
+// wspushd's own arguments, unless they set the interval themselves.
+func withPingInterval(args []string) []string {
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "ping-interval") }) {
+		return args
+	}
+	return append([]string{"--ping-interval", WspushdPingInterval.String()}, args...)
 }
 
 // plan is the standard suite at the configured size, restricted by Only.

@@ -58,7 +58,7 @@ func fakeReport(server, id string, round int) *report.Report {
 		r.Checks = nil
 		r.Clients = &report.Clients{ConnectsPerSec: v.conns * k}
 		r.Handshake = &sum
-		r.Server = &report.Server{PerConn: map[string]float64{"rss_bytes": v.rss * k}}
+		r.Server = &report.Server{PerConn: map[string]float64{"rss_bytes": v.rss * k, "after_keepalives_rss_bytes": v.rss * k * 0.7}}
 	case ScChurn:
 		r.Checks = nil
 		r.Churn = &report.Churn{CyclesPerSec: 1000}
@@ -185,8 +185,8 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 	for _, tr := range res.Targets {
 		status[tr.ID] = tr.Status
 	}
-	for id, want := range map[string]string{"idle-rss": "met", "idle-rss-gorilla": "met", "tput-floor": "met", "tput-gorilla": "met",
-		"connects-floor": "met", "bcast-floor": "NOT met", "bcast-nbio": "n/a", "churn-fds": "met", "churn-heap": "n/a"} {
+	for id, want := range map[string]string{"idle-rss-keepalive": "met", "idle-rss-gorilla": "met", "tput-floor": "met", "tput-gorilla": "met",
+		"connects-floor": "met", "bcast-floor": "NOT met", "bcast-nbio": "n/a", "churn-fds": "met", "churn-heap": "n/a", "cpu-floor": "n/a"} {
 		if status[id] != want {
 			t.Errorf("target %s %q, want %q", id, status[id], want)
 		}
@@ -205,16 +205,19 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 		"# bench suite: wspush against gorilla, floor",
 		"- command: `bin/bench suite --rounds 2`",
 		"| metric | wspush | wspush-persistent | gorilla | floor |",
-		"| idle RSS per connection | 800 B (720 B – 880 B) | 3800 B (3420 B – 4180 B) | 12000 B (10800 B – 13200 B) | 1800 B (1620 B – 1980 B) |",
+		"| idle RSS per connection, fresh | 800 B (720 B – 880 B) | 3800 B (3420 B – 4180 B) | 12000 B (10800 B – 13200 B) | 1800 B (1620 B – 1980 B) |",
+		"| idle RSS per connection after keepalives | 560 B (504 B – 616 B) | 2660 B (2394 B – 2926 B) | 8400 B (7560 B – 9240 B) | 1260 B (1134 B – 1386 B) |",
+		"| idle RSS per connection at 19,000, read after three ping intervals, at most 600 B | 560 B | 600 B | met |",
 		"| metric | wspush | wspush / gorilla | wspush / floor |",
 		"3.12× better (target ≥3.00: met)",
-		"| broadcast to 19,000: p99 at most 1.2× the floor's | 300 ms | 240 ms (1.20× floor) | NOT met |",
+		"| broadcast to 19,000: per-delivery p99 at most 1.0× the floor's | 300 ms | 200 ms (1.00× floor) | NOT met |",
 		"round 1 floor slow: no report",
 		"round 2 gorilla throughput: checks failed: fake",
 		"bin/bench churn --rate 1000 --duration 30s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"#   against wspushd also: --server-gc",
 		"bin/bench throughput -n 10000 --duration 20s --publishers 4 -s 128 --procs 2 --timeout 8m --duration 1s",
-		"- wspush-persistent: `bin/wspushd --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof --writer persistent` (only connect)",
+		"- wspush-persistent: `bin/wspushd --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof --ping-interval 5s --writer persistent` (only connect)",
+		"bin/bench connect -n 19000 --baseline --keepalive-hold 16s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"[2 of 3 rounds]",
 	} {
 		if !strings.Contains(string(md), want) {
@@ -284,9 +287,15 @@ func TestConfig(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	e := c.entries()
-	if len(e) != 3 || e[1].Name != "wspush-persistent" || len(e[1].Only) != 0 || !slices.Equal(e[1].Args, []string{"--writer", "persistent"}) {
+	if len(e) != 3 || e[1].Name != "wspush-persistent" || len(e[1].Only) != 0 || !slices.Equal(e[1].Args, []string{"--ping-interval", "5s", "--writer", "persistent"}) ||
+		!slices.Equal(e[0].Args, []string{"--ping-interval", "5s"}) || !slices.Equal(e[2].Args, []string{"-loops", "2"}) {
 		t.Errorf("entries %+v", e)
 	}
+	c.Servers[0].Args = []string{"--ping-interval=25s"}
+	if e := c.entries(); !slices.Equal(e[0].Args, []string{"--ping-interval=25s"}) {
+		t.Errorf("a wspushd that sets its own ping interval got %q", e[0].Args)
+	}
+	c.Servers[0].Args = nil
 	p := c.plan()
 	if len(p) != 2 || p[1].ID != ScThroughput || !slices.Equal(p[1].Args[len(p[1].Args)-4:], []string{"--duration", "10s", "--publishers", "8"}) {
 		t.Errorf("plan %+v", p)

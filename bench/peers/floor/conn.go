@@ -10,7 +10,9 @@ import (
 )
 
 // conn is one client socket. The loop-only fields are touched only by the
-// owning loop's goroutine; the rest are guarded by mu.
+// owning loop's goroutine; the rest are guarded by mu, which publishers
+// (net/http handler goroutines) and the owning loop both take. Lock order:
+// topic.mu, then conn.mu, then loop.dmu.
 type conn struct {
 	fd int
 	l  *loop
@@ -24,9 +26,11 @@ type conn struct {
 	mu          sync.Mutex
 	dead        bool   // closed, or failed and shut down awaiting the loop
 	handshaking bool   // 101 not yet sent: queue, do not write
-	pending     []byte // bytes not yet written; pending[poff:] is unsent
+	pending     []byte // bytes not yet written; pending[poff:] is unsent; reused across flushes
 	poff        int
-	outArmed    bool // EPOLLOUT requested
+	outArmed    bool   // EPOLLOUT requested: the loop flushes pending on EPOLLOUT
+	dirty       bool   // coalesce mode: on the owning loop's dirty list, a flush is due
+	writes      uint64 // write syscalls that carried frames to this socket (tests read it)
 }
 
 // queued is the number of unsent pending bytes; mu must be held.
@@ -44,24 +48,17 @@ func (c *conn) send(b []byte) bool {
 // (or for the part the kernel did not take) appends to pending and arms
 // EPOLLOUT. Unless force is set, a frame that would push pending past
 // maxPending is dropped whole, so frame boundaries stay intact. It reports
-// whether b was written or queued.
+// whether b was written or queued. This is the write-per-delivery path, and
+// the loop's own path for control frames in both modes.
 func (c *conn) sendLocked(b []byte, force bool) bool {
 	if c.dead {
 		return false
 	}
 	if c.handshaking || c.queued() > 0 {
-		if !force && c.queued()+len(b) > c.l.s.maxPending {
-			c.l.s.drops.Add(1)
-			return false
-		}
-		if c.poff > 0 && c.poff >= len(c.pending)/2 {
-			n := copy(c.pending, c.pending[c.poff:])
-			c.pending, c.poff = c.pending[:n], 0
-		}
-		c.pending = append(c.pending, b...)
-		return true
+		return c.appendLocked(b, force)
 	}
 	n, err := write(c.fd, b)
+	c.writes++
 	if err != nil {
 		if !errors.Is(err, unix.EAGAIN) {
 			c.failLocked()
@@ -77,6 +74,38 @@ func (c *conn) sendLocked(b []byte, force bool) bool {
 	return true
 }
 
+// appendLocked queues b behind what is pending; unless force is set, a
+// frame that would push pending past maxPending is dropped whole (and
+// counted). It reports whether b was queued.
+func (c *conn) appendLocked(b []byte, force bool) bool {
+	if !force && c.queued()+len(b) > c.l.s.maxPending {
+		c.l.s.drops.Add(1)
+		return false
+	}
+	if c.poff > 0 && c.poff >= len(c.pending)/2 {
+		n := copy(c.pending, c.pending[c.poff:])
+		c.pending, c.poff = c.pending[:n], 0
+	}
+	c.pending = append(c.pending, b...)
+	return true
+}
+
+// queueLocked is the coalesce mode's delivery: append b to pending and, if
+// no flush is due yet, put c on its loop's dirty list. It never writes. It
+// reports whether b was queued, and whether the caller must wake c's loop
+// (markDirty started a new batch).
+func (c *conn) queueLocked(b []byte) (queued, wake bool) {
+	if c.dead || !c.appendLocked(b, false) {
+		return false, false
+	}
+	// Handshaking: the 101 carries pending out. outArmed: EPOLLOUT will.
+	if !c.dirty && !c.handshaking && !c.outArmed {
+		c.dirty = true
+		wake = c.l.markDirty(c)
+	}
+	return true, wake
+}
+
 // flush runs on EPOLLOUT: one write of everything pending.
 func (c *conn) flush() {
 	c.mu.Lock()
@@ -84,23 +113,47 @@ func (c *conn) flush() {
 	if c.dead || c.handshaking {
 		return
 	}
-	if c.queued() > 0 {
+	c.writePendingLocked()
+}
+
+// flushDirty runs on the loop for a conn taken off its dirty list: one
+// write of everything pending, unless EPOLLOUT is armed (then the EPOLLOUT
+// flush writes it) or the conn is gone.
+func (c *conn) flushDirty() {
+	c.mu.Lock()
+	c.dirty = false
+	if !c.dead && !c.handshaking && !c.outArmed {
+		c.writePendingLocked()
+	}
+	c.mu.Unlock()
+}
+
+// writePendingLocked makes one write of everything pending. What the
+// kernel does not take stays queued with EPOLLOUT armed; once nothing is
+// left, pending is emptied (keeping its capacity, up to 1 MiB, for reuse)
+// and EPOLLOUT disarmed.
+func (c *conn) writePendingLocked() {
+	if q := c.queued(); q > 0 {
 		n, err := write(c.fd, c.pending[c.poff:])
+		c.writes++
 		if err != nil && !errors.Is(err, unix.EAGAIN) {
 			c.failLocked()
 			return
 		}
-		if n > 0 {
-			c.poff += n
+		c.poff += n
+		if n < q {
+			c.l.s.eagain.Add(1)
 		}
 	}
-	if c.queued() == 0 {
-		c.pending, c.poff = c.pending[:0], 0
-		if cap(c.pending) > 1<<20 {
-			c.pending = nil // do not pin a burst's worth of memory
-		}
-		c.armLocked(false)
+	if c.queued() > 0 {
+		c.armLocked(true)
+		return
 	}
+	c.pending, c.poff = c.pending[:0], 0
+	if cap(c.pending) > 1<<20 {
+		c.pending = nil // do not pin a burst's worth of memory
+	}
+	c.armLocked(false)
 }
 
 // armLocked switches EPOLLOUT interest on or off.
@@ -149,6 +202,7 @@ type topic struct {
 	seq  uint64
 	subs []subEntry
 	buf  []byte
+	wake []*loop // coalesce mode: loops to wake after the fan-out; reused
 }
 
 // subEntry and subRef link a conn and a topic both ways so unsubscribing is
@@ -211,7 +265,10 @@ func (s *server) unsubscribe(c *conn) {
 }
 
 // Publish implements peerutil.Publisher: frame once into the topic's
-// buffer, then one locked write (or queue) per subscriber.
+// buffer, then hand the frame to each subscriber: in coalesce mode append
+// it to the connection's pending bytes for its loop to write (queueLocked)
+// and wake the loops that got a new batch once the fan-out is done, in
+// write-per-delivery mode one locked write (or queue) per subscriber.
 func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 	t := s.topic(name)
 	t.mu.Lock()
@@ -222,6 +279,9 @@ func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 	}
 	t.buf = appendFrame(t.buf[:0], opText, peerutil.MessageLen(name, t.seq, data))
 	t.buf = peerutil.AppendMessage(t.buf, name, t.seq, data)
+	if s.mode == modeCoalesce {
+		return t.seq, t.queue(), nil
+	}
 	n := 0
 	for _, e := range t.subs {
 		e.c.mu.Lock()
@@ -231,4 +291,28 @@ func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 		e.c.mu.Unlock()
 	}
 	return t.seq, n, nil
+}
+
+// queue is the coalesce mode's fan-out of t.buf (t.mu held): queue it on
+// every subscriber, then wake each loop that got a new batch, once. It
+// returns the number queued.
+func (t *topic) queue() int {
+	n := 0
+	for _, e := range t.subs {
+		e.c.mu.Lock()
+		ok, wake := e.c.queueLocked(t.buf)
+		e.c.mu.Unlock()
+		if ok {
+			n++
+		}
+		if wake {
+			t.wake = append(t.wake, e.c.l)
+		}
+	}
+	for i, l := range t.wake {
+		l.wake()
+		t.wake[i] = nil
+	}
+	t.wake = t.wake[:0]
+	return n
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,18 +22,32 @@ const (
 	epollOut = epollIn | unix.EPOLLOUT
 )
 
-// loop is one epoll event loop. Everything here except wakefd is touched
-// only by the loop's own goroutine.
+// loop is one epoll event loop. The fields above mu are touched only by
+// the loop's own goroutine (wakefd is also written by any goroutine, and
+// stopping is atomic).
 type loop struct {
-	s      *server
-	epfd   int
-	lnfd   int
-	wakefd int
-	spare  int     // reserved fd, given up to shed a connection on EMFILE
-	conns  []*conn // indexed by fd
-	events [256]unix.EpollEvent
-	rbuf   []byte
-	ctl    [2 + maxControl]byte // scratch for pong and close frames
+	s        *server
+	epfd     int
+	lnfd     int
+	wakefd   int     // eventfd: markDirty and stop wake the loop through it
+	spare    int     // reserved fd, given up to shed a connection on EMFILE
+	conns    []*conn // indexed by fd
+	events   [256]unix.EpollEvent
+	rbuf     []byte
+	ctl      [2 + maxControl]byte // scratch for pong and close frames
+	evbuf    [8]byte              // scratch for reading wakefd
+	flushing []*conn              // the dirty list being flushed; swapped with dirty, reused
+	stopping atomic.Bool          // set by stop before it wakes the loop
+
+	// Coalesce mode: publishers add connections with new pending bytes to
+	// dirty; the loop swaps the list out and flushes each connection with
+	// one write. woken is set by the publisher that adds to an empty batch
+	// (it then writes wakefd, once its fan-out is done) and cleared by the
+	// loop when it takes the batch, so there is at most one eventfd write
+	// per batch, not one per delivery.
+	dmu   sync.Mutex
+	dirty []*conn // guarded by dmu; reused
+	woken bool    // guarded by dmu: a wake for the current batch is on its way
 }
 
 func newLoop(s *server, lnfd int) (*loop, error) {
@@ -74,10 +90,70 @@ func (l *loop) release() {
 	}
 }
 
-// wake makes run return; safe from any goroutine.
+// stop makes run return; safe from any goroutine.
+func (l *loop) stop() {
+	l.stopping.Store(true)
+	l.wake()
+}
+
+// eventOne is the 8-byte 1 written to an eventfd; never modified (a
+// shared array, so that a wake allocates nothing even where the slice
+// escapes, as under -race).
+var eventOne = [8]byte{1}
+
+// wake adds one to the eventfd, which makes it readable. EAGAIN means the
+// counter is already (absurdly) high, so the loop is woken anyway.
 func (l *loop) wake() {
-	one := [8]byte{1}
-	_, _ = unix.Write(l.wakefd, one[:])
+	for {
+		_, err := unix.Write(l.wakefd, eventOne[:])
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// markDirty puts c (whose mu the caller holds) on the dirty list. It
+// reports whether this starts a new batch: then the caller must wake the
+// loop (l.wake), which it may put off until the end of its fan-out.
+func (l *loop) markDirty(c *conn) bool {
+	l.dmu.Lock()
+	l.dirty = append(l.dirty, c)
+	wake := !l.woken
+	l.woken = true
+	l.dmu.Unlock()
+	return wake
+}
+
+// woke handles a readable eventfd: it resets the counter, then (unless
+// stopping) flushes the dirty batch. It reports whether to keep running.
+func (l *loop) woke() bool {
+	for {
+		_, err := unix.Read(l.wakefd, l.evbuf[:])
+		if !errors.Is(err, unix.EINTR) {
+			break // read, or EAGAIN: already reset
+		}
+	}
+	if l.stopping.Load() {
+		return false
+	}
+	l.flushDirty()
+	return true
+}
+
+// flushDirty takes the current dirty batch and makes one write per
+// connection of everything pending on it. The eventfd was reset before
+// the batch is taken, so a connection marked after the swap wakes the
+// loop again.
+func (l *loop) flushDirty() {
+	l.dmu.Lock()
+	l.flushing, l.dirty = l.dirty, l.flushing
+	l.woken = false
+	l.dmu.Unlock()
+	for i, c := range l.flushing {
+		c.flushDirty()
+		l.flushing[i] = nil
+	}
+	l.flushing = l.flushing[:0]
 }
 
 func (l *loop) run() {
@@ -95,7 +171,9 @@ func (l *loop) run() {
 			ev := l.events[i]
 			switch fd := int(ev.Fd); fd {
 			case l.wakefd:
-				return
+				if !l.woke() {
+					return
+				}
 			case l.lnfd:
 				l.accept()
 			default:
@@ -122,18 +200,26 @@ func (l *loop) accept() {
 			return
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &conn{fd: fd, l: l, handshaking: true}
-		if fd >= len(l.conns) {
-			grown := make([]*conn, max(fd+1, 2*len(l.conns), 1024))
-			copy(grown, l.conns)
-			l.conns = grown
-		}
-		l.conns[fd] = c
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: epollIn, Fd: int32(fd)}); err != nil {
-			l.conns[fd] = nil
-			_ = unix.Close(fd)
-		}
+		l.add(fd)
 	}
+}
+
+// add makes fd one of the loop's connections, awaiting its upgrade
+// request; on failure it closes fd and returns nil.
+func (l *loop) add(fd int) *conn {
+	c := &conn{fd: fd, l: l, handshaking: true}
+	if fd >= len(l.conns) {
+		grown := make([]*conn, max(fd+1, 2*len(l.conns), 1024))
+		copy(grown, l.conns)
+		l.conns = grown
+	}
+	l.conns[fd] = c
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: epollIn, Fd: int32(fd)}); err != nil {
+		l.conns[fd] = nil
+		_ = unix.Close(fd)
+		return nil
+	}
+	return c
 }
 
 // shed accepts and immediately closes one connection using the spare fd,

@@ -13,21 +13,32 @@
 //     is closed) and ping (answered with a pong); data frames are skipped
 //     without buffering;
 //   - the publish API is a plain net/http server. Its handler frames each
-//     publish once, into a per-topic buffer, and writes the same bytes to
-//     every subscriber directly with one write syscall each.
+//     publish once, into a per-topic buffer, and hands the same bytes to
+//     every subscriber.
+//
+// Delivery modes (-mode). coalesce, the default: the frame is appended to
+// the connection's pending bytes and the connection is put on its loop's
+// dirty list; the loop, woken through an eventfd, makes ONE write per
+// dirty connection carrying everything pending, so publishes that arrive
+// while the loop is busy share a write, as wspush's writers do.
+// write-per-delivery: the handler writes to every subscriber directly, one
+// write syscall each.
 //
 // Concurrency: per-connection write state (pending bytes, EPOLLOUT arming,
-// the dead flag, and closing the fd) is guarded by a per-connection mutex
-// that publishers and the owning loop both take; publishers never go
-// through the loop. A topic's mutex is held across seq assignment and the
-// whole fan-out, which gives per-topic seq order. Lock order: topic, then
-// connection. When a write would block, the rest of the frame and any
-// later frames are appended to the connection's pending buffer, and the
-// loop writes the pending bytes coalesced in one write on EPOLLOUT. A
-// connection whose pending bytes would exceed -max-pending misses that
-// whole frame (counted as a drop, printed to stderr on exit).
+// the dirty mark, the dead flag, and closing the fd) is guarded by a
+// per-connection mutex that publishers and the owning loop both take;
+// in write-per-delivery mode publishers write to sockets themselves. Each
+// loop's dirty list has its own small mutex. A topic's mutex is held
+// across seq assignment and the whole fan-out, which gives per-topic seq
+// order. Lock order: topic, then connection, then the loop's dirty list.
+// When a write would block, the rest of the frame and any later frames
+// stay in the connection's pending buffer, and the loop writes the pending
+// bytes coalesced in one write on EPOLLOUT. A connection whose pending
+// bytes would exceed -max-pending misses that whole frame (counted as a
+// drop, printed to stderr on exit).
 //
-// The steady-state delivery path (lock, write, unlock) allocates nothing.
+// The steady-state delivery path allocates nothing in either mode (pending
+// buffers and dirty lists are reused).
 package main
 
 import (
@@ -64,12 +75,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	<-ctx.Done()
 	err = s.stop()
-	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN\n",
-		s.drops.Load(), s.eagain.Load())
+	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN (mode %s)\n",
+		s.drops.Load(), s.eagain.Load(), s.mode)
 	return err
 }
 
+// Delivery modes (-mode).
+const (
+	// modeCoalesce queues each delivery and lets the connection's loop
+	// write everything pending with one write per connection.
+	modeCoalesce = "coalesce"
+	// modeWritePerDelivery writes each delivery from the publisher, one
+	// write syscall per subscriber per publish.
+	modeWritePerDelivery = "write-per-delivery"
+)
+
 type server struct {
+	mode       string // modeCoalesce or modeWritePerDelivery
 	maxPending int
 	wsAddr     string
 	api        *peerutil.Server
@@ -89,13 +111,17 @@ func start(args []string) (*server, error) {
 	addrs.Register(fs)
 	nloops := fs.Int("loops", runtime.GOMAXPROCS(0), "epoll loop goroutines, each with its own SO_REUSEPORT listener")
 	maxPending := fs.Int("max-pending", 8<<20, "bytes a connection may have queued before further frames to it are dropped")
+	mode := fs.String("mode", modeCoalesce, "delivery: coalesce (queue; the loop makes one write per connection for everything pending) or write-per-delivery (one write per subscriber per publish)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if *nloops < 1 || *maxPending < 1 {
 		return nil, errors.New("-loops and -max-pending must be positive")
 	}
-	s := &server{maxPending: *maxPending, topics: make(map[string]*topic)}
+	if *mode != modeCoalesce && *mode != modeWritePerDelivery {
+		return nil, fmt.Errorf("-mode %q: want %s or %s", *mode, modeCoalesce, modeWritePerDelivery)
+	}
+	s := &server{mode: *mode, maxPending: *maxPending, topics: make(map[string]*topic)}
 	lnfds, addr, err := listenReusePort(addrs.WS, *nloops)
 	if err != nil {
 		return nil, err
@@ -136,7 +162,7 @@ func start(args []string) (*server, error) {
 func (s *server) stop() error {
 	err := s.api.Close(5 * time.Second)
 	for _, l := range s.loops {
-		l.wake()
+		l.stop()
 	}
 	s.wg.Wait()
 	return err

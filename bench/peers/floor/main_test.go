@@ -23,6 +23,14 @@ func TestProtocol(t *testing.T) { peertest.ProtocolSuite(t, run) }
 // TestProtocolManyLoops spreads connections over more loops than cores.
 func TestProtocolManyLoops(t *testing.T) { peertest.ProtocolSuite(t, run, "-loops", "3") }
 
+// TestProtocolWritePerDelivery runs the suite in the other delivery mode.
+func TestProtocolWritePerDelivery(t *testing.T) {
+	peertest.ProtocolSuite(t, run, "-mode", modeWritePerDelivery, "-loops", "3")
+}
+
+// modes are both delivery modes, for tests that run in each.
+var modes = []string{modeCoalesce, modeWritePerDelivery}
+
 // startServer starts the peer in-process and returns it for inspection.
 func startServer(t *testing.T, extra ...string) (*server, *peertest.Peer) {
 	t.Helper()
@@ -65,7 +73,13 @@ func dialSmallWindow(t *testing.T, p *peertest.Peer, topics string) *websocket.C
 // client that is not reading: writes must hit EAGAIN, queue in pending,
 // and drain on EPOLLOUT in order and byte-exact once the client reads.
 func TestBackpressure(t *testing.T) {
-	s, p := startServer(t, "-max-pending", "64000000")
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { testBackpressure(t, mode) })
+	}
+}
+
+func testBackpressure(t *testing.T, mode string) {
+	s, p := startServer(t, "-max-pending", "64000000", "-mode", mode)
 	c := dialSmallWindow(t, p, "bp")
 	data := `"` + strings.Repeat("b", 64<<10) + `"`
 	const n = 160 // ~10 MiB: more than tcp_wmem max + a 4 KiB window
@@ -97,7 +111,13 @@ func TestBackpressure(t *testing.T) {
 // TestPendingCapDrops: past -max-pending whole frames are dropped for that
 // connection; what it does get stays framed, exact and in seq order.
 func TestPendingCapDrops(t *testing.T) {
-	s, p := startServer(t, "-max-pending", "300000")
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { testPendingCapDrops(t, mode) })
+	}
+}
+
+func testPendingCapDrops(t *testing.T, mode string) {
+	s, p := startServer(t, "-max-pending", "300000", "-mode", mode)
 	c := dialSmallWindow(t, p, "cap")
 	data := `"` + strings.Repeat("c", 64<<10) + `"`
 	for i := 0; i < 200 && s.drops.Load() == 0; i++ {
@@ -229,11 +249,13 @@ func expectFrame(t *testing.T, br *bufio.Reader, b0 byte, payload string) {
 	}
 }
 
-// TestPublishSteadyStateAllocs checks the yardstick claim: once a topic's
-// frame buffer has grown, a publish (frame once, one locked write per
-// subscriber) allocates nothing, however many subscribers there are.
+// TestPublishSteadyStateAllocs checks the yardstick claim in
+// write-per-delivery mode on a running server: once a topic's frame buffer
+// has grown, a publish (frame once, one locked write per subscriber)
+// allocates nothing, however many subscribers there are. (Coalesce mode:
+// TestCoalesceSteadyStateAllocs, which also covers the loop's flush.)
 func TestPublishSteadyStateAllocs(t *testing.T) {
-	s, p := startServer(t)
+	s, p := startServer(t, "-mode", modeWritePerDelivery)
 	const subs = 20
 	for i := 0; i < subs; i++ {
 		c := p.MustDial(t, "alloc")

@@ -1,0 +1,108 @@
+package scenario
+
+// Keepalive figures of the connect scenario: a second snapshot after
+// --keepalive-hold (idle memory once the server's keepalive pings have
+// gone round) and the server's CPU per keepalive over that hold.
+
+import (
+	"context"
+	"strings"
+
+	"github.com/wspush/wspush/bench/internal/serverstat"
+)
+
+// Names of the connect scenario's server snapshots and per-connection keys.
+const (
+	// SnapPlateau is the snapshot after --hold ("fresh").
+	SnapPlateau = "plateau"
+	// SnapKeepalive is the snapshot after a further --keepalive-hold.
+	SnapKeepalive = "keepalive"
+	// AfterKeepalives prefixes the per-connection figures (PerConn keys)
+	// read from SnapKeepalive, e.g. "after_keepalives_rss_bytes".
+	AfterKeepalives = "after_keepalives_"
+)
+
+// Keepalive counters of wspushd, read from /metrics into the plateau and
+// keepalive snapshots (summed over their label sets and over nodes).
+const (
+	// PingsSent is wspush_pings_sent_total{how="direct"|"queued"}.
+	PingsSent = "wspush_pings_sent_total"
+	// PongsReceived is wspush_pongs_received_total.
+	PongsReceived = "wspush_pongs_received_total"
+)
+
+var keepaliveCounters = []string{PingsSent, PongsReceived}
+
+// labelledSum returns the sum of name's series on a parsed /metrics page
+// (`name{...}` for every label set, or the bare `name` when it has no
+// labelled series), and whether there was any.
+func labelledSum(m serverstat.Metrics, name string) (float64, bool) {
+	sum, found := 0.0, false
+	for k, v := range m {
+		if rest, ok := strings.CutPrefix(k, name); ok && strings.HasPrefix(rest, "{") {
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return m.Get(name)
+	}
+	return sum, true
+}
+
+// counters reads names from every api's /metrics and sums each over the
+// pages; a name missing from any page (or a page that does not answer,
+// e.g. a peer without /metrics) is left out.
+func counters(ctx context.Context, apis []string, names []string) map[string]float64 {
+	out := map[string]float64{}
+	for i, api := range apis {
+		m, err := serverstat.FetchMetrics(ctx, api)
+		if err != nil {
+			return nil
+		}
+		for _, name := range names {
+			v, ok := labelledSum(m, name)
+			_, had := out[name]
+			switch {
+			case ok && (i == 0 || had):
+				out[name] += v
+			case had:
+				delete(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// snapCounters is snap with the named counters added to the snapshot's
+// metrics (they are not among those serverstat selects). The counters are
+// read first, then the process numbers and the rest.
+func (r *run) snapCounters(ctx context.Context, name string, names []string) serverstat.Snapshot {
+	extra := counters(ctx, r.c.apiList(), names)
+	s := serverstat.TakeAll(ctx, r.c.ServerPID, r.c.apiList())
+	if len(extra) > 0 {
+		if s.Metrics == nil {
+			s.Metrics = map[string]float64{}
+		}
+		for k, v := range extra {
+			s.Metrics[k] = v
+		}
+	}
+	if r.rep.Server != nil {
+		r.rep.Server.Add(name, s)
+	}
+	return s
+}
+
+// KeepaliveCost is the server's CPU per keepalive between two snapshots:
+// CPU seconds (user+system, from /proc) over the increase of
+// wspush_pings_sent_total, in microseconds, with the pings and pongs
+// counted in between. ok is false when either snapshot lacks the process
+// numbers or the counter, or no ping was sent.
+func KeepaliveCost(before, after serverstat.Snapshot) (usPerPing, pings, pongs float64, ok bool) {
+	pings = metricDelta(before, after, PingsSent)
+	pongs = metricDelta(before, after, PongsReceived)
+	if before.Proc == nil || after.Proc == nil || pings <= 0 {
+		return 0, pings, pongs, false
+	}
+	return (after.Proc.CPU - before.Proc.CPU) / pings * 1e6, pings, pongs, true
+}

@@ -1,0 +1,136 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wspush/wspush/bench/internal/serverstat"
+	"github.com/wspush/wspush/server"
+	"github.com/wspush/wspush/wsconn"
+)
+
+func TestLabelledSum(t *testing.T) {
+	page := `# HELP wspush_pings_sent_total Keepalive pings sent.
+# TYPE wspush_pings_sent_total counter
+wspush_pings_sent_total{how="direct"} 7
+wspush_pings_sent_total{how="queued"} 3
+wspush_pongs_received_total 9
+wspush_pings_sent_total_other 100
+`
+	m, err := serverstat.ParseMetrics(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		want float64
+		ok   bool
+	}{
+		{PingsSent, 10, true},
+		{PongsReceived, 9, true},
+		{"wspush_absent_total", 0, false},
+	} {
+		if got, ok := labelledSum(m, tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	// Only labelled series (a parser that keeps no bare sum).
+	if got, ok := labelledSum(serverstat.Metrics{`x{a="1"}`: 2, `x{a="2"}`: 5}, "x"); got != 7 || !ok {
+		t.Errorf("labelled only: %v %v", got, ok)
+	}
+}
+
+// metricsServer serves page at /metrics.
+func metricsServer(t *testing.T, page string) string {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, page)
+	}))
+	t.Cleanup(ts.Close)
+	return strings.TrimPrefix(ts.URL, "http://")
+}
+
+func TestCountersSumOverNodes(t *testing.T) {
+	a := metricsServer(t, "wspush_pings_sent_total{how=\"direct\"} 4\nwspush_pongs_received_total 4\n")
+	b := metricsServer(t, "wspush_pings_sent_total{how=\"queued\"} 6\n")
+	got := counters(context.Background(), []string{a, b}, keepaliveCounters)
+	if len(got) != 1 || got[PingsSent] != 10 {
+		t.Errorf("two nodes: %v, want only pings = 10 (pongs missing on one page)", got)
+	}
+	none := metricsServer(t, "")
+	if got := counters(context.Background(), []string{none}, keepaliveCounters); len(got) != 0 {
+		t.Errorf("a page without them: %v", got)
+	}
+	nf := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(nf.Close)
+	bad := strings.TrimPrefix(nf.URL, "http://")
+	if got := counters(context.Background(), []string{a, bad}, keepaliveCounters); got != nil {
+		t.Errorf("a node without /metrics: %v", got)
+	}
+}
+
+func TestKeepaliveCost(t *testing.T) {
+	snap := func(cpu float64, pings float64, proc bool) serverstat.Snapshot {
+		s := serverstat.Snapshot{Metrics: map[string]float64{PingsSent: pings, PongsReceived: pings - 1}}
+		if proc {
+			s.Proc = &serverstat.Proc{CPU: cpu}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after serverstat.Snapshot
+		us, pings     float64
+		ok            bool
+	}{
+		{"20k pings in 0.2 s", snap(1.0, 1000, true), snap(1.2, 21000, true), 10, 20000, true},
+		{"no ping", snap(1.0, 5, true), snap(1.1, 5, true), 0, 0, false},
+		{"no proc", snap(1.0, 5, false), snap(1.1, 50, true), 0, 45, false},
+		{"no counter", serverstat.Snapshot{Proc: &serverstat.Proc{}}, serverstat.Snapshot{Proc: &serverstat.Proc{CPU: 1}}, 0, -1, false},
+	} {
+		us, pings, _, ok := KeepaliveCost(tc.before, tc.after)
+		if ok != tc.ok || pings != tc.pings || (ok && (us < tc.us-1e-6 || us > tc.us+1e-6)) {
+			t.Errorf("%s: %v µs, %v pings, %v; want %v, %v, %v", tc.name, us, pings, ok, tc.us, tc.pings, tc.ok)
+		}
+	}
+}
+
+// TestConnectKeepaliveHold: a server pinging every 200 ms; after the
+// keepalive hold the report has the second snapshot with the counters,
+// the per-connection figures after keepalives and the CPU note.
+func TestConnectKeepaliveHold(t *testing.T) {
+	s := startServerWith(t, server.Config{Conn: wsconn.Config{PingInterval: 200 * time.Millisecond, SweepInterval: 20 * time.Millisecond}})
+	const n = 30
+	cc := ConnectConfig{Common: common(t, s, n, 1), Baseline: true, Hold: 50 * time.Millisecond, KeepaliveHold: 700 * time.Millisecond}
+	rep, err := Connect(context.Background(), cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv := rep.Server
+	pl, ka := sv.Snapshots[SnapPlateau], sv.Snapshots[SnapKeepalive]
+	if _, ok := ka.Metric(PingsSent); !ok {
+		t.Fatalf("keepalive snapshot lacks %s: %+v", PingsSent, ka)
+	}
+	us, pings, pongs, ok := KeepaliveCost(pl, ka)
+	if !ok || pings < n || pongs < n || us <= 0 {
+		t.Errorf("keepalive cost %v µs over %v pings, %v pongs (%v)", us, pings, pongs, ok)
+	}
+	if v := sv.PerConn[AfterKeepalives+"wspush_connections"]; v != 1 {
+		t.Errorf("after keepalives, wspush_connections per connection %v, want 1 (%+v)", v, sv.PerConn)
+	}
+	if _, ok := sv.PerConn[AfterKeepalives+"rss_bytes"]; !ok {
+		t.Errorf("no RSS per connection after keepalives: %+v", sv.PerConn)
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "server CPU per keepalive (ping+pong)") {
+		t.Errorf("notes %q", rep.Notes)
+	}
+}
