@@ -6,7 +6,6 @@ package scenario
 
 import (
 	"context"
-	"strings"
 
 	"github.com/wspush/wspush/bench/internal/serverstat"
 )
@@ -33,22 +32,6 @@ const (
 
 var keepaliveCounters = []string{PingsSent, PongsReceived}
 
-// labelledSum returns the sum of name's series on a parsed /metrics page
-// (`name{...}` for every label set, or the bare `name` when it has no
-// labelled series), and whether there was any.
-func labelledSum(m serverstat.Metrics, name string) (float64, bool) {
-	sum, found := 0.0, false
-	for k, v := range m {
-		if rest, ok := strings.CutPrefix(k, name); ok && strings.HasPrefix(rest, "{") {
-			sum, found = sum+v, true
-		}
-	}
-	if !found {
-		return m.Get(name)
-	}
-	return sum, true
-}
-
 // counters reads names from every api's /metrics and sums each over the
 // pages; a name missing from any page (or a page that does not answer,
 // e.g. a peer without /metrics) is left out.
@@ -60,7 +43,7 @@ func counters(ctx context.Context, apis []string, names []string) map[string]flo
 			return nil
 		}
 		for _, name := range names {
-			v, ok := labelledSum(m, name)
+			v, ok := m.Sum(name)
 			_, had := out[name]
 			switch {
 			case ok && (i == 0 || had):

@@ -14,37 +14,6 @@ import (
 	"github.com/wspush/wspush/wsconn"
 )
 
-func TestLabelledSum(t *testing.T) {
-	page := `# HELP wspush_pings_sent_total Keepalive pings sent.
-# TYPE wspush_pings_sent_total counter
-wspush_pings_sent_total{how="direct"} 7
-wspush_pings_sent_total{how="queued"} 3
-wspush_pongs_received_total 9
-wspush_pings_sent_total_other 100
-`
-	m, err := serverstat.ParseMetrics(strings.NewReader(page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		want float64
-		ok   bool
-	}{
-		{PingsSent, 10, true},
-		{PongsReceived, 9, true},
-		{"wspush_absent_total", 0, false},
-	} {
-		if got, ok := labelledSum(m, tc.name); got != tc.want || ok != tc.ok {
-			t.Errorf("%s: %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
-	// Only labelled series (a parser that keeps no bare sum).
-	if got, ok := labelledSum(serverstat.Metrics{`x{a="1"}`: 2, `x{a="2"}`: 5}, "x"); got != 7 || !ok {
-		t.Errorf("labelled only: %v %v", got, ok)
-	}
-}
-
 // metricsServer serves page at /metrics.
 func metricsServer(t *testing.T, page string) string {
 	t.Helper()
