@@ -130,7 +130,9 @@ func (p *Poller) setHandlerLocked(fd int, h Handler) {
 		if h == nil {
 			return
 		}
-		n := max(i+1, 2*len(p.handlers), 64)
+		// A quarter more, not double: the table is memory per
+		// connection, and descriptor numbers grow one at a time.
+		n := max(i+1, len(p.handlers)+len(p.handlers)/4, 64)
 		grown := make([]Handler, n)
 		copy(grown, p.handlers)
 		p.handlers = grown

@@ -28,8 +28,9 @@ type session struct {
 
 	// counted is the client's address (clientIP) when it holds a place in
 	// Server.ips (the per-IP connection limit), which OnClose gives back;
-	// the zero Addr when it holds none.
-	counted netip.Addr
+	// nil when it holds none (the limit is off by default: a pointer keeps
+	// the session in the 48-byte size class).
+	counted *netip.Addr
 	claims  *claims       // the connect token's claims; nil when auth is off
 	lim     *rate.Limiter // command rate; created on the first command
 }
@@ -89,7 +90,7 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 		if !s.ips.acquire(ip, lim.MaxConnsPerIP) {
 			return &wsconn.HTTPError{Status: http.StatusTooManyRequests, Reason: "too many connections from this address"}
 		}
-		ss.counted = ip
+		ss.counted = &ip
 	}
 	q := u.Query()
 	if s.auth != nil {
@@ -173,9 +174,9 @@ func (h *handler) OnClose(c *wsconn.Conn, cause error) {
 		t.Unsubscribe(c)
 	}
 	ss.topics = nil
-	if ss.counted.IsValid() {
-		h.srv().ips.release(ss.counted)
-		ss.counted = netip.Addr{}
+	if ss.counted != nil {
+		h.srv().ips.release(*ss.counted)
+		ss.counted = nil
 	}
 }
 

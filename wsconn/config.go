@@ -117,8 +117,10 @@ type Config struct {
 	// MaxHandshake is the largest upgrade request, in bytes; larger ones are
 	// refused with HTTP 431. Zero means DefaultMaxHandshake.
 	MaxHandshake int
-	// PingInterval is how often the server pings each connection. Zero
-	// means DefaultPingInterval; negative turns pings off.
+	// PingInterval is how often the server pings each connection that
+	// sent nothing since the last ping round (a pong counts as something
+	// for the round after it only). Zero means DefaultPingInterval;
+	// negative turns pings off.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection from which nothing was read for this
 	// long. Zero means DefaultIdleTimeout; negative turns it off.

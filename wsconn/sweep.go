@@ -76,10 +76,19 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 			c.closeWith(idleClose, false)
 			return
 		}
-		if ping && silent >= s.cfg.PingInterval {
+		if ping && s.cfg.pingDue(silent) {
 			c.ping()
 		}
 	}
+}
+
+// pingDue reports whether a connection silent this long gets the ping of
+// this round. Rounds are PingInterval apart, so one sweep of slack lets a
+// connection whose pong arrived just after the last round be pinged again
+// in this one: an answering client gets a ping every interval, not every
+// other one.
+func (c *Config) pingDue(silent time.Duration) bool {
+	return silent >= c.PingInterval-c.SweepInterval
 }
 
 // ping sends a keepalive. A connection with nothing queued and no writer

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -29,5 +30,27 @@ func TestPeerAddrRoundTrip(t *testing.T) {
 	}
 	if got := packAddr(netip.AddrPort{}).addrPort(); got.IsValid() {
 		t.Errorf("no address comes back as %s", got)
+	}
+}
+
+// TestPingDue: rounds are PingInterval apart; a connection that answered
+// the last round's ping (silent a little less than an interval) is pinged
+// again, one that read within the last interval less a sweep is not.
+func TestPingDue(t *testing.T) {
+	cfg := Config{PingInterval: 25 * time.Second, SweepInterval: time.Second}
+	for _, tc := range []struct {
+		silent time.Duration
+		want   bool
+	}{
+		{25 * time.Second, true},
+		{25*time.Second - 3*time.Millisecond, true}, // ponged right after the last round
+		{24 * time.Second, true},
+		{24*time.Second - time.Millisecond, false},
+		{10 * time.Second, false},
+		{0, false},
+	} {
+		if got := cfg.pingDue(tc.silent); got != tc.want {
+			t.Errorf("silent %v: due %v, want %v", tc.silent, got, tc.want)
+		}
 	}
 }
