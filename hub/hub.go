@@ -45,6 +45,11 @@ type Config struct {
 	// Timeout bounds the hub's own calls into the engine (filling a gap).
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
+	// BeginFanout and EndFanout, when set, are called around the fan-out
+	// of every publication (outside the topic's lock), so that subscribers
+	// that batch their writes write once per fan-out: the server passes
+	// its wsconn.Server's BeginBatch and EndBatch.
+	BeginFanout, EndFanout func()
 	// Latency samples publications for the delivery-latency histograms: a
 	// sampled one's frame carries a probe from its arrival here to each
 	// socket write. Nil samples nothing.
@@ -62,6 +67,8 @@ type Hub struct {
 	encodeReset func(topic string, pos engine.Position) *bpool.Frame // immutable; may be nil
 	timeout     time.Duration                                        // immutable
 	latency     *latency.Recorder                                    // immutable; may be nil
+	beginFanout func()                                               // immutable; may be nil
+	endFanout   func()                                               // immutable; may be nil
 	gapsFilled  atomic.Int64
 	resets      atomic.Int64
 	eng         engine.Engine // immutable after New
@@ -122,6 +129,7 @@ func New(cfg Config, enc Encoder) (*Hub, error) {
 		n = DefaultShards
 	}
 	h := &Hub{encode: enc, encodeReset: cfg.EncodeReset, timeout: cfg.Timeout, latency: cfg.Latency, shards: make([]shard, n),
+		beginFanout: cfg.BeginFanout, endFanout: cfg.EndFanout,
 		seed: maphash.MakeSeed(), max: int64(cfg.MaxTopics)}
 	if h.timeout <= 0 {
 		h.timeout = DefaultTimeout

@@ -546,3 +546,40 @@ func mustHub(cfg hub.Config, enc hub.Encoder) *hub.Hub {
 	}
 	return h
 }
+
+// fanoutSub records whether each Send ran inside a fan-out bracket.
+type fanoutSub struct {
+	open   *int
+	inside []bool
+}
+
+func (s *fanoutSub) Send(f *bpool.Frame) bool {
+	s.inside = append(s.inside, *s.open > 0)
+	f.Release()
+	return true
+}
+
+// TestFanoutHooks: every publication's sends happen between BeginFanout
+// and EndFanout, each called once per publication.
+func TestFanoutHooks(t *testing.T) {
+	var open, begins, ends int
+	h := mustHub(hub.Config{
+		BeginFanout: func() { open++; begins++ },
+		EndFanout:   func() { open--; ends++ },
+	}, protocol.NewDeliveryFrame)
+	subs := []*fanoutSub{{open: &open}, {open: &open}}
+	for _, s := range subs {
+		mustSubscribe(t, h, "f", s)
+	}
+	for i := 0; i < 3; i++ {
+		mustPublish(t, h, "f", `1`)
+	}
+	if begins != 3 || ends != 3 || open != 0 {
+		t.Fatalf("begins %d, ends %d, open %d; want 3, 3, 0", begins, ends, open)
+	}
+	for i, s := range subs {
+		if len(s.inside) != 3 || !s.inside[0] || !s.inside[1] || !s.inside[2] {
+			t.Fatalf("subscriber %d: sends inside a fan-out %v, want 3 of 3", i, s.inside)
+		}
+	}
+}

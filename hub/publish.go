@@ -52,6 +52,10 @@ func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
 	if t == nil {
 		return engine.Delivery{}
 	}
+	if h.beginFanout != nil {
+		h.beginFanout()
+		defer h.endFanout() // after t.mu is released (defers run last first)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.dead {

@@ -93,6 +93,7 @@ var (
 	descDropped     = prometheus.NewDesc("wspush_messages_dropped_total", "Messages dropped by the slow-consumer policy, by policy.", []string{"policy"}, nil)
 	descLost        = prometheus.NewDesc("wspush_messages_lost_total", "Messages discarded because their connection closed before delivery.", nil, nil)
 	descSlowClosed  = prometheus.NewDesc("wspush_slow_consumer_closes_total", "Connections closed as slow consumers.", nil, nil)
+	descWrites      = prometheus.NewDesc("wspush_socket_writes_total", "writev calls that wrote to client sockets; wspush_messages_delivered_total over this is deliveries per write.", nil, nil)
 	descWriteErr    = prometheus.NewDesc("wspush_write_errors_total", "Socket writes that failed or timed out.", nil, nil)
 	descCloseSent   = prometheus.NewDesc("wspush_close_codes_sent_total", "Close frames sent, by code.", []string{"code"}, nil)
 	descCloseRecv   = prometheus.NewDesc("wspush_close_codes_received_total", "Close frames received, by code.", []string{"code"}, nil)
@@ -118,7 +119,7 @@ var (
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
-		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWriteErr,
+		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descWrites, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
 		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout} {
 		ch <- d
@@ -152,6 +153,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedClose.Load(), "close")
 	counter(descLost, st.LostClosed.Load())
 	counter(descSlowClosed, st.SlowClosed.Load())
+	counter(descWrites, st.Writes.Load())
 	counter(descWriteErr, st.WriteErrors.Load())
 	for i := 0; i < wsconn.CloseSlots; i++ {
 		code := closeLabel(wsconn.SlotCode(i))

@@ -73,11 +73,6 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.brokerLag = newBrokerLag()
 	s.latency = latency.NewRecorder(cfg.LatencySample)
-	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
-		NewEngine: s.newEngine, EncodeReset: encodeReset, Latency: s.latency}, protocol.NewDeliveryFrame)
-	if err != nil {
-		return nil, err
-	}
 	ws, err := wsconn.NewServer(cfg.Conn, wsconn.ServerOptions{
 		Handler:  (*handler)(s),
 		Logger:   logger,
@@ -87,6 +82,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.ws = ws
+	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
+		NewEngine: s.newEngine, EncodeReset: encodeReset, Latency: s.latency,
+		BeginFanout: ws.BeginBatch, EndFanout: ws.EndBatch}, protocol.NewDeliveryFrame)
+	if err != nil {
+		ws.Shutdown(context.Background())
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	return s, nil
 }

@@ -117,7 +117,7 @@ func (p peerAddr) addrPort() netip.AddrPort {
 // case and never blocks: when the queue is full it applies the SlowPolicy
 // (a CloseSlow close is started here and finished on the connection's slot).
 // It reports whether f was queued. Send implements hub.Subscriber.
-func (c *Conn) Send(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindData)) }
+func (c *Conn) Send(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindData), true) }
 
 // SendReply queues an application reply (a command ack or error) as a text
 // frame with payload p. Replies keep their order with deliveries and are never
@@ -136,15 +136,17 @@ func (c *Conn) SendFrames(f *bpool.Frame) bool { return c.sendControl(f) }
 
 // sendControl queues a frame that is never dropped (pong, ping, reply). It
 // owns one reference to f.
-func (c *Conn) sendControl(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindControl)) }
+func (c *Conn) sendControl(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindControl), false) }
 
-// afterPush acts on what a push did: start the writer goroutine, or close a
-// slow consumer. It reports whether the frame was queued.
-func (c *Conn) afterPush(r pushResult) bool {
+// afterPush acts on what a push did: hand the claimed write side to a
+// flusher (flush.go), or close a slow consumer. A data frame inside a
+// batch (Server.BeginBatch) waits for the batch's end; anything else wakes
+// the flusher now. It reports whether the frame was queued.
+func (c *Conn) afterPush(r pushResult, data bool) bool {
 	switch r {
 	case pushed, pushedStart:
 		if r.started() {
-			c.startWriter()
+			c.handOff(!data || c.srv.batches.Load() == 0)
 		}
 		return true
 	case pushSlow:
@@ -153,11 +155,20 @@ func (c *Conn) afterPush(r pushResult) bool {
 	return false
 }
 
-// startWriter launches the writer goroutine; push or open said to, so
+// startWriter hands on the write side that a push, open or claim took, so
 // there is never a second writer on the socket.
-func (c *Conn) startWriter() {
-	c.srv.stats.Writers.Add(1)
-	go c.w.run(c)
+func (c *Conn) startWriter() { c.handOff(true) }
+
+// handOff passes the claimed write side to whoever writes: a flusher on
+// demand (woken now when ring, else at the batch's end), the connection's
+// own goroutine when writers are persistent.
+func (c *Conn) handOff(ring bool) {
+	if c.srv.qpol.persistent {
+		c.srv.stats.Writers.Add(1)
+		go c.w.run(c)
+		return
+	}
+	c.srv.list(c, ring)
 }
 
 // Pending reports how many frames are queued for the connection.

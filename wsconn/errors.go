@@ -29,6 +29,10 @@ var (
 	ErrShutdown = errors.New("wsconn: server shutting down")
 )
 
+// errWouldBlock is a flusher's write that found the socket full (the rest
+// goes to a writer goroutine).
+var errWouldBlock = errors.New("wsconn: socket full")
+
 // errEOF is the read side's end of stream.
 var errEOF = io.EOF
 

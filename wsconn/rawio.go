@@ -116,7 +116,8 @@ const maxIovecs = 256
 // so an exited writer leaves nothing allocated behind.
 type rawWriter struct {
 	iov   []unix.Iovec
-	bufs  [][]byte      // what is left to write
+	bufs  [][]byte      // the batch's buffers, from the start of the pooled array
+	rest  [][]byte      // what is left to write: a suffix of bufs
 	ready chan struct{} // signalled by the poller (EventWrite) or teardown
 	timer *time.Timer   // write deadline while waiting; nil until first wait
 }
@@ -138,20 +139,19 @@ func writev(fd int32, iov []unix.Iovec) (int, error) {
 	return int(n), nil
 }
 
-// writeBatch writes every buffer in w.bufs with as few writev calls as the
-// socket allows, waiting for writability when the kernel buffer is full.
-// WriteTimeout bounds the time without progress, not the batch: every wait
-// that follows bytes written starts a fresh timeout, so a slow but steadily
-// reading client is not taken for a stuck one. It implements socket.
-func (c *Conn) writeBatch(w *rawWriter) error {
+// writeBatch writes every buffer in w.rest with as few writev calls as the
+// socket allows. With wait it waits for writability when the kernel buffer
+// is full; WriteTimeout bounds the time without progress, not the batch:
+// every wait that follows bytes written starts a fresh timeout, so a slow
+// but steadily reading client is not taken for a stuck one. Without wait a
+// full socket returns errWouldBlock and w.rest is what is left. It
+// implements socket.
+func (c *Conn) writeBatch(w *rawWriter, wait bool) error {
 	progress := true // the first wait gets a full timeout
 	var deadline time.Time
-	// bufs is what is left; w.bufs keeps its start, so the pooled scratch
-	// keeps its capacity.
-	bufs := w.bufs
-	for len(bufs) > 0 {
+	for len(w.rest) > 0 {
 		w.iov = w.iov[:0]
-		for _, b := range bufs {
+		for _, b := range w.rest {
 			if len(w.iov) == maxIovecs {
 				break
 			}
@@ -172,8 +172,11 @@ func (c *Conn) writeBatch(w *rawWriter) error {
 		c.fdRelease()
 		switch {
 		case err == nil:
+			c.srv.stats.Writes.Add(1)
 		case errors.Is(err, unix.EINTR):
 			continue
+		case errors.Is(err, unix.EAGAIN) && !wait:
+			return errWouldBlock
 		case errors.Is(err, unix.EAGAIN):
 			if progress {
 				deadline = time.Now().Add(c.srv.cfg.WriteTimeout)
@@ -187,7 +190,7 @@ func (c *Conn) writeBatch(w *rawWriter) error {
 			return os.NewSyscallError("writev", err)
 		}
 		progress = progress || n > 0
-		bufs = advance(bufs, n)
+		w.rest = advance(w.rest, n)
 	}
 	return nil
 }
@@ -249,7 +252,7 @@ func (c *Conn) waitWritable(w *rawWriter, deadline time.Time) error {
 // writeBatch advances a copy, so entries past len were cleared before.
 func putWriter(w *rawWriter) {
 	clear(w.bufs)
-	w.bufs = w.bufs[:0]
+	w.bufs, w.rest = w.bufs[:0], nil
 	w.iov = w.iov[:0]
 	writerPool.Put(w)
 }

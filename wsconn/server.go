@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,6 +64,10 @@ type Server struct {
 	stats   Stats
 	polls   *netpoll.Group
 	disp    *dispatch.Dispatcher
+	// flushers write what pushes queued on idle connections (flush.go);
+	// the slice is immutable after NewServer.
+	flushers []flusher
+	batches  atomic.Int32 // open BeginBatch calls
 
 	shards      [registryShards]connShard
 	upgradedNow atomic.Int64 // connections holding a MaxConns place (Conn.admitted)
@@ -123,6 +128,7 @@ func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
 		s.polls.Close()
 		return nil, err
 	}
+	s.startFlushers(runtime.GOMAXPROCS(0))
 	s.wg.Add(1)
 	go s.sweepLoop()
 	return s, nil

@@ -9,17 +9,20 @@ import (
 // Stats counts what a Server's connections did. Every field is updated
 // atomically by connection goroutines and may be read at any time.
 type Stats struct {
-	Accepted        atomic.Int64 // TCP connections accepted
-	Upgraded        atomic.Int64 // successful upgrades
-	Open            atomic.Int64 // connections currently registered (any state)
-	Delivered       atomic.Int64 // data messages written to sockets
-	DroppedOldest   atomic.Int64 // messages dropped by drop-oldest
-	DroppedNewest   atomic.Int64 // messages dropped by drop-newest
-	DroppedClose    atomic.Int64 // messages discarded by the close policy
-	LostClosed      atomic.Int64 // messages discarded because the connection closed first
-	SlowClosed      atomic.Int64 // connections closed as slow consumers
-	WriteErrors     atomic.Int64 // writes that failed or timed out
-	Writers         atomic.Int64 // writer goroutines running now
+	Accepted      atomic.Int64 // TCP connections accepted
+	Upgraded      atomic.Int64 // successful upgrades
+	Open          atomic.Int64 // connections currently registered (any state)
+	Delivered     atomic.Int64 // data messages written to sockets
+	DroppedOldest atomic.Int64 // messages dropped by drop-oldest
+	DroppedNewest atomic.Int64 // messages dropped by drop-newest
+	DroppedClose  atomic.Int64 // messages discarded by the close policy
+	LostClosed    atomic.Int64 // messages discarded because the connection closed first
+	SlowClosed    atomic.Int64 // connections closed as slow consumers
+	WriteErrors   atomic.Int64 // writes that failed or timed out
+	Writers       atomic.Int64 // writer goroutines running now
+	// Writes counts writev calls that wrote to a client socket; Delivered
+	// over Writes is how many deliveries one write carries.
+	Writes          atomic.Int64
 	HandshakeFailed atomic.Int64 // upgrade requests refused or malformed (answered with an HTTP error)
 	// HandshakeTimeouts counts connections dropped because the upgrade
 	// request was not complete within HandshakeTimeout.

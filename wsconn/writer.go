@@ -287,6 +287,18 @@ func (w *writer) releaseClaim(rest *bpool.Frame) bool {
 	return false
 }
 
+// keepClaim is for a flusher that wrote a batch: it keeps the write side
+// (and reports true) when more was queued meanwhile, else gives it back.
+func (w *writer) keepClaim() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items != nil {
+		return true
+	}
+	w.flags &^= wRunning
+	return false
+}
+
 // take hands the goroutine everything pending. With nothing pending it
 // returns the doorbell to wait on (persistent), or nil when the goroutine
 // must exit (on-demand, or the connection is ending).
@@ -385,8 +397,9 @@ func (w *writer) len() int {
 
 // socket is what the writer goroutine drains into: the connection.
 type socket interface {
-	// writeBatch writes every buffer in rw.bufs (see rawio.go).
-	writeBatch(rw *rawWriter) error
+	// writeBatch writes rw.rest (see rawio.go); without wait it returns
+	// errWouldBlock, with rw.rest what is left, when the socket is full.
+	writeBatch(rw *rawWriter, wait bool) error
 	// wroteFinal runs once the final frame is out.
 	wroteFinal()
 	// writeFailed ends the connection after a write error or timeout.
@@ -399,58 +412,98 @@ type socket interface {
 // on the doorbell. It exits after the final frame or a write error, and
 // always releases every frame it took.
 func (w *writer) run(s socket) {
-	st := w.pol.stats
-	defer st.Writers.Add(-1)
+	defer w.pol.stats.Writers.Add(-1)
 	// Yield once before the first write: the goroutine that started us is
 	// usually a publish still fanning out (or a burst of publishes), and
 	// frames that arrive meanwhile join this writer's first writev. Measured
 	// A/B at 10,000 subscribers: +70% deliveries/s, -35% CPU per delivery,
 	// about +7% on a single broadcast's p99 (BENCHMARKS.md).
 	runtime.Gosched()
+	w.loop(s, nil, nil)
+}
+
+// resume is the goroutine a flusher starts when the socket filled up: it
+// finishes the batch the flusher began (items, and rw's unwritten rest),
+// waiting for the socket, then carries on as the connection's writer.
+func (w *writer) resume(s socket, items *[]entry, rw *rawWriter) {
+	defer w.pol.stats.Writers.Add(-1)
+	w.loop(s, items, rw)
+}
+
+// loop writes batches until the queue is empty (on-demand), the final frame
+// is out or a write fails. items and rw, when not nil, are a batch begun
+// elsewhere.
+func (w *writer) loop(s socket, items *[]entry, rw *rawWriter) {
 	for {
-		items, wake := w.take()
 		if items == nil {
-			if wake == nil {
-				return
+			var wake chan struct{}
+			items, wake = w.take()
+			if items == nil {
+				if wake == nil {
+					return
+				}
+				<-wake
+				continue
 			}
-			<-wake
-			continue
+			// The scratch (iovecs, doorbell) is held only while writing,
+			// so a persistent writer waiting for work holds nothing but
+			// its stack.
+			rw = fillWriter(items)
 		}
-		final, data, probed := false, 0, false
-		// The scratch (iovecs, doorbell) is held only while writing, so a
-		// persistent writer waiting for work holds nothing but its stack.
-		rw := writerPool.Get().(*rawWriter)
-		for _, e := range *items {
-			rw.bufs = append(rw.bufs, e.f.B)
-			probed = probed || e.f.Probe != nil
-			switch e.kind {
-			case kindFinal:
-				final = true
-			case kindData:
-				data++
-			}
-		}
-		err := s.writeBatch(rw)
-		putWriter(rw)
-		if probed && err == nil {
-			writtenProbes(*items)
-		}
-		for _, e := range *items {
-			e.f.Release()
-		}
-		putEntries(items)
-		if err != nil {
-			st.WriteErrors.Add(1)
-			st.LostClosed.Add(int64(data))
-			s.writeFailed(err)
+		err := s.writeBatch(rw, true)
+		if !w.finish(s, items, rw, err) {
 			return
 		}
-		st.Delivered.Add(int64(data))
-		if final {
-			s.wroteFinal()
-			return
+		items, rw = nil, nil
+	}
+}
+
+// fillWriter takes a pooled scratch listing the bytes of items.
+func fillWriter(items *[]entry) *rawWriter {
+	rw := writerPool.Get().(*rawWriter)
+	for _, e := range *items {
+		rw.bufs = append(rw.bufs, e.f.B)
+	}
+	rw.rest = rw.bufs
+	return rw
+}
+
+// finish ends a written batch (err is the write's outcome): the scratch goes
+// back, sampled publications are marked written, the frames are released
+// and counted. It reports whether the write side goes on: false after the
+// final frame or an error.
+func (w *writer) finish(s socket, items *[]entry, rw *rawWriter, err error) bool {
+	st := w.pol.stats
+	putWriter(rw)
+	final, data, probed := false, 0, false
+	for _, e := range *items {
+		probed = probed || e.f.Probe != nil
+		switch e.kind {
+		case kindFinal:
+			final = true
+		case kindData:
+			data++
 		}
 	}
+	if probed && err == nil {
+		writtenProbes(*items)
+	}
+	for _, e := range *items {
+		e.f.Release()
+	}
+	putEntries(items)
+	if err != nil {
+		st.WriteErrors.Add(1)
+		st.LostClosed.Add(int64(data))
+		s.writeFailed(err)
+		return false
+	}
+	st.Delivered.Add(int64(data))
+	if final {
+		s.wroteFinal()
+		return false
+	}
+	return true
 }
 
 // writtenProbes tells the probes of sampled publications in a written
