@@ -14,14 +14,19 @@
 // the proxies listed in Config.ProxyProtocol, a PROXY protocol header is read
 // the same way before the upgrade request, and names the client (proxy.go).
 //
-// Writing. All WebSocket traffic to a socket is written by that connection's
-// one writer goroutine (read/write separation), fed by a bounded out queue
-// that belongs to it (writer.go: the queue, its goroutine and the policy).
-// Send never blocks; a full queue follows the SlowPolicy and every drop is
-// counted. With WriterOnDemand the writer exists only while the queue has
-// work, so an idle connection costs its struct and no goroutine. Queued frames
-// go out together in one writev. Frames are shared, reference-counted pooled
-// buffers (internal/bpool): a broadcast is encoded once for all recipients.
+// Writing. A socket has one writer at a time (read/write separation), fed by
+// a bounded out queue that belongs to the connection's write side
+// (writer.go: the queue, the policy and the claim on the socket). Send never
+// blocks; a full queue follows the SlowPolicy and every drop is counted.
+// With WriterOnDemand a push that finds the write side idle hands it to one
+// of a few flusher goroutines (flush.go), which write everything queued with
+// one non-blocking writev; a writer goroutine starts only when a socket is
+// full and must be waited for. So an idle or keeping-up connection costs its
+// struct and no goroutine, and a fan-out (a batch: BeginBatch .. EndBatch)
+// is written once per connection, frames queued together in one write.
+// WriterPersistent keeps a goroutine per connection instead. Frames are
+// shared, reference-counted pooled buffers (internal/bpool): a broadcast is
+// encoded once for all recipients.
 //
 // Lifecycle: one owner per connection. Every Handler callback for a
 // connection, OnClose included, runs on that connection's dispatch slot, one
@@ -35,5 +40,6 @@
 //
 // What wsconn never does: it knows nothing of topics or JSON (that is the
 // Handler's business) and never writes to a socket from a worker or from the
-// goroutine that calls Send.
+// goroutine that calls Send; the end of a batch may wait for a flusher's
+// round (pacing a publisher that outruns the sockets), never for a client.
 package wsconn

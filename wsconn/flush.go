@@ -32,8 +32,14 @@ type flusher struct {
 	mu    sync.Mutex
 	dirty []*Conn // connections whose write side this flusher holds; guarded by mu
 	spare []*Conn // the flusher goroutine's: the list it swaps in; not shared
+	// round counts the lists the flusher swapped in; guarded by mu.
+	// roundEnd is signalled (Broadcast) each time it moves.
+	round    uint64
+	roundEnd sync.Cond    // L is &mu
+	pressure *atomic.Bool // the Server's queuePolicy.pressure
 
 	queued atomic.Bool   // dirty is not empty: a ring is worth sending
+	busy   atomic.Bool   // the flusher goroutine is writing (between a ring and its sleep)
 	bell   chan struct{} // cap 1: work was listed
 }
 
@@ -48,6 +54,8 @@ func (s *Server) startFlushers(n int) {
 	for i := range s.flushers {
 		f := &s.flushers[i]
 		f.bell = make(chan struct{}, 1)
+		f.roundEnd.L = &f.mu
+		f.pressure = &s.pressure
 		s.wg.Add(1)
 		go s.flushLoop(f)
 	}
@@ -80,13 +88,48 @@ func (f *flusher) ring() {
 func (s *Server) BeginBatch() { s.batches.Add(1) }
 
 // EndBatch closes a batch and wakes every flusher that has work listed.
+// When the flushers are behind (a queue was left half full), the caller
+// also waits for each busy flusher to start its next round: publishers are
+// paced by the sockets instead of filling the queues until the slow policy
+// drops, and while they run ahead, what they queue joins each connection's
+// next write. The wait is for a flusher, never for a client: a flusher's
+// writes do not block.
 func (s *Server) EndBatch() {
 	s.batches.Add(-1)
+	behind := s.pressure.Load()
 	for i := range s.flushers {
-		if f := &s.flushers[i]; f.queued.Load() {
+		f := &s.flushers[i]
+		if !f.queued.Load() {
+			continue
+		}
+		if !f.busy.Load() {
 			f.ring()
+			continue
+		}
+		if behind {
+			f.waitRound()
 		}
 	}
+}
+
+// waitRound waits until a busy flusher swaps in its next list.
+func (f *flusher) waitRound() {
+	f.mu.Lock()
+	for r := f.round; f.round == r && f.busy.Load(); {
+		f.roundEnd.Wait()
+	}
+	f.mu.Unlock()
+}
+
+// flushList writes every connection on list and clears it; the ones with
+// more queued meanwhile are listed again.
+func (s *Server) flushList(list []*Conn) {
+	for _, c := range list {
+		if c.flushOnce() {
+			s.list(c, false)
+		}
+	}
+	clear(list)
 }
 
 // flushLoop is a flusher goroutine: on each ring it writes every listed
@@ -100,25 +143,24 @@ func (s *Server) flushLoop(f *flusher) {
 			return
 		case <-f.bell:
 		}
+		f.busy.Store(true)
 		for {
 			f.mu.Lock()
 			list := f.dirty
 			f.dirty = f.spare[:0]
+			f.round++
+			f.pressure.Store(false)
 			if len(list) == 0 {
 				f.queued.Store(false)
+				f.busy.Store(false)
 			}
+			f.roundEnd.Broadcast()
 			f.mu.Unlock()
+			f.spare = list
 			if len(list) == 0 {
-				f.spare = list
 				break
 			}
-			for _, c := range list {
-				if c.flushOnce() {
-					s.list(c, false)
-				}
-			}
-			clear(list)
-			f.spare = list
+			s.flushList(list)
 		}
 	}
 }

@@ -69,3 +69,41 @@ func waitWriteIdle(t *testing.T, c *Conn) {
 		t.Fatal("frames were queued while the write side was claimed")
 	}
 }
+
+// TestEndBatchPacesWhenBehind: with a queue left half full (pressure), the
+// end of a batch waits for a busy flusher's next round; without pressure
+// it returns at once.
+func TestEndBatchPacesWhenBehind(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	s := ts.srv
+	f := &s.flushers[0]
+	// Pose as a busy flusher with work listed (its goroutine sleeps: it
+	// is never rung here).
+	f.busy.Store(true)
+	f.queued.Store(true)
+	defer func() { f.busy.Store(false); f.queued.Store(false) }()
+
+	s.BeginBatch()
+	s.EndBatch() // no pressure: must not wait
+	s.pressure.Store(true)
+	s.BeginBatch()
+	done := make(chan struct{})
+	go func() {
+		s.EndBatch()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("EndBatch returned while the flusher was behind and had not moved on")
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.mu.Lock()
+	f.round++
+	f.roundEnd.Broadcast()
+	f.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(waitShort):
+		t.Fatal("EndBatch still waiting after the flusher's next round")
+	}
+}

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/latency"
@@ -43,6 +44,10 @@ type queuePolicy struct {
 	slow       SlowPolicy
 	persistent bool   // Config.Writer == WriterPersistent
 	stats      *Stats // the Server's counters
+	// pressure is set by a push that leaves a queue half full or more:
+	// the flushers are behind, and the next batch's end waits for them
+	// (Server.EndBatch). Cleared by the flushers at each round.
+	pressure *atomic.Bool
 }
 
 // Writer states, as bits of writer.flags.
@@ -116,7 +121,11 @@ func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 		return w.refuseSlowLocked(f)
 	}
 	r := w.appendLocked(entry{f: f, kind: kind})
+	deep := w.nData >= w.pol.limit/2
 	w.mu.Unlock()
+	if deep && w.pol.pressure != nil && !w.pol.pressure.Load() {
+		w.pol.pressure.Store(true)
+	}
 	if dropped != nil {
 		dropped.Release()
 		st.DroppedOldest.Add(1)
