@@ -22,6 +22,10 @@ type Proc struct {
 	// RSS is the resident set in bytes (rss of /proc/PID/stat × the page
 	// size, the count VmRSS shows).
 	RSS int64 `json:"rss_bytes"`
+	// RSSAnon is the private anonymous part of RSS (RssAnon of
+	// /proc/PID/status): heap, stacks, runtime. The rest of RSS is mostly
+	// the mapped binary, whose pages processes of one binary share.
+	RSSAnon int64 `json:"rss_anon_bytes"`
 	// FDs is the number of open file descriptors (/proc/PID/fd).
 	FDs int64 `json:"fds"`
 	// Threads is num_threads of /proc/PID/stat.
@@ -44,8 +48,12 @@ func ReadProc(pid int) (Proc, error) {
 	if err != nil {
 		return Proc{}, err
 	}
+	status, err := p.NewStatus()
+	if err != nil {
+		return Proc{}, err
+	}
 	return Proc{
-		RSS: int64(st.ResidentMemory()), FDs: int64(fds),
+		RSS: int64(st.ResidentMemory()), RSSAnon: int64(status.RssAnon), FDs: int64(fds),
 		Threads: int64(st.NumThreads), CPU: st.CPUTime(),
 	}, nil
 }

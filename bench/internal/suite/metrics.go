@@ -56,6 +56,7 @@ var Metrics = []MetricDef{
 	{ScConnect, "handshake_p99_ms", "handshake p99", UnitMs, Lower, true},
 	{ScConnect, "failed", "failed dials", UnitCount, Lower, false},
 	{ScConnect, "baseline_rss_bytes", "idle server RSS (baseline)", UnitMiB, Lower, false},
+	{ScConnect, "baseline_rss_anon_bytes", "idle server RSS (baseline): private anonymous part", UnitMiB, Lower, false},
 	{ScConnect, "rss_per_conn_bytes", "idle RSS per connection, fresh", UnitBytes, Lower, true},
 	{ScConnect, "rss_per_conn_keepalive_bytes", "idle RSS per connection after keepalives", UnitBytes, Lower, true},
 	{ScConnect, "heap_per_conn_bytes", "Go heap in use per connection, fresh", UnitBytes, Lower, false},

@@ -289,6 +289,7 @@ func extractIdle(m map[string]float64, s *report.Server) {
 	}
 	if b, ok := s.Snapshots["baseline"]; ok && b.Proc != nil {
 		m["baseline_rss_bytes"] = float64(b.Proc.RSS)
+		m["baseline_rss_anon_bytes"] = float64(b.Proc.RSSAnon)
 	}
 	us, pings, _, ok := scenario.KeepaliveCost(s.Snapshots[scenario.SnapPlateau], s.Snapshots[scenario.SnapKeepalive])
 	if pings >= 0 {
