@@ -9,11 +9,13 @@ import (
 	"github.com/wspush/wspush/internal/latency"
 )
 
-// The write side of a connection is one writer: a bounded out queue and the
-// goroutine that drains it to the socket. The queue belongs to the writer:
-// producers (Send, replies, pongs, pings, the close) only push; the writer
-// goroutine alone takes what is queued and writes it. The full-queue policy
-// lives here too, so the connection never reasons about queue contents.
+// The write side of a connection is one writer: a bounded out queue and a
+// claim on the socket (wRunning). Producers (Send, replies, pongs, pings,
+// the close) only push; whoever holds the claim alone takes what is queued
+// and writes it: a flusher (flush.go) while the socket keeps up, else the
+// connection's writer goroutine (run, resume), persistent or on demand. The
+// full-queue policy lives here too, so the connection never reasons about
+// queue contents.
 
 // entry is one frame waiting for the writer.
 type entry struct {
