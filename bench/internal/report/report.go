@@ -35,6 +35,9 @@ type Report struct {
 	Latency *stats.Summary `json:"latency,omitempty"`
 	// LastSubscriber is, per message, the time until its last subscriber got it.
 	LastSubscriber *LastSub `json:"last_subscriber,omitempty"`
+	// ServerLatency is the server's own latency figures (broadcast) and
+	// their agreement with the clients'.
+	ServerLatency *ServerLatency `json:"server_latency,omitempty"`
 	// Checks are the delivery checks.
 	Checks *Checks `json:"checks,omitempty"`
 	// Publish is the publisher's side.
@@ -301,6 +304,7 @@ func (r *Report) sections() []section {
 			s.add("last subscriber", "median %.3f  p99 %.3f  max %.3f ms over %d messages (%d complete)",
 				l.MedianMs, l.P99Ms, l.MaxMs, l.Messages, l.Complete)
 		}
+		serverLatencyRows(&s, r.ServerLatency)
 		out = append(out, s)
 	}
 	if c := r.Checks; c != nil {
