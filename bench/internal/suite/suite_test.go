@@ -295,10 +295,6 @@ func TestConfig(t *testing.T) {
 	if e := c.entries(); !slices.Equal(e[0].Args, []string{"--latency-sample", "10ms", "--ping-interval=25s"}) {
 		t.Errorf("a wspushd that sets its own ping interval got %q", e[0].Args)
 	}
-	c.Servers[0].Args = []string{"--latency-sample", "-1s", "--ping-interval=25s"}
-	if e := c.entries(); !slices.Equal(e[0].Args, c.Servers[0].Args) {
-		t.Errorf("a wspushd that sets both got %q", e[0].Args)
-	}
 	c.Servers[0].Args = nil
 	p := c.plan()
 	if len(p) != 2 || p[1].ID != ScThroughput || !slices.Equal(p[1].Args[len(p[1].Args)-4:], []string{"--duration", "10s", "--publishers", "8"}) {
@@ -401,5 +397,18 @@ func TestResummarize(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Config{From: filepath.Join(dir, "none.json"), Out: &bytes.Buffer{}}); err == nil {
 		t.Error("--from a missing file")
+	}
+}
+
+func TestWspushdDefaults(t *testing.T) {
+	for _, tc := range []struct{ args, want []string }{
+		{nil, []string{"--ping-interval", "5s", "--latency-sample", "10ms"}},
+		{[]string{"--writer", "persistent"}, []string{"--ping-interval", "5s", "--latency-sample", "10ms", "--writer", "persistent"}},
+		{[]string{"--latency-sample=1s"}, []string{"--ping-interval", "5s", "--latency-sample=1s"}},
+		{[]string{"-latency-sample", "-1s", "--ping-interval=25s"}, []string{"-latency-sample", "-1s", "--ping-interval=25s"}},
+	} {
+		if got := wspushdDefaults(tc.args); !slices.Equal(got, tc.want) {
+			t.Errorf("wspushdDefaults(%q) = %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }
