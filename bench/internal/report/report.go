@@ -35,6 +35,9 @@ type Report struct {
 	Latency *stats.Summary `json:"latency,omitempty"`
 	// LastSubscriber is, per message, the time until its last subscriber got it.
 	LastSubscriber *LastSub `json:"last_subscriber,omitempty"`
+	// ServerLatency is the server's own latency figures (broadcast) and
+	// their agreement with the clients'.
+	ServerLatency *ServerLatency `json:"server_latency,omitempty"`
 	// Checks are the delivery checks.
 	Checks *Checks `json:"checks,omitempty"`
 	// Publish is the publisher's side.
@@ -293,15 +296,7 @@ func (r *Report) sections() []section {
 		out = append(out, s)
 	}
 	if r.Latency != nil || r.LastSubscriber != nil {
-		s := section{title: "latency"}
-		if r.Latency != nil {
-			summaryRow(&s, "per delivery", *r.Latency)
-		}
-		if l := r.LastSubscriber; l != nil {
-			s.add("last subscriber", "median %.3f  p99 %.3f  max %.3f ms over %d messages (%d complete)",
-				l.MedianMs, l.P99Ms, l.MaxMs, l.Messages, l.Complete)
-		}
-		out = append(out, s)
+		out = append(out, r.latencySection())
 	}
 	if c := r.Checks; c != nil {
 		s := section{title: "checks"}
@@ -357,6 +352,21 @@ func (r *Report) sections() []section {
 		out = append(out, s)
 	}
 	return out
+}
+
+// latencySection is the clients' latency figures and, for a broadcast,
+// the server's own.
+func (r *Report) latencySection() section {
+	s := section{title: "latency"}
+	if r.Latency != nil {
+		summaryRow(&s, "per delivery", *r.Latency)
+	}
+	if l := r.LastSubscriber; l != nil {
+		s.add("last subscriber", "median %.3f  p99 %.3f  max %.3f ms over %d messages (%d complete)",
+			l.MedianMs, l.P99Ms, l.MaxMs, l.Messages, l.Complete)
+	}
+	serverLatencyRows(&s, r.ServerLatency)
+	return s
 }
 
 func passWord(ok bool) string {

@@ -230,3 +230,30 @@ func TestChartsLeaveOutEmpty(t *testing.T) {
 		t.Errorf("charts %v, want connections only (no deliveries, RSS or CDF)", ids)
 	}
 }
+
+func TestTableServerLatency(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    *ServerLatency
+		want []string
+	}{
+		{"measured", &ServerLatency{Exported: true, Samples: 20, Deliveries: 2000, DeliveryP50Ms: 0.5, DeliveryP99Ms: 1.5, FanoutP50Ms: 1, FanoutP99Ms: 2,
+			Agreement: Agreement{Status: AgreePass, Verdict: "agrees", UnseenMs: 0.25, FanoutUnseenMs: 0.5, BoundMs: 6}},
+			[]string{"server-measured per delivery  p50 0.500  p99 1.500 ms  (n=2000", "p50 1.000  p99 2.000 ms over 20 sampled publishes",
+				"clients minus server p50", "0.250 ms per delivery, 0.500 ms last subscriber − fan-out (bound 6.0 ms)", "latency agreement", "pass: agrees"}},
+		{"a peer", &ServerLatency{Agreement: Agreement{Status: AgreeNA, Verdict: "no histograms"}},
+			[]string{"server-measured  ", "n/a", "latency agreement", "n/a: no histograms"}},
+	} {
+		r := sample()
+		r.ServerLatency = tc.l
+		var b bytes.Buffer
+		if err := r.WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s: table lacks %q:\n%s", tc.name, w, b.String())
+			}
+		}
+	}
+}

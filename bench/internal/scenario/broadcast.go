@@ -92,6 +92,7 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	r.rep.Publish = publishSummary(pres)
 	r.rateNote(cfg.Rate)
 	r.rep.LastSubscriber = lastSubscriber(m, pres.LastSeq)
+	r.rep.ServerLatency = serverLatency(before, after, r.rep.Latency, r.rep.LastSubscriber, m.Up)
 	r.rep.Checks = judge(m, int64(cfg.Conns), cfg.expectedDeliveries(r, m, pres.Recipients), before, after)
 	if m.Expected != pres.Recipients && len(cfg.apiList()) <= 1 {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(

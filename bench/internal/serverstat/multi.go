@@ -81,9 +81,10 @@ func ReadProcs(pids []int) (Proc, error) {
 }
 
 // TakeAll measures several servers as one: the /proc numbers of pids and
-// the selected metrics of every api, each summed (every selected metric
-// is a count or a size, so the sum is the cluster's). A metric missing
-// from any page is left out.
+// the selected metrics and histograms of every api, each summed (every
+// selected metric is a count or a size, and every histogram counts
+// observations, so the sum is the cluster's). A metric missing from any
+// page is left out.
 func TakeAll(ctx context.Context, pids []int, apis []string) Snapshot {
 	if len(pids) <= 1 && len(apis) <= 1 {
 		pid, api := 0, ""
@@ -107,11 +108,11 @@ func TakeAll(ctx context.Context, pids []int, apis []string) Snapshot {
 		one := Take(ctx, 0, api)
 		s.Errors = append(s.Errors, one.Errors...)
 		if one.Metrics == nil {
-			s.Metrics = nil
+			s.Metrics, s.Hists = nil, nil
 			continue
 		}
 		if i == 0 {
-			s.Metrics = one.Metrics
+			s.Metrics, s.Hists = one.Metrics, one.Hists
 			continue
 		}
 		for k, v := range s.Metrics {
@@ -121,6 +122,25 @@ func TakeAll(ctx context.Context, pids []int, apis []string) Snapshot {
 				delete(s.Metrics, k)
 			}
 		}
+		s.Hists = addHists(s.Hists, one.Hists)
 	}
 	return s
+}
+
+// addHists adds o's histograms into sum, keeping only those both hold with
+// the same bounds.
+func addHists(sum, o map[string]Hist) map[string]Hist {
+	for k, h := range sum {
+		w, ok := o[k]
+		if !ok {
+			delete(sum, k)
+			continue
+		}
+		if t, err := h.Add(w); err == nil {
+			sum[k] = t
+		} else {
+			delete(sum, k)
+		}
+	}
+	return sum
 }

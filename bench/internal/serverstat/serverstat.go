@@ -199,6 +199,9 @@ type Snapshot struct {
 	// Metrics holds the selected metrics that were on the page, each summed
 	// over its label sets (Metrics.Sum).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Hists holds the selected histograms that were on the page
+	// (DeliveryLatency, FanoutSeconds), each summed over its label sets.
+	Hists map[string]Hist `json:"histograms,omitempty"`
 	// Errors says what could not be measured.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -228,9 +231,24 @@ func Take(ctx context.Context, pid int, api string) Snapshot {
 					s.Metrics[k] = v
 				}
 			}
+			s.Hists = selectHists(m)
 		}
 	}
 	return s
+}
+
+// selectHists returns the selected histograms on m (nil: none).
+func selectHists(m Metrics) map[string]Hist {
+	var out map[string]Hist
+	for _, k := range selectedHists {
+		if h, ok := m.Histogram(k); ok {
+			if out == nil {
+				out = map[string]Hist{}
+			}
+			out[k] = h
+		}
+	}
+	return out
 }
 
 // Metric returns a selected metric and whether it was measured.

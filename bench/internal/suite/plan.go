@@ -104,6 +104,13 @@ const (
 	KeepaliveHold       = 16 * time.Second
 )
 
+// WspushdLatencySample is the --latency-sample the suite gives wspushd
+// servers (unless their arguments set one; wspushd's default is 100 ms):
+// shorter than the broadcasts' pace (100 and 500 ms between publishes), so
+// that every broadcast publish is sampled and the server's own latency
+// histograms have as many fan-outs as the run has messages.
+const WspushdLatencySample = 10 * time.Millisecond
+
 // procsFor spreads more than ~9,000 connections over two client
 // processes: each process, like the server, is capped at 20,000 open files.
 // Churn uses it for its total cycles, so that they come from two source
@@ -230,9 +237,7 @@ func Extract(id string, r *report.Report) map[string]float64 {
 	case ScRecover:
 		extractRecover(m, r)
 	case ScBcastSmall, ScBcastLarge:
-		if l := r.LastSubscriber; l != nil && l.Messages > 0 {
-			m["last_sub_median_ms"], m["last_sub_p99_ms"] = l.MedianMs, l.P99Ms
-		}
+		extractBroadcast(m, r)
 	case ScThroughput:
 		if t := r.Throughput; t != nil {
 			m["deliveries_per_s"] = t.DeliveriesPerSec
@@ -297,6 +302,27 @@ func extractIdle(m map[string]float64, s *report.Server) {
 	}
 	if ok {
 		m["cpu_us_per_keepalive"] = us
+	}
+}
+
+// extractBroadcast puts a broadcast's last-subscriber figures and the
+// server's own latency figures into m: the latter only when the server
+// exports its latency histograms and sampled a publish in the run, the
+// agreement (1 or 0) only when it was judged (else n/a).
+func extractBroadcast(m map[string]float64, r *report.Report) {
+	if l := r.LastSubscriber; l != nil && l.Messages > 0 {
+		m["last_sub_median_ms"], m["last_sub_p99_ms"] = l.MedianMs, l.P99Ms
+	}
+	sl := r.ServerLatency
+	if sl == nil || !sl.Exported || sl.Samples == 0 {
+		return
+	}
+	m["server_delivery_p50_ms"], m["server_delivery_p99_ms"] = sl.DeliveryP50Ms, sl.DeliveryP99Ms
+	m["server_fanout_p50_ms"], m["server_latency_samples"] = sl.FanoutP50Ms, float64(sl.Samples)
+	switch a := sl.Agreement; a.Status {
+	case report.AgreePass, report.AgreeFail:
+		m["clients_minus_server_p50_ms"] = a.UnseenMs
+		m["latency_agrees"] = boolNum(a.Status == report.AgreePass)
 	}
 }
 

@@ -329,8 +329,8 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 	}
 	fmt.Fprintf(w, "## Commands\n\n")
 	fmt.Fprintf(w, "Each server was started on free loopback ports (peers: `-listen 127.0.0.1:0 -api-listen 127.0.0.1:0`;"+
-		" wspushd: `--listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof`, and `--ping-interval %s` unless given;"+
-		" each server's exact command is under Servers below), then each scenario ran as:\n\n```sh\n", WspushdPingInterval)
+		" wspushd: `--listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof`, and `--ping-interval %s` and `--latency-sample %s` unless given;"+
+		" each server's exact command is under Servers below), then each scenario ran as:\n\n```sh\n", WspushdPingInterval, WspushdLatencySample)
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(w, "%s\n", r.commandTemplate(sc))
 		if len(sc.WspushdArgs) > 0 {

@@ -87,7 +87,9 @@ type Config struct {
 func (c *Config) Register(fs *flag.FlagSet) {
 	fs.Func("server", "server to run, `name=path [args]` (repeatable; a binary named wspushd* is started as wspushd, with --ping-interval "+
 		WspushdPingInterval.String()+" unless args set it, so that connect's second idle-memory reading, "+KeepaliveHold.String()+
-		" later, comes after three ping intervals; anything else as a bench peer)", func(s string) error {
+		" later, comes after three ping intervals, and --latency-sample "+WspushdLatencySample.String()+
+		" unless args set it, so that every paced broadcast publish is sampled for the server's own latency histograms,"+
+		" which the broadcasts compare with the clients' figures; anything else as a bench peer)", func(s string) error {
 		sp, err := ParseServerSpec(s)
 		if err == nil {
 			c.Servers = append(c.Servers, sp)
@@ -177,7 +179,7 @@ func (c *Config) entries() []ServerSpec {
 	var out []ServerSpec
 	for _, s := range c.Servers {
 		if s.Kind == KindWspushd {
-			s.Args = withPingInterval(s.Args)
+			s.Args = wspushdDefaults(s.Args)
 		}
 		out = append(out, s)
 		if s.Kind != KindWspushd || c.Persistent == PersistentOff || slices.ContainsFunc(s.Args, func(a string) bool {
@@ -195,13 +197,17 @@ func (c *Config) entries() []ServerSpec {
 	return out
 }
 
-// withPingInterval puts --ping-interval WspushdPingInterval before a
-// wspushd's own arguments, unless they set the interval themselves.
-func withPingInterval(args []string) []string {
-	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "ping-interval") }) {
-		return args
+// wspushdDefaults puts --ping-interval WspushdPingInterval and
+// --latency-sample WspushdLatencySample before a wspushd's own arguments,
+// each unless they set it themselves.
+func wspushdDefaults(args []string) []string {
+	var pre []string
+	for _, d := range [][2]string{{"ping-interval", WspushdPingInterval.String()}, {"latency-sample", WspushdLatencySample.String()}} {
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), d[0]) }) {
+			pre = append(pre, "--"+d[0], d[1])
+		}
 	}
-	return append([]string{"--ping-interval", WspushdPingInterval.String()}, args...)
+	return append(pre, args...)
 }
 
 // plan is the standard suite at the configured size, restricted by Only.

@@ -216,7 +216,7 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 		"bin/bench churn --rate 1000 --duration 30s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"#   against wspushd also: --server-gc",
 		"bin/bench throughput -n 10000 --duration 20s --publishers 4 -s 128 --procs 2 --timeout 8m --duration 1s",
-		"- wspush-persistent: `bin/wspushd --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof --ping-interval 5s --writer persistent` (only connect)",
+		"- wspush-persistent: `bin/wspushd --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof --ping-interval 5s --latency-sample 10ms --writer persistent` (only connect)",
 		"bin/bench connect -n 19000 --baseline --keepalive-hold 16s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"[2 of 3 rounds]",
 	} {
@@ -287,12 +287,12 @@ func TestConfig(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	e := c.entries()
-	if len(e) != 3 || e[1].Name != "wspush-persistent" || len(e[1].Only) != 0 || !slices.Equal(e[1].Args, []string{"--ping-interval", "5s", "--writer", "persistent"}) ||
-		!slices.Equal(e[0].Args, []string{"--ping-interval", "5s"}) || !slices.Equal(e[2].Args, []string{"-loops", "2"}) {
+	if len(e) != 3 || e[1].Name != "wspush-persistent" || len(e[1].Only) != 0 || !slices.Equal(e[1].Args, []string{"--ping-interval", "5s", "--latency-sample", "10ms", "--writer", "persistent"}) ||
+		!slices.Equal(e[0].Args, []string{"--ping-interval", "5s", "--latency-sample", "10ms"}) || !slices.Equal(e[2].Args, []string{"-loops", "2"}) {
 		t.Errorf("entries %+v", e)
 	}
 	c.Servers[0].Args = []string{"--ping-interval=25s"}
-	if e := c.entries(); !slices.Equal(e[0].Args, []string{"--ping-interval=25s"}) {
+	if e := c.entries(); !slices.Equal(e[0].Args, []string{"--latency-sample", "10ms", "--ping-interval=25s"}) {
 		t.Errorf("a wspushd that sets its own ping interval got %q", e[0].Args)
 	}
 	c.Servers[0].Args = nil
@@ -397,5 +397,18 @@ func TestResummarize(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Config{From: filepath.Join(dir, "none.json"), Out: &bytes.Buffer{}}); err == nil {
 		t.Error("--from a missing file")
+	}
+}
+
+func TestWspushdDefaults(t *testing.T) {
+	for _, tc := range []struct{ args, want []string }{
+		{nil, []string{"--ping-interval", "5s", "--latency-sample", "10ms"}},
+		{[]string{"--writer", "persistent"}, []string{"--ping-interval", "5s", "--latency-sample", "10ms", "--writer", "persistent"}},
+		{[]string{"--latency-sample=1s"}, []string{"--ping-interval", "5s", "--latency-sample=1s"}},
+		{[]string{"-latency-sample", "-1s", "--ping-interval=25s"}, []string{"-latency-sample", "-1s", "--ping-interval=25s"}},
+	} {
+		if got := wspushdDefaults(tc.args); !slices.Equal(got, tc.want) {
+			t.Errorf("wspushdDefaults(%q) = %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }
