@@ -93,6 +93,7 @@ const (
 type server struct {
 	mode       string // modeCoalesce or modeWritePerDelivery
 	maxPending int
+	pace       int // coalesce mode: queued bytes past which a publisher waits for the loop's round (0: never)
 	wsAddr     string
 	api        *peerutil.Server
 	loops      []*loop
@@ -111,6 +112,7 @@ func start(args []string) (*server, error) {
 	addrs.Register(fs)
 	nloops := fs.Int("loops", runtime.GOMAXPROCS(0), "epoll loop goroutines, each with its own SO_REUSEPORT listener")
 	maxPending := fs.Int("max-pending", 8<<20, "bytes a connection may have queued before further frames to it are dropped")
+	pace := fs.Int("pace", 16<<10, "coalesce mode: a publish that leaves more than this many bytes queued on a connection whose socket is not full waits for the loops' flush rounds (0: never wait)")
 	mode := fs.String("mode", modeCoalesce, "delivery: coalesce (queue; the loop makes one write per connection for everything pending) or write-per-delivery (one write per subscriber per publish)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -118,10 +120,13 @@ func start(args []string) (*server, error) {
 	if *nloops < 1 || *maxPending < 1 {
 		return nil, errors.New("-loops and -max-pending must be positive")
 	}
+	if *pace < 0 {
+		return nil, errors.New("-pace must not be negative")
+	}
 	if *mode != modeCoalesce && *mode != modeWritePerDelivery {
 		return nil, fmt.Errorf("-mode %q: want %s or %s", *mode, modeCoalesce, modeWritePerDelivery)
 	}
-	s := &server{mode: *mode, maxPending: *maxPending, topics: make(map[string]*topic)}
+	s := &server{mode: *mode, maxPending: *maxPending, pace: *pace, topics: make(map[string]*topic)}
 	lnfds, addr, err := listenReusePort(addrs.WS, *nloops)
 	if err != nil {
 		return nil, err
