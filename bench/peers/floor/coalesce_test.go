@@ -399,4 +399,7 @@ func TestCoalescePacing(t *testing.T) {
 	case <-time.After(peertest.Timeout):
 		t.Fatal("the paced publish did not return after the round")
 	}
+	if p := sl.s.paced.Load(); p != 1 {
+		t.Fatalf("%d publishes counted as paced, want 1", p)
+	}
 }

@@ -404,6 +404,7 @@ func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 // publishers run ahead of the loops by about a round instead of filling
 // pending buffers up to -max-pending.
 func (s *server) pacePublisher() {
+	s.paced.Add(1)
 	for _, l := range s.loops {
 		l.waitRound()
 	}

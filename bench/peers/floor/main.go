@@ -75,8 +75,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	<-ctx.Done()
 	err = s.stop()
-	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN (mode %s)\n",
-		s.drops.Load(), s.eagain.Load(), s.mode)
+	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN; %d publishes paced (mode %s)\n",
+		s.drops.Load(), s.eagain.Load(), s.paced.Load(), s.mode)
 	return err
 }
 
@@ -104,6 +104,7 @@ type server struct {
 
 	drops  atomic.Uint64 // frames not queued because pending was full
 	eagain atomic.Uint64 // direct writes that did not complete
+	paced  atomic.Uint64 // coalesce mode: publishes that waited for the loops' rounds (-pace)
 }
 
 func start(args []string) (*server, error) {
