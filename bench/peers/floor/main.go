@@ -20,25 +20,32 @@
 // the connection's pending bytes and the connection is put on its loop's
 // dirty list; the loop, woken through an eventfd, makes ONE write per
 // dirty connection carrying everything pending, so publishes that arrive
-// while the loop is busy share a write, as wspush's writers do.
+// while the loop is busy share a write, as wspush's writers do. The loop
+// swaps the pending bytes for an empty write buffer under the connection's
+// mutex and writes with no lock held, so publishers never wait for a
+// write syscall; a publish that leaves a connection more than -pace bytes
+// behind (its socket not full) waits for the loops' flush round once the
+// topic is released.
 // write-per-delivery: the handler writes to every subscriber directly, one
 // write syscall each.
 //
 // Concurrency: per-connection write state (pending bytes, EPOLLOUT arming,
 // the dirty mark, the dead flag, and closing the fd) is guarded by a
-// per-connection mutex that publishers and the owning loop both take;
-// in write-per-delivery mode publishers write to sockets themselves. Each
-// loop's dirty list has its own small mutex. A topic's mutex is held
-// across seq assignment and the whole fan-out, which gives per-topic seq
-// order. Lock order: topic, then connection, then the loop's dirty list.
-// When a write would block, the rest of the frame and any later frames
-// stay in the connection's pending buffer, and the loop writes the pending
-// bytes coalesced in one write on EPOLLOUT. A connection whose pending
-// bytes would exceed -max-pending misses that whole frame (counted as a
-// drop, printed to stderr on exit).
+// per-connection mutex that publishers and the owning loop both take; in
+// coalesce mode it is held only to append or to swap buffers, never
+// across a write; in write-per-delivery mode publishers write to sockets
+// themselves, under it. Each loop's dirty list and round counters have
+// their own small mutex. A topic's mutex is held across seq assignment and
+// the whole fan-out, which gives per-topic seq order. Lock order: topic,
+// then connection, then the loop's dirty list. When a write would block,
+// the rest of it stays queued ahead of any later frames (coalesce: at the
+// front of the loop's write buffer; write-per-delivery: in pending) and
+// the loop writes it, and what was queued behind it, on EPOLLOUT. A
+// connection whose unsent bytes would exceed -max-pending misses that
+// whole frame (counted as a drop, printed to stderr on exit).
 //
 // The steady-state delivery path allocates nothing in either mode (pending
-// buffers and dirty lists are reused).
+// and write buffers and dirty lists are reused).
 package main
 
 import (
