@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,179 @@ func TestCoalesceConcurrentPublishers(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// parkWrites replaces the flushes' write(2) with one that reports each call
+// on entered (the first 16 not yet received) and then waits for release before writing (or, with partial,
+// writes only that many bytes of it). It restores write on cleanup.
+func parkWrites(t *testing.T, partial int) (entered chan []byte, release chan struct{}) {
+	t.Helper()
+	entered, release = make(chan []byte, 16), make(chan struct{}, 16)
+	flushWrite = func(fd int, b []byte) (int, error) {
+		select {
+		case entered <- b:
+		default: // nobody is looking at that many writes
+		}
+		<-release
+		if partial > 0 && partial < len(b) {
+			b = b[:partial]
+		}
+		return write(fd, b)
+	}
+	t.Cleanup(func() { flushWrite = write })
+	return entered, release
+}
+
+// TestCoalescePublishDuringWrite parks the loop inside its write(2) to a
+// subscriber and publishes to that subscriber meanwhile: the publish must
+// complete while the write is still in progress (publishers never wait for
+// a write syscall), and the subscriber must then get everything, in order.
+func TestCoalescePublishDuringWrite(t *testing.T) {
+	sl := newStoppedLoop(t, modeCoalesce)
+	c, peer := sl.subscriber(t, "pw")
+	entered, release := parkWrites(t, 0)
+	data := []byte(`"x"`)
+	sl.s.Publish("pw", data)
+	flushed := make(chan struct{})
+	go func() {
+		sl.l.flushDirty()
+		close(flushed)
+	}()
+	<-entered // the loop is inside write(2)
+	published := make(chan int, 1)
+	go func() {
+		_, n, _ := sl.s.Publish("pw", data)
+		published <- n
+	}()
+	select {
+	case n := <-published:
+		if n != 1 {
+			t.Fatalf("recipients %d during the write", n)
+		}
+	case <-time.After(peertest.Timeout):
+		release <- struct{}{} // unpark, so the cleanup can take c.mu
+		<-flushed
+		t.Fatal("a publish to a connection waited for the loop's write(2) to that connection")
+	}
+	release <- struct{}{}
+	<-flushed
+	if w := c.writeCount(); w != 1 {
+		t.Fatalf("%d writes after the first round, want 1", w)
+	}
+	// The second publish was listed during the write; the next round writes it.
+	close(release)
+	sl.l.flushDirty()
+	if b := <-entered; !bytes.Equal(b, frames("pw", 1, 1, data)) {
+		t.Fatalf("second write %q", b)
+	}
+	want := frames("pw", 0, 2, data)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestCoalescePartialWrite: when a write takes only part of the buffer, the
+// rest is written first by the EPOLLOUT flush, ahead of anything published
+// meanwhile, and -max-pending counts the unsent rest of the write buffer.
+func TestCoalescePartialWrite(t *testing.T) {
+	sl := newStoppedLoop(t, modeCoalesce)
+	c, peer := sl.subscriber(t, "pp")
+	entered, release := parkWrites(t, 7)
+	close(release) // never park, just write 7 bytes per call
+	data := []byte(`{"k":"0123456789"}`)
+	const first = 3
+	for i := 0; i < first; i++ {
+		sl.s.Publish("pp", data)
+	}
+	sl.l.flushDirty()
+	if b := <-entered; !bytes.Equal(b, frames("pp", 0, first, data)) {
+		t.Fatalf("first write %q", b)
+	}
+	c.mu.Lock()
+	armed, queued := c.outArmed, c.queued()
+	c.mu.Unlock()
+	total := len(frames("pp", 0, first, data))
+	if !armed || queued != total-7 {
+		t.Fatalf("after a 7-byte write: outArmed %v, queued %d, want true, %d", armed, queued, total-7)
+	}
+	// The cap counts the write buffer's unsent rest: one more frame fits
+	// only if rest+frame <= max-pending.
+	frame := len(frames("pp", first, 1, data))
+	sl.s.maxPending = queued + frame
+	if _, n, _ := sl.s.Publish("pp", data); n != 1 {
+		t.Fatal("a frame that fits under -max-pending was dropped")
+	}
+	if _, n, _ := sl.s.Publish("pp", data); n != 0 || sl.s.drops.Load() != 1 {
+		t.Fatalf("past -max-pending: recipients %d drops %d, want 0, 1", n, sl.s.drops.Load())
+	}
+	sl.s.maxPending = 8 << 20
+	const more = 2
+	for i := 0; i < more; i++ {
+		sl.s.Publish("pp", data)
+	}
+	sl.l.flushDirty() // armed: left to EPOLLOUT, no write
+	if w := c.writeCount(); w != 1 {
+		t.Fatalf("%d writes; a dirty flush wrote to an armed connection", w)
+	}
+	// Seqs first+1 and first+3.. were queued, first+2 dropped.
+	want := append(frames("pp", 0, first+1, data), frames("pp", first+2, more, data)...)
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, len(want))
+	for len(got) < len(want) {
+		sl.l.event(c, unix.EPOLLOUT)
+		n, err := peer.Read(buf[:min(len(buf), len(want)-len(got))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("bytes out of order or corrupted:\n got %q\nwant %q", got, want)
+	}
+	c.mu.Lock()
+	armed, queued = c.outArmed, c.queued()
+	c.mu.Unlock()
+	if armed || queued != 0 {
+		t.Fatalf("drained: outArmed %v queued %d", armed, queued)
+	}
+}
+
+// TestCoalescePacing: with -pace, a publish that leaves a connection with
+// more than that queued (its socket not full) does not return until the
+// loop has ended a flush round; without pressure it returns at once.
+func TestCoalescePacing(t *testing.T) {
+	sl := newStoppedLoop(t, modeCoalesce)
+	sl.s.loops = []*loop{sl.l}
+	_, peer := sl.subscriber(t, "pace")
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	data := []byte(`"` + strings.Repeat("p", 100) + `"`)
+	frame := len(frames("pace", 0, 1, data))
+	sl.s.pace = 2*frame + 1
+	for i := 0; i < 2; i++ { // up to the threshold: no wait
+		sl.s.Publish("pace", data)
+	}
+	done := make(chan struct{})
+	go func() {
+		sl.s.Publish("pace", data) // past it
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("a publish past -pace returned before the loop's round")
+	case <-time.After(100 * time.Millisecond):
+	}
+	sl.l.flushDirty()
+	select {
+	case <-done:
+	case <-time.After(peertest.Timeout):
+		t.Fatal("the paced publish did not return after the round")
+	}
+	if p := sl.s.paced.Load(); p != 1 {
+		t.Fatalf("%d publishes counted as paced, want 1", p)
 	}
 }

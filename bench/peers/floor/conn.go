@@ -23,18 +23,27 @@ type conn struct {
 	fp       frameParser // client frame state
 	subs     []subRef    // set once at subscribe; subs[i].idx is guarded by subs[i].t.mu
 
+	// Coalesce mode, owning loop only: the bytes the loop is writing
+	// (wbuf[woff:] is unsent). The loop swaps pending out into wbuf under
+	// mu and writes wbuf without holding mu; the two buffers trade places
+	// round after round, so neither is reallocated in steady state.
+	wbuf []byte
+	woff int
+
 	mu          sync.Mutex
 	dead        bool   // closed, or failed and shut down awaiting the loop
 	handshaking bool   // 101 not yet sent: queue, do not write
 	pending     []byte // bytes not yet written; pending[poff:] is unsent; reused across flushes
-	poff        int
+	poff        int    // write-per-delivery only; always 0 in coalesce mode
+	inflight    int    // coalesce mode: unsent bytes in wbuf as of the loop's last look (len(wbuf)-woff)
 	outArmed    bool   // EPOLLOUT requested: the loop flushes pending on EPOLLOUT
 	dirty       bool   // coalesce mode: on the owning loop's dirty list, a flush is due
 	writes      uint64 // write syscalls that carried frames to this socket (tests read it)
 }
 
-// queued is the number of unsent pending bytes; mu must be held.
-func (c *conn) queued() int { return len(c.pending) - c.poff }
+// queued is the number of unsent bytes, pending plus (coalesce mode) the
+// loop's write buffer; mu must be held.
+func (c *conn) queued() int { return len(c.pending) - c.poff + c.inflight }
 
 // send writes b or queues it (see sendLocked).
 func (c *conn) send(b []byte) bool {
@@ -92,22 +101,29 @@ func (c *conn) appendLocked(b []byte, force bool) bool {
 
 // queueLocked is the coalesce mode's delivery: append b to pending and, if
 // no flush is due yet, put c on its loop's dirty list. It never writes. It
-// reports whether b was queued, and whether the caller must wake c's loop
-// (markDirty started a new batch).
-func (c *conn) queueLocked(b []byte) (queued, wake bool) {
+// reports whether b was queued, whether the caller must wake c's loop
+// (markDirty started a new batch), and whether c's loop is behind: more
+// than -pace bytes are queued on a connection whose socket is not full (a
+// full socket is the client's doing, not the loop's).
+func (c *conn) queueLocked(b []byte) (queued, wake, deep bool) {
 	if c.dead || !c.appendLocked(b, false) {
-		return false, false
+		return false, false, false
 	}
 	// Handshaking: the 101 carries pending out. outArmed: EPOLLOUT will.
 	if !c.dirty && !c.handshaking && !c.outArmed {
 		c.dirty = true
 		wake = c.l.markDirty(c)
 	}
-	return true, wake
+	deep = c.l.s.pace > 0 && !c.outArmed && c.queued() > c.l.s.pace
+	return true, wake, deep
 }
 
 // flush runs on EPOLLOUT: one write of everything pending.
 func (c *conn) flush() {
+	if c.l.s.mode == modeCoalesce {
+		c.writeOut(true)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead || c.handshaking {
@@ -116,16 +132,97 @@ func (c *conn) flush() {
 	c.writePendingLocked()
 }
 
-// flushDirty runs on the loop for a conn taken off its dirty list: one
-// write of everything pending, unless EPOLLOUT is armed (then the EPOLLOUT
-// flush writes it) or the conn is gone.
+// flushDirty runs on the loop for a conn taken off its dirty list (coalesce
+// mode): one write of everything pending, unless EPOLLOUT is armed (then
+// the EPOLLOUT flush writes it) or the conn is gone.
 func (c *conn) flushDirty() {
 	c.mu.Lock()
 	c.dirty = false
-	if !c.dead && !c.handshaking && !c.outArmed {
-		c.writePendingLocked()
+	c.mu.Unlock()
+	c.writeOut(false)
+}
+
+// flushWrite is the write(2) of the coalesce mode's flushes, made without
+// holding mu; a variable so a test can park the loop inside it.
+var flushWrite = write
+
+// writeOut is the coalesce mode's only socket write for frames, run by the
+// owning loop: under mu it moves everything pending behind the unsent rest
+// of wbuf (swapping the two buffers when wbuf is empty, the usual case;
+// copying only after a partial write), then writes wbuf[woff:] with one
+// write WITHOUT holding mu, so publishers keep appending to pending
+// meanwhile. What the kernel does not take stays at the front of wbuf,
+// ahead of anything pending, with EPOLLOUT armed. Unless onOut (the
+// EPOLLOUT flush), it leaves an armed connection to EPOLLOUT.
+func (c *conn) writeOut(onOut bool) {
+	c.mu.Lock()
+	if c.dead || c.handshaking || (c.outArmed && !onOut) {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.pending) > 0 {
+		if c.woff == len(c.wbuf) {
+			c.wbuf, c.pending = c.pending, c.wbuf[:0]
+			c.woff = 0
+		} else {
+			c.wbuf = append(c.wbuf, c.pending...)
+			c.pending = c.pending[:0]
+		}
+	}
+	out := c.wbuf[c.woff:]
+	c.inflight = len(out)
+	if len(out) == 0 {
+		c.armLocked(false)
+		c.mu.Unlock()
+		return
 	}
 	c.mu.Unlock()
+
+	n, err := flushWrite(c.fd, out)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		c.wbuf, c.woff = nil, 0
+		c.failLocked()
+		return
+	}
+	c.woff += n
+	if c.woff < len(c.wbuf) {
+		c.l.s.eagain.Add(1)
+		c.inflight = len(c.wbuf) - c.woff
+		c.armLocked(true)
+		return
+	}
+	c.wbuf, c.woff, c.inflight = c.wbuf[:0], 0, 0
+	if cap(c.wbuf) > 1<<20 {
+		c.wbuf = nil // do not pin a burst's worth of memory
+	}
+	// Anything appended during the write is on the dirty list (its
+	// publisher saw dirty and outArmed false) or, if EPOLLOUT is armed,
+	// left for the next EPOLLOUT, which a writable socket reports at once.
+	if len(c.pending) == 0 {
+		c.armLocked(false)
+	}
+}
+
+// sendCtl queues a control frame (pong, close echo) from the owning loop
+// and writes it with writeOut: in coalesce mode the loop never writes while
+// holding mu. In write-per-delivery mode it is send.
+func (c *conn) sendCtl(b []byte) {
+	if c.l.s.mode != modeCoalesce {
+		c.send(b)
+		return
+	}
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.appendLocked(b, true)
+	c.mu.Unlock()
+	c.writeOut(false)
 }
 
 // writePendingLocked makes one write of everything pending. What the
@@ -178,7 +275,7 @@ func (c *conn) armLocked(on bool) {
 // cannot be reused while a publisher might still hold this conn.
 func (c *conn) failLocked() {
 	c.dead = true
-	c.pending, c.poff = nil, 0
+	c.pending, c.poff, c.inflight = nil, 0, 0
 	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
 }
 
@@ -266,21 +363,28 @@ func (s *server) unsubscribe(c *conn) {
 
 // Publish implements peerutil.Publisher: frame once into the topic's
 // buffer, then hand the frame to each subscriber: in coalesce mode append
-// it to the connection's pending bytes for its loop to write (queueLocked)
-// and wake the loops that got a new batch once the fan-out is done, in
+// it to the connection's pending bytes for its loop to write (queue),
+// wake the loops that got a new batch once the fan-out is done and, if a
+// loop is behind, wait for its flush round after releasing the topic; in
 // write-per-delivery mode one locked write (or queue) per subscriber.
 func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 	t := s.topic(name)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.seq++
+	seq := t.seq
 	if len(t.subs) == 0 {
-		return t.seq, 0, nil
+		t.mu.Unlock()
+		return seq, 0, nil
 	}
-	t.buf = appendFrame(t.buf[:0], opText, peerutil.MessageLen(name, t.seq, data))
-	t.buf = peerutil.AppendMessage(t.buf, name, t.seq, data)
+	t.buf = appendFrame(t.buf[:0], opText, peerutil.MessageLen(name, seq, data))
+	t.buf = peerutil.AppendMessage(t.buf, name, seq, data)
 	if s.mode == modeCoalesce {
-		return t.seq, t.queue(), nil
+		n, deep := t.queue()
+		t.mu.Unlock()
+		if deep {
+			s.pacePublisher()
+		}
+		return seq, n, nil
 	}
 	n := 0
 	for _, e := range t.subs {
@@ -290,21 +394,35 @@ func (s *server) Publish(name string, data []byte) (uint64, int, error) {
 		}
 		e.c.mu.Unlock()
 	}
-	return t.seq, n, nil
+	t.mu.Unlock()
+	return seq, n, nil
+}
+
+// pacePublisher (coalesce mode, -pace) makes a publisher whose fan-out
+// found a loop behind wait for every loop's current flush round (or, for
+// a loop between rounds with a batch listed, its next one) to end, so
+// publishers run ahead of the loops by about a round instead of filling
+// pending buffers up to -max-pending.
+func (s *server) pacePublisher() {
+	s.paced.Add(1)
+	for _, l := range s.loops {
+		l.waitRound()
+	}
 }
 
 // queue is the coalesce mode's fan-out of t.buf (t.mu held): queue it on
 // every subscriber, then wake each loop that got a new batch, once. It
-// returns the number queued.
-func (t *topic) queue() int {
-	n := 0
+// returns the number queued and whether any subscriber's loop is behind
+// (queueLocked's deep).
+func (t *topic) queue() (n int, deep bool) {
 	for _, e := range t.subs {
 		e.c.mu.Lock()
-		ok, wake := e.c.queueLocked(t.buf)
+		ok, wake, d := e.c.queueLocked(t.buf)
 		e.c.mu.Unlock()
 		if ok {
 			n++
 		}
+		deep = deep || d
 		if wake {
 			t.wake = append(t.wake, e.c.l)
 		}
@@ -314,5 +432,5 @@ func (t *topic) queue() int {
 		t.wake[i] = nil
 	}
 	t.wake = t.wake[:0]
-	return n
+	return n, deep
 }

@@ -45,13 +45,23 @@ type loop struct {
 	// (it then writes wakefd, once its fan-out is done) and cleared by the
 	// loop when it takes the batch, so there is at most one eventfd write
 	// per batch, not one per delivery.
-	dmu   sync.Mutex
-	dirty []*conn // guarded by dmu; reused
-	woken bool    // guarded by dmu: a wake for the current batch is on its way
+	//
+	// started and ended count flush rounds (a round starts when the loop
+	// takes the batch and ends when it has written it); a paced publisher
+	// waits on roundEnd for the round it needs to end. exited is set when
+	// run returns, so no publisher waits for a loop that is gone.
+	dmu      sync.Mutex
+	dirty    []*conn // guarded by dmu; reused
+	woken    bool    // guarded by dmu: a wake for the current batch is on its way
+	started  uint64  // guarded by dmu
+	ended    uint64  // guarded by dmu
+	exited   bool    // guarded by dmu
+	roundEnd sync.Cond
 }
 
 func newLoop(s *server, lnfd int) (*loop, error) {
 	l := &loop{s: s, lnfd: lnfd, epfd: -1, wakefd: -1, spare: -1, rbuf: make([]byte, readBuf)}
+	l.roundEnd.L = &l.dmu
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		l.release()
@@ -77,7 +87,8 @@ func (l *loop) release() {
 		if c != nil {
 			c.mu.Lock()
 			c.dead = true
-			c.pending = nil
+			c.pending, c.inflight = nil, 0
+			c.wbuf, c.woff = nil, 0
 			_ = unix.Close(fd)
 			c.mu.Unlock()
 		}
@@ -140,24 +151,59 @@ func (l *loop) woke() bool {
 	return true
 }
 
-// flushDirty takes the current dirty batch and makes one write per
-// connection of everything pending on it. The eventfd was reset before
-// the batch is taken, so a connection marked after the swap wakes the
-// loop again.
+// flushDirty is one flush round: it takes the current dirty batch and
+// makes one write per connection of everything pending on it (holding no
+// lock during the writes), then wakes the publishers waiting for the
+// round's end. The eventfd was reset before the batch is taken, so a
+// connection marked after the swap wakes the loop again.
 func (l *loop) flushDirty() {
 	l.dmu.Lock()
 	l.flushing, l.dirty = l.dirty, l.flushing
 	l.woken = false
+	l.started++
 	l.dmu.Unlock()
 	for i, c := range l.flushing {
 		c.flushDirty()
 		l.flushing[i] = nil
 	}
 	l.flushing = l.flushing[:0]
+	l.dmu.Lock()
+	l.ended = l.started
+	l.roundEnd.Broadcast()
+	l.dmu.Unlock()
+}
+
+// waitRound is a paced publisher's wait (after its fan-out and wakes):
+// until the round the loop is in ends or, between rounds with a batch
+// listed, until the next round ends. An idle loop with nothing listed, or
+// one that has exited, is not waited for.
+func (l *loop) waitRound() {
+	l.dmu.Lock()
+	target := l.started
+	if l.started == l.ended {
+		if len(l.dirty) == 0 {
+			l.dmu.Unlock()
+			return
+		}
+		target++ // listed, so a wake is on its way
+	}
+	for l.ended < target && !l.exited {
+		l.roundEnd.Wait()
+	}
+	l.dmu.Unlock()
+}
+
+// exit releases any publisher waiting for this loop's rounds.
+func (l *loop) exit() {
+	l.dmu.Lock()
+	l.exited = true
+	l.roundEnd.Broadcast()
+	l.dmu.Unlock()
 }
 
 func (l *loop) run() {
 	defer l.release()
+	defer l.exit()
 	for {
 		n, err := unix.EpollWait(l.epfd, l.events[:], -1)
 		if err != nil {
@@ -276,15 +322,25 @@ func (l *loop) handshake(c *conn, data []byte) {
 		return
 	}
 	l.s.subscribe(c, req.topics)
-	resp := appendSwitching(make([]byte, 0, 160), req.key)
-	c.mu.Lock()
-	c.handshaking = false
-	if c.queued() > 0 {
-		resp = append(resp, c.pending[c.poff:]...)
-		c.pending, c.poff = c.pending[:0], 0
+	if l.s.mode == modeCoalesce {
+		// The 101 goes first in the write buffer; writeOut puts whatever
+		// was published meanwhile behind it and writes both outside mu.
+		c.wbuf = appendSwitching(make([]byte, 0, 160), req.key)
+		c.mu.Lock()
+		c.handshaking = false
+		c.mu.Unlock()
+		c.writeOut(false)
+	} else {
+		resp := appendSwitching(make([]byte, 0, 160), req.key)
+		c.mu.Lock()
+		c.handshaking = false
+		if c.queued() > 0 {
+			resp = append(resp, c.pending[c.poff:]...)
+			c.pending, c.poff = c.pending[:0], 0
+		}
+		c.sendLocked(resp, true)
+		c.mu.Unlock()
 	}
-	c.sendLocked(resp, true)
-	c.mu.Unlock()
 	rest := c.hs[used:]
 	c.hs = nil
 	c.upgraded = true
@@ -311,9 +367,9 @@ func (l *loop) frames(c *conn, data []byte) {
 		}
 		switch op {
 		case opPing:
-			c.send(l.control(opPong, payload))
+			c.sendCtl(l.control(opPong, payload))
 		case opClose:
-			c.send(l.control(opClose, payload))
+			c.sendCtl(l.control(opClose, payload))
 			l.closeConn(c)
 			return
 		}
@@ -329,10 +385,29 @@ func (l *loop) control(op byte, payload []byte) []byte {
 }
 
 // closeConn unsubscribes c, makes a last attempt to write what is pending
-// (e.g. a close echo), closes the fd and forgets it.
+// (e.g. a close echo), closes the fd and forgets it. In coalesce mode the
+// last write is made after c is marked dead and mu released (publishers
+// do not touch a dead conn's fd).
 func (l *loop) closeConn(c *conn) {
 	l.s.unsubscribe(c)
 	c.mu.Lock()
+	if l.s.mode == modeCoalesce {
+		var last []byte
+		if !c.dead {
+			c.wbuf = append(c.wbuf, c.pending...)
+			last = c.wbuf[c.woff:]
+		}
+		c.dead = true
+		c.pending, c.inflight = nil, 0
+		c.mu.Unlock()
+		if len(last) > 0 {
+			_, _ = unix.Write(c.fd, last)
+		}
+		c.wbuf, c.woff = nil, 0
+		_ = unix.Close(c.fd) // also removes it from the epoll set
+		l.conns[c.fd] = nil
+		return
+	}
 	if !c.dead && c.queued() > 0 {
 		_, _ = unix.Write(c.fd, c.pending[c.poff:])
 	}

@@ -20,25 +20,32 @@
 // the connection's pending bytes and the connection is put on its loop's
 // dirty list; the loop, woken through an eventfd, makes ONE write per
 // dirty connection carrying everything pending, so publishes that arrive
-// while the loop is busy share a write, as wspush's writers do.
+// while the loop is busy share a write, as wspush's writers do. The loop
+// swaps the pending bytes for an empty write buffer under the connection's
+// mutex and writes with no lock held, so publishers never wait for a
+// write syscall; a publish that leaves a connection more than -pace bytes
+// behind (its socket not full) waits for the loops' flush round once the
+// topic is released.
 // write-per-delivery: the handler writes to every subscriber directly, one
 // write syscall each.
 //
 // Concurrency: per-connection write state (pending bytes, EPOLLOUT arming,
 // the dirty mark, the dead flag, and closing the fd) is guarded by a
-// per-connection mutex that publishers and the owning loop both take;
-// in write-per-delivery mode publishers write to sockets themselves. Each
-// loop's dirty list has its own small mutex. A topic's mutex is held
-// across seq assignment and the whole fan-out, which gives per-topic seq
-// order. Lock order: topic, then connection, then the loop's dirty list.
-// When a write would block, the rest of the frame and any later frames
-// stay in the connection's pending buffer, and the loop writes the pending
-// bytes coalesced in one write on EPOLLOUT. A connection whose pending
-// bytes would exceed -max-pending misses that whole frame (counted as a
-// drop, printed to stderr on exit).
+// per-connection mutex that publishers and the owning loop both take; in
+// coalesce mode it is held only to append or to swap buffers, never
+// across a write; in write-per-delivery mode publishers write to sockets
+// themselves, under it. Each loop's dirty list and round counters have
+// their own small mutex. A topic's mutex is held across seq assignment and
+// the whole fan-out, which gives per-topic seq order. Lock order: topic,
+// then connection, then the loop's dirty list. When a write would block,
+// the rest of it stays queued ahead of any later frames (coalesce: at the
+// front of the loop's write buffer; write-per-delivery: in pending) and
+// the loop writes it, and what was queued behind it, on EPOLLOUT. A
+// connection whose unsent bytes would exceed -max-pending misses that
+// whole frame (counted as a drop, printed to stderr on exit).
 //
 // The steady-state delivery path allocates nothing in either mode (pending
-// buffers and dirty lists are reused).
+// and write buffers and dirty lists are reused).
 package main
 
 import (
@@ -75,8 +82,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	<-ctx.Done()
 	err = s.stop()
-	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN (mode %s)\n",
-		s.drops.Load(), s.eagain.Load(), s.mode)
+	fmt.Fprintf(os.Stderr, "floor: dropped %d frames (pending buffer full); %d writes hit EAGAIN; %d publishes paced (mode %s)\n",
+		s.drops.Load(), s.eagain.Load(), s.paced.Load(), s.mode)
 	return err
 }
 
@@ -93,6 +100,7 @@ const (
 type server struct {
 	mode       string // modeCoalesce or modeWritePerDelivery
 	maxPending int
+	pace       int // coalesce mode: queued bytes past which a publisher waits for the loop's round (0: never)
 	wsAddr     string
 	api        *peerutil.Server
 	loops      []*loop
@@ -103,6 +111,7 @@ type server struct {
 
 	drops  atomic.Uint64 // frames not queued because pending was full
 	eagain atomic.Uint64 // direct writes that did not complete
+	paced  atomic.Uint64 // coalesce mode: publishes that waited for the loops' rounds (-pace)
 }
 
 func start(args []string) (*server, error) {
@@ -111,6 +120,7 @@ func start(args []string) (*server, error) {
 	addrs.Register(fs)
 	nloops := fs.Int("loops", runtime.GOMAXPROCS(0), "epoll loop goroutines, each with its own SO_REUSEPORT listener")
 	maxPending := fs.Int("max-pending", 8<<20, "bytes a connection may have queued before further frames to it are dropped")
+	pace := fs.Int("pace", 16<<10, "coalesce mode: a publish that leaves more than this many bytes queued on a connection whose socket is not full waits for the loops' flush rounds (0: never wait)")
 	mode := fs.String("mode", modeCoalesce, "delivery: coalesce (queue; the loop makes one write per connection for everything pending) or write-per-delivery (one write per subscriber per publish)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -118,10 +128,13 @@ func start(args []string) (*server, error) {
 	if *nloops < 1 || *maxPending < 1 {
 		return nil, errors.New("-loops and -max-pending must be positive")
 	}
+	if *pace < 0 {
+		return nil, errors.New("-pace must not be negative")
+	}
 	if *mode != modeCoalesce && *mode != modeWritePerDelivery {
 		return nil, fmt.Errorf("-mode %q: want %s or %s", *mode, modeCoalesce, modeWritePerDelivery)
 	}
-	s := &server{mode: *mode, maxPending: *maxPending, topics: make(map[string]*topic)}
+	s := &server{mode: *mode, maxPending: *maxPending, pace: *pace, topics: make(map[string]*topic)}
 	lnfds, addr, err := listenReusePort(addrs.WS, *nloops)
 	if err != nil {
 		return nil, err
