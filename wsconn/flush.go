@@ -88,7 +88,7 @@ func (f *flusher) ring() {
 func (s *Server) BeginBatch() { s.batches.Add(1) }
 
 // EndBatch closes a batch and wakes every flusher that has work listed.
-// When the flushers are behind (a queue was left half full), the caller
+// When the flushers are behind (a queue was left three quarters full), the caller
 // also waits for each busy flusher to start its next round: publishers are
 // paced by the sockets instead of filling the queues until the slow policy
 // drops, and while they run ahead, what they queue joins each connection's

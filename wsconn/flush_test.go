@@ -2,9 +2,11 @@ package wsconn
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/wstest"
 )
 
@@ -106,4 +108,23 @@ func TestEndBatchPacesWhenBehind(t *testing.T) {
 	case <-time.After(waitShort):
 		t.Fatal("EndBatch still waiting after the flusher's next round")
 	}
+}
+
+// TestPressureAtThreeQuarters: a push that leaves a queue three quarters
+// of its limit deep (not one frame less) tells the batches to pace.
+func TestPressureAtThreeQuarters(t *testing.T) {
+	var pressure atomic.Bool
+	pol := &queuePolicy{limit: 64, pressureAt: 48, stats: &Stats{}, pressure: &pressure}
+	w := &writer{pol: pol, flags: wGated} // gated: nothing starts a writer
+	for i := 0; i < 47; i++ {
+		w.push(bpool.StaticFrame([]byte("x")), kindData)
+	}
+	if pressure.Load() {
+		t.Fatal("pressure at 47 of 64 queued")
+	}
+	w.push(bpool.StaticFrame([]byte("x")), kindData)
+	if !pressure.Load() {
+		t.Fatal("no pressure at 48 of 64 queued")
+	}
+	w.close()
 }
