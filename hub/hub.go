@@ -45,7 +45,7 @@ type Config struct {
 	// Timeout bounds the hub's own calls into the engine (filling a gap).
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
-	// BeginFanout and EndFanout, when set, are called around the fan-out
+	// BeginFanout and EndFanout, each when set, are called around the fan-out
 	// of every publication (outside the topic's lock), so that subscribers
 	// that batch their writes write once per fan-out: the server passes
 	// its wsconn.Server's BeginBatch and EndBatch.

@@ -54,6 +54,8 @@ func (h *Hub) HandlePublication(p engine.Publication) engine.Delivery {
 	}
 	if h.beginFanout != nil {
 		h.beginFanout()
+	}
+	if h.endFanout != nil {
 		defer h.endFanout() // after t.mu is released (defers run last first)
 	}
 	t.mu.Lock()

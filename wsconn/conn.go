@@ -155,17 +155,14 @@ func (c *Conn) afterPush(r pushResult, data bool) bool {
 	return false
 }
 
-// startWriter hands on the write side that a push, open or claim took, so
-// there is never a second writer on the socket.
-func (c *Conn) startWriter() { c.handOff(true) }
-
-// handOff passes the claimed write side to whoever writes: a flusher on
+// handOff passes the write side that a push, open or claim took (so there
+// is never a second writer on the socket) to whoever writes: a flusher on
 // demand (woken now when ring, else at the batch's end), the connection's
 // own goroutine when writers are persistent.
 func (c *Conn) handOff(ring bool) {
 	if c.srv.qpol.persistent {
 		c.srv.stats.Writers.Add(1)
-		go c.w.run(c)
+		go c.w.run(c, nil, nil)
 		return
 	}
 	c.srv.list(c, ring)
@@ -224,7 +221,7 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 	case refused: // nothing more can be written
 		c.end(ce)
 	case pushedStart:
-		c.startWriter()
+		c.handOff(true)
 	}
 }
 

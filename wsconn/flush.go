@@ -13,7 +13,7 @@ import (
 // writes what is queued with one non-blocking writev and gives the write
 // side back. Only when the socket is full does it start a writer goroutine,
 // which finishes the batch (waiting for writability) and carries on as
-// that connection's writer (writer.resume). So an idle or keeping-up
+// that connection's writer (writer.run). So an idle or keeping-up
 // connection costs no goroutine, and a fan-out to 10,000 connections costs
 // no goroutine start at all.
 //
@@ -35,8 +35,7 @@ type flusher struct {
 	// round counts the lists the flusher swapped in; guarded by mu.
 	// roundEnd is signalled (Broadcast) each time it moves.
 	round    uint64
-	roundEnd sync.Cond    // L is &mu
-	pressure *atomic.Bool // the Server's queuePolicy.pressure
+	roundEnd sync.Cond // L is &mu
 
 	queued atomic.Bool   // dirty is not empty: a ring is worth sending
 	busy   atomic.Bool   // the flusher goroutine is writing (between a ring and its sleep)
@@ -55,7 +54,6 @@ func (s *Server) startFlushers(n int) {
 		f := &s.flushers[i]
 		f.bell = make(chan struct{}, 1)
 		f.roundEnd.L = &f.mu
-		f.pressure = &s.pressure
 		s.wg.Add(1)
 		go s.flushLoop(f)
 	}
@@ -96,7 +94,7 @@ func (s *Server) BeginBatch() { s.batches.Add(1) }
 // writes do not block.
 func (s *Server) EndBatch() {
 	s.batches.Add(-1)
-	behind := s.pressure.Load()
+	behind := s.qpol.pressure.Load()
 	for i := range s.flushers {
 		f := &s.flushers[i]
 		if !f.queued.Load() {
@@ -149,7 +147,7 @@ func (s *Server) flushLoop(f *flusher) {
 			list := f.dirty
 			f.dirty = f.spare[:0]
 			f.round++
-			f.pressure.Store(false)
+			s.qpol.pressure.Store(false)
 			if len(list) == 0 {
 				f.queued.Store(false)
 				f.busy.Store(false)
@@ -179,7 +177,7 @@ func (c *Conn) flushOnce() bool {
 	err := c.writeBatch(rw, false)
 	if errors.Is(err, errWouldBlock) {
 		c.srv.stats.Writers.Add(1)
-		go w.resume(c, items, rw)
+		go w.run(c, items, rw)
 		return false
 	}
 	if !w.finish(c, items, rw, err) {

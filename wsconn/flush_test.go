@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func waitWriteIdle(t *testing.T, c *Conn) {
 	}
 }
 
-// TestEndBatchPacesWhenBehind: with a queue left half full (pressure), the
+// TestEndBatchPacesWhenBehind: with a queue left three quarters full (pressure), the
 // end of a batch waits for a busy flusher's next round; without pressure
 // it returns at once.
 func TestEndBatchPacesWhenBehind(t *testing.T) {
@@ -87,7 +86,7 @@ func TestEndBatchPacesWhenBehind(t *testing.T) {
 
 	s.BeginBatch()
 	s.EndBatch() // no pressure: must not wait
-	s.pressure.Store(true)
+	s.qpol.pressure.Store(true)
 	s.BeginBatch()
 	done := make(chan struct{})
 	go func() {
@@ -113,17 +112,16 @@ func TestEndBatchPacesWhenBehind(t *testing.T) {
 // TestPressureAtThreeQuarters: a push that leaves a queue three quarters
 // of its limit deep (not one frame less) tells the batches to pace.
 func TestPressureAtThreeQuarters(t *testing.T) {
-	var pressure atomic.Bool
-	pol := &queuePolicy{limit: 64, pressureAt: 48, stats: &Stats{}, pressure: &pressure}
+	pol := &queuePolicy{limit: 64, pressureAt: 48, stats: &Stats{}}
 	w := &writer{pol: pol, flags: wGated} // gated: nothing starts a writer
 	for i := 0; i < 47; i++ {
 		w.push(bpool.StaticFrame([]byte("x")), kindData)
 	}
-	if pressure.Load() {
+	if pol.pressure.Load() {
 		t.Fatal("pressure at 47 of 64 queued")
 	}
 	w.push(bpool.StaticFrame([]byte("x")), kindData)
-	if !pressure.Load() {
+	if !pol.pressure.Load() {
 		t.Fatal("no pressure at 48 of 64 queued")
 	}
 	w.close()

@@ -213,7 +213,7 @@ func (c *Conn) upgrade(req []byte) {
 	c.opened = true
 	c.srv.stats.Upgraded.Add(1)
 	if c.w.open(hio.f, false) {
-		c.startWriter()
+		c.handOff(true)
 	}
 }
 
@@ -231,7 +231,7 @@ func (c *Conn) sendRefusal(f *bpool.Frame) {
 	c.setCloseDeadline(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout)
 	c.state.CompareAndSwap(stateHandshake, stateClosing)
 	if c.w.open(f, true) {
-		c.startWriter()
+		c.handOff(true)
 	}
 }
 

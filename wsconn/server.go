@@ -68,7 +68,6 @@ type Server struct {
 	// the slice is immutable after NewServer.
 	flushers []flusher
 	batches  atomic.Int32 // open BeginBatch calls
-	pressure atomic.Bool  // a queue was left 3/4 full: EndBatch paces (flush.go)
 
 	shards      [registryShards]connShard
 	upgradedNow atomic.Int64 // connections holding a MaxConns place (Conn.admitted)
@@ -116,7 +115,7 @@ func NewServer(cfg Config, opt ServerOptions) (*Server, error) {
 		done:      make(chan struct{}),
 	}
 	s.qpol = queuePolicy{limit: int32(s.cfg.SendQueue), slow: s.cfg.SlowPolicy,
-		persistent: s.cfg.Writer == WriterPersistent, stats: &s.stats, pressure: &s.pressure,
+		persistent: s.cfg.Writer == WriterPersistent, stats: &s.stats,
 		pressureAt: max(1, int32(s.cfg.SendQueue)*3/4)}
 	if s.log == nil {
 		s.log = slog.Default()

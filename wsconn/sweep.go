@@ -111,7 +111,7 @@ func (c *Conn) ping() {
 		rest = bpool.StaticFrame(ws.CompiledPing[max(n, 0):])
 	}
 	if c.w.releaseClaim(rest) {
-		c.startWriter()
+		c.handOff(true)
 	}
 	if err != nil && !errors.Is(err, unix.EAGAIN) {
 		c.end(err)

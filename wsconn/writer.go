@@ -1,7 +1,6 @@
 package wsconn
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -13,7 +12,7 @@ import (
 // claim on the socket (wRunning). Producers (Send, replies, pongs, pings,
 // the close) only push; whoever holds the claim alone takes what is queued
 // and writes it: a flusher (flush.go) while the socket keeps up, else the
-// connection's writer goroutine (run, resume), persistent or on demand. The
+// connection's writer goroutine (run), persistent or on demand. The
 // full-queue policy lives here too, so the connection never reasons about
 // queue contents.
 
@@ -39,8 +38,8 @@ const queueCap = 64
 var entryPool = sync.Pool{New: func() any { s := make([]entry, 0, queueCap); return &s }}
 
 // queuePolicy is what every writer of a Server shares: the bound, the
-// full-queue policy, the writer's lifetime and the counters. Immutable after
-// NewServer (the counters are atomics).
+// full-queue policy, the writer's lifetime, the counters and the pacing
+// flag. Immutable after NewServer but for the atomics (counters, pressure).
 type queuePolicy struct {
 	limit      int32 // data frames one queue holds (Config.SendQueue)
 	slow       SlowPolicy
@@ -50,7 +49,7 @@ type queuePolicy struct {
 	// deep or more: the flushers are behind, and the next batch's end
 	// waits for them (Server.EndBatch). Cleared by the flushers at each
 	// round.
-	pressure *atomic.Bool
+	pressure atomic.Bool
 	// pressureAt is three quarters of limit: deep enough that frames
 	// queued together share a write (at half the limit: 999k deliveries/s
 	// at 0.87 CPU-s per million; at three quarters 1.11M at 0.79, 0 drops,
@@ -132,7 +131,7 @@ func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 	r := w.appendLocked(entry{f: f, kind: kind})
 	deep := w.nData >= w.pol.pressureAt
 	w.mu.Unlock()
-	if deep && w.pol.pressure != nil && !w.pol.pressure.Load() {
+	if deep && !w.pol.pressure.Load() {
 		w.pol.pressure.Store(true)
 	}
 	if dropped != nil {
@@ -424,26 +423,14 @@ type socket interface {
 	writeFailed(err error)
 }
 
-// run is the writer goroutine, the socket's only writer. It takes
-// everything queued, writes it with one writev where the socket allows, and
-// repeats. On-demand it exits when the queue is empty; persistent it waits
-// on the doorbell. It exits after the final frame or a write error, and
-// always releases every frame it took.
-func (w *writer) run(s socket) {
-	defer w.pol.stats.Writers.Add(-1)
-	// Yield once before the first write: the goroutine that started us is
-	// usually a publish still fanning out (or a burst of publishes), and
-	// frames that arrive meanwhile join this writer's first writev. Measured
-	// A/B at 10,000 subscribers: +70% deliveries/s, -35% CPU per delivery,
-	// about +7% on a single broadcast's p99 (BENCHMARKS.md).
-	runtime.Gosched()
-	w.loop(s, nil, nil)
-}
-
-// resume is the goroutine a flusher starts when the socket filled up: it
-// finishes the batch the flusher began (items, and rw's unwritten rest),
-// waiting for the socket, then carries on as the connection's writer.
-func (w *writer) resume(s socket, items *[]entry, rw *rawWriter) {
+// run is a writer goroutine, the socket's only writer while it runs. It
+// takes everything queued, writes it with one writev where the socket
+// allows (waiting for it when full), and repeats. On-demand it exits when
+// the queue is empty; persistent it waits on the doorbell. It exits after
+// the final frame or a write error, and always releases every frame it
+// took. items and rw, when not nil, are a batch a flusher began and could
+// not finish (the socket filled up): run inherits it with the write side.
+func (w *writer) run(s socket, items *[]entry, rw *rawWriter) {
 	defer w.pol.stats.Writers.Add(-1)
 	w.loop(s, items, rw)
 }

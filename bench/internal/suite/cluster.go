@@ -104,14 +104,7 @@ func ClusterPlan(quick bool) []Scenario {
 
 // ClusterResults is what a cluster comparison found.
 type ClusterResults struct {
-	// Started and Seconds time the comparison.
-	Started time.Time `json:"started"`
-	// Seconds is the wall time.
-	Seconds float64 `json:"seconds"`
-	// Command is the command line.
-	Command []string `json:"command"`
-	// Machine describes where it ran.
-	Machine Machine `json:"machine"`
+	RunInfo
 	// Nodes, Rounds, Quick and HistorySize are the settings.
 	Nodes int `json:"nodes"`
 	// Rounds is the number of rounds.
@@ -181,7 +174,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterResults, error)
 	if err != nil {
 		return nil, err
 	}
-	res := &ClusterResults{Started: time.Now(), Command: cfg.Command, Machine: ReadMachine(), Nodes: cfg.Nodes, Rounds: cfg.Rounds,
+	res := &ClusterResults{RunInfo: startRun(cfg.Command, ReadMachine()), Nodes: cfg.Nodes, Rounds: cfg.Rounds,
 		Quick: cfg.Quick, HistorySize: cfg.HistorySize, RawDir: raw}
 	for _, s := range ClusterPlan(cfg.Quick) {
 		s.Args = append(s.Args, cfg.Extra[s.ID]...)
@@ -199,7 +192,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterResults, error)
 			}
 		}
 	}
-	res.Seconds = time.Since(res.Started).Seconds()
+	res.finish()
 	res.summarize()
 	return res, errors.Join(ctx.Err(), cfg.writeOutputs(res))
 }

@@ -44,9 +44,10 @@ func TestFormat(t *testing.T) {
 // TestMarkdownSmall renders a results set with one server and no runs: no
 // ratio columns, every target n/a, cells escaped.
 func TestMarkdownSmall(t *testing.T) {
-	r := &Results{Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Seconds: 90, Rounds: 3, Ref: "ws|push", Quick: true,
-		Command:   []string{"bin/bench", "suite", "--quick"},
-		Machine:   Machine{CPUs: 2, MemoryBytes: 24 << 30, Kernel: "6.18", GoVersion: "go1.26.8", FDSoft: 20000, FDHard: 20000},
+	r := &Results{RunInfo: RunInfo{Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Seconds: 90,
+		Command: []string{"bin/bench", "suite", "--quick"},
+		Machine: Machine{CPUs: 2, MemoryBytes: 24 << 30, Kernel: "6.18", GoVersion: "go1.26.8", FDSoft: 20000, FDHard: 20000}},
+		Rounds: 3, Ref: "ws|push", Quick: true,
 		Servers:   []ServerSpec{{Name: "ws|push", Path: "bin/wspushd", Kind: KindWspushd}},
 		Scenarios: Plan(QuickSizes)[:1],
 		RawDir:    "bench/results/x.raw",

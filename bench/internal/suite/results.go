@@ -79,16 +79,31 @@ type CheckCount struct {
 	Passed int `json:"passed"`
 }
 
-// Results is everything a suite run found.
-type Results struct {
-	// Started and Seconds time the suite.
+// RunInfo is what every recorded comparison (a suite run, a cluster
+// comparison) says about itself. Embedded, its fields sit at the top level
+// of the JSON.
+type RunInfo struct {
+	// Started is when the run began.
 	Started time.Time `json:"started"`
-	// Seconds is the suite's wall time.
+	// Seconds is the run's wall time, set by finish.
 	Seconds float64 `json:"seconds"`
-	// Command is the suite's command line.
+	// Command is the command line.
 	Command []string `json:"command"`
 	// Machine describes where it ran.
 	Machine Machine `json:"machine"`
+}
+
+// startRun begins a RunInfo now.
+func startRun(command []string, m Machine) RunInfo {
+	return RunInfo{Started: time.Now(), Command: command, Machine: m}
+}
+
+// finish records the wall time since Started.
+func (r *RunInfo) finish() { r.Seconds = time.Since(r.Started).Seconds() }
+
+// Results is everything a suite run found.
+type Results struct {
+	RunInfo
 	// Quick tells which sizes ran; Rounds how many rounds.
 	Quick bool `json:"quick"`
 	// Rounds is the number of rounds asked for.

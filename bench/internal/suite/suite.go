@@ -277,7 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now(), Command: cfg.Command, Machine: cfg.machine(), Quick: cfg.Quick, Rounds: cfg.Rounds,
+	res := &Results{RunInfo: startRun(cfg.Command, cfg.machine()), Quick: cfg.Quick, Rounds: cfg.Rounds,
 		Ref: cfg.Ref, Servers: cfg.entries(), Scenarios: cfg.plan(), RawDir: raw}
 	fmt.Fprintf(out, "suite: %d rounds × %d servers, %d scenarios; per-run files in %s\n", cfg.Rounds, len(res.Servers), len(res.Scenarios), raw)
 	for round := 1; round <= cfg.Rounds && ctx.Err() == nil; round++ {
@@ -288,7 +288,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			cfg.runServer(ctx, res, round, res.Servers[i], out)
 		}
 	}
-	res.Seconds = time.Since(res.Started).Seconds()
+	res.finish()
 	res.summarize()
 	return res, errors.Join(ctx.Err(), writeOutputs(cfg, res, out))
 }
