@@ -71,6 +71,15 @@ type Conn struct {
 	// admitted is set while c holds one of the server's MaxConns places;
 	// teardown gives it back.
 	admitted bool
+	// watched is set once the poller watches the socket. A new connection
+	// is first served straight from the accept loop (its upgrade request is
+	// usually there already) and added to the poller, armed, when that first
+	// read leaves it waiting for more (lifecycle.go, arm).
+	watched bool
+	// armed is set once this pass of the worker asked the poller for the
+	// next event (an upgrade does it before writing its 101); Serve clears
+	// it before serving and arms at the end only when it is still clear.
+	armed bool
 	// shardIdx is the position in the server's registry shard; guarded by
 	// that shard's mutex. (Placed here, with the bytes above, the Conn
 	// fits the 176-byte size class: see TestConnSize.)

@@ -3,8 +3,10 @@
 // and shuts them down. It speaks the server side of RFC 6455 on top of
 // github.com/gobwas/ws.
 //
-// Reading. No goroutine per connection waits in a read. The Server registers
-// every socket with netpoll; a readable socket is handed to a dispatch worker
+// Reading. No goroutine per connection waits in a read. A new connection is
+// served once straight from the accept loop (its upgrade request has usually
+// arrived with it); from its first wait on, netpoll watches the socket, and a
+// readable socket is handed to a dispatch worker
 // that serves it (lifecycle.go): non-blocking reads of what is there,
 // complete frames parsed, an incomplete one (or an incomplete
 // upgrade request) in a pooled buffer on the connection until the rest
@@ -39,7 +41,8 @@
 // CloseTimeout for the peer's close. Locks: locksordering.txt at the root.
 //
 // What wsconn never does: it knows nothing of topics or JSON (that is the
-// Handler's business) and never writes to a socket from a worker or from the
-// goroutine that calls Send; the end of a batch may wait for a flusher's
+// Handler's business) and never writes to a socket from the goroutine that
+// calls Send, nor from a worker except the 101 response that ends its
+// upgrade (one non-blocking write, handshake.go); the end of a batch may wait for a flusher's
 // round (pacing a publisher that outruns the sockets), never for a client.
 package wsconn

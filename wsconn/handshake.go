@@ -213,7 +213,24 @@ func (c *Conn) upgrade(req []byte) {
 	c.opened = true
 	c.srv.stats.Upgraded.Add(1)
 	if c.w.open(hio.f, false) {
+		c.writeResponse()
+	}
+}
+
+// writeResponse writes the 101 response, and whatever was queued behind
+// it, from the worker that holds the write side's claim after the upgrade:
+// one non-blocking write, as a flusher would make it, which saves waking a
+// flusher for every new connection. A socket that cannot take it all gets a
+// writer goroutine that waits on the poller, so the socket is watched
+// first. Worker only; the persistent writer's goroutine writes instead.
+func (c *Conn) writeResponse() {
+	if c.srv.qpol.persistent {
 		c.handOff(true)
+		return
+	}
+	c.arm()
+	if c.flushOnce() {
+		c.srv.list(c, true)
 	}
 }
 

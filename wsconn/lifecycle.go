@@ -58,16 +58,39 @@ func (t *connTask) Serve() {
 	if c.state.Load() == stateClosed {
 		return // a late event
 	}
+	c.armed = false
 	if c.ending.Load() == nil {
 		c.serve()
 	}
-	if c.ending.Load() == nil {
-		if err := c.poll.Rearm(int(c.fd)); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
-			c.end(err)
-		}
+	if c.ending.Load() == nil && !c.armed {
+		c.arm()
 	}
 	if c.ending.Load() != nil {
 		c.teardown()
+	}
+}
+
+// arm asks the poller for the socket's next event: the first time it adds
+// the socket (armed), later it re-arms it. Worker only.
+//
+// An end from another goroutine may run its poller Remove before the first
+// Add; looking at ending again after the Add covers it: either that end's
+// Remove comes after the Add, or this check sees the end and removes.
+func (c *Conn) arm() {
+	c.armed = true
+	if c.watched {
+		if err := c.poll.Rearm(int(c.fd)); err != nil && !errors.Is(err, netpoll.ErrNotRegistered) {
+			c.end(err)
+		}
+		return
+	}
+	if err := c.poll.Add(int(c.fd), (*connTask)(c)); err != nil {
+		c.end(err)
+		return
+	}
+	c.watched = true
+	if c.ending.Load() != nil {
+		_ = c.poll.Remove(int(c.fd))
 	}
 }
 

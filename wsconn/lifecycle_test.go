@@ -371,3 +371,63 @@ func TestPingsWrittenBySweeper(t *testing.T) {
 		t.Fatalf("%d pings written by the sweeper, want at least %d (all of them: the connections were idle)", n, conns*pings)
 	}
 }
+
+// TestPollerReleasedAfterEnd: a new connection is served straight from the
+// accept loop and only watched by the poller once it has to wait
+// (Conn.arm). However it ends — before, during or after that first wait —
+// the poller holds nothing of it afterwards (a leaked registration would
+// refuse the next socket that gets the same descriptor number).
+func TestPollerReleasedAfterEnd(t *testing.T) {
+	ts := startServer(t, Config{HandshakeTimeout: 300 * time.Millisecond, SweepInterval: 50 * time.Millisecond}, nil)
+	c := ts.dial(t) // Serve has registered its listener once a client got in
+	c.Close()
+	waitClosed(t, ts.h.lookup(t, c.Conn))
+	base := ts.srv.polls.Len() // the listener
+	if base == 0 {
+		t.Fatal("the listener is not registered")
+	}
+	req := upgradeRequest("/ws")
+	tests := []struct {
+		name string
+		run  func(t *testing.T, nc net.Conn)
+	}{
+		{"request at once, client leaves", func(t *testing.T, nc net.Conn) {
+			mustWrite(t, nc, req)
+			want101(t, nc)
+			nc.Close()
+		}},
+		{"request in two parts", func(t *testing.T, nc net.Conn) {
+			mustWrite(t, nc, req[:20])
+			time.Sleep(20 * time.Millisecond) // the first read finds half a request
+			mustWrite(t, nc, req[20:])
+			want101(t, nc)
+			nc.Close()
+		}},
+		{"nothing sent, client leaves", func(t *testing.T, nc net.Conn) { nc.Close() }},
+		{"nothing sent, handshake timeout", func(t *testing.T, nc net.Conn) {}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nc := ts.rawConn(t)
+			tc.run(t, nc)
+			waitClosed(t, ts.h.lookup(t, nc))
+			if n := ts.srv.polls.Len(); n != base {
+				t.Fatalf("poller holds %d descriptors after the end, want %d", n, base)
+			}
+		})
+	}
+}
+
+func mustWrite(t *testing.T, nc net.Conn, b []byte) {
+	t.Helper()
+	if _, err := nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func want101(t *testing.T, nc net.Conn) {
+	t.Helper()
+	if resp, _, _ := readResponse(t, nc); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+}

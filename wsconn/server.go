@@ -284,7 +284,7 @@ func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
 // test holds it there while Shutdown starts).
 var testHookAccepted func()
 
-// register wraps an accepted socket and hands it to a poller.
+// register wraps an accepted socket and hands it to a worker.
 func (s *Server) register(fd int, sa unix.Sockaddr) error {
 	if testHookAccepted != nil {
 		testHookAccepted()
@@ -313,7 +313,10 @@ func (s *Server) register(fd int, sa unix.Sockaddr) error {
 		c.end(ErrShutdown)
 		return ErrShutdown
 	}
-	if err := c.poll.Add(fd, (*connTask)(c)); err != nil {
+	// Served at once: the upgrade request has usually arrived with the
+	// connection, so the first read needs no poller event; the worker adds
+	// the socket to the poller when it must wait (Conn.arm).
+	if err := s.disp.Dispatch((*connTask)(c)); err != nil {
 		c.end(err)
 		return err
 	}
