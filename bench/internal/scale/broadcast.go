@@ -57,7 +57,7 @@ func (c *Config) publishAll(ctx context.Context, apis []string, topics []string)
 		return true
 	}
 	for i := 0; i < c.Broadcasts; i++ {
-		if err := sleepUntil(ctx, start.Add(time.Duration(i)*c.BroadcastEvery)); err != nil {
+		if err := scenario.SleepCtx(ctx, time.Until(start.Add(time.Duration(i)*c.BroadcastEvery))); err != nil {
 			return p, err
 		}
 		if one(i, 0) {
@@ -75,22 +75,6 @@ func (c *Config) publishAll(ctx context.Context, apis []string, topics []string)
 		return p, fmt.Errorf("%w: no broadcast accepted: %v", ErrPublish, p.Errors)
 	}
 	return p, ctx.Err()
-}
-
-// sleepUntil waits until t or ctx ends.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
 }
 
 // broadcastLast is the time from each broadcast (the common topic's

@@ -24,6 +24,7 @@ import (
 	"github.com/wspush/wspush/bench/internal/check"
 	"github.com/wspush/wspush/bench/internal/fleet"
 	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/scenario"
 	"github.com/wspush/wspush/bench/internal/stats"
 )
 
@@ -200,12 +201,11 @@ type Result struct {
 	Counts check.Counts `json:"counts"`
 	// Broadcast is the time from each broadcast to its last subscriber.
 	Broadcast *report.LastSub `json:"broadcast_last"`
-	// DeliveryP50Ms and DeliveryP99Ms are over every delivery.
-	DeliveryP50Ms float64 `json:"delivery_p50_ms"`
-	// DeliveryP99Ms is the 99th percentile over every delivery.
-	DeliveryP99Ms float64 `json:"delivery_p99_ms"`
-	// DeliveriesPerSec is every delivery over the time from the first
-	// publish to the last delivery.
+	// Delivery is the latency of every delivery (broadcasts and groups),
+	// from the publish request's send to the client's read.
+	Delivery stats.Summary `json:"delivery"`
+	// DeliveriesPerSec is the broadcasts' deliveries over the time each
+	// took to reach its last subscriber, summed over the broadcasts.
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
 	// Problems lists what failed the run.
 	Problems []string `json:"problems,omitempty"`
@@ -268,7 +268,7 @@ func (c *Config) run(ctx context.Context, res *Result) (err error) {
 		err = errors.Join(err, sys.restore())
 		res.Sysctls = sys.list
 	}()
-	if err := sys.needs(c.Conns, res.Clients.PerSource); err != nil {
+	if err := sys.needs(c.Conns, res.Clients.PerSource, c.DialConcurrency); err != nil {
 		return err
 	}
 	if err := sys.raise(); err != nil {
@@ -324,6 +324,8 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 		return fmt.Errorf("%w: %w", ErrClients, err)
 	}
 	res.collect(m, pub)
+	fmt.Fprintf(c.Err, "scale: %d deliveries (%d expected): p50 %.1f ms, p99 %.1f ms; broadcast to the last subscriber p50 %.1f ms, max %.1f ms; %.0f deliveries/s\n",
+		res.Counts.Received, res.Expected, res.Delivery.P50, res.Delivery.P99, res.Broadcast.MedianMs, res.Broadcast.MaxMs, res.DeliveriesPerSec)
 	return nil
 }
 
@@ -332,15 +334,10 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 func (c *Config) hold(ctx context.Context, fl fleet.Fleet, conns int64) (int64, error) {
 	lost := fl.Stat().Lost
 	fmt.Fprintf(c.Err, "scale: holding %d idle connections for %v\n", conns, c.Hold)
-	t := time.NewTimer(c.Hold)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-t.C:
+	// STAT lines come every second: wait for one more round at the end.
+	if err := scenario.SleepCtx(ctx, c.Hold+1100*time.Millisecond); err != nil {
+		return 0, err
 	}
-	// STAT lines come every second: wait for one more round.
-	time.Sleep(1100 * time.Millisecond)
 	return fl.Stat().Lost - lost, nil
 }
 
@@ -349,10 +346,14 @@ func (r *Result) collect(m *fleet.Merged, pub Published) {
 	r.Expected, r.Counts = m.Expected, m.Counts
 	r.Lost.Merge(m.Lost)
 	r.Broadcast = broadcastLast(m, pub.LastSeq)
-	r.DeliveryP50Ms = float64(m.LatencyH.Quantile(0.50)) / 1e6
-	r.DeliveryP99Ms = float64(m.LatencyH.Quantile(0.99)) / 1e6
-	if span := m.LastRecvNs - pub.FirstNs; span > 0 && pub.FirstNs > 0 {
-		r.DeliveriesPerSec = float64(m.Counts.Received) / (float64(span) / 1e9)
+	r.Delivery = m.LatencyH.Summarize()
+	var n int64
+	var ms float64
+	for _, pm := range r.Broadcast.PerMessage {
+		n, ms = n+pm.Deliveries, ms+pm.LastMs
+	}
+	if ms > 0 {
+		r.DeliveriesPerSec = float64(n) / (ms / 1e3)
 	}
 }
 

@@ -1,7 +1,6 @@
 package scale
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,24 +61,6 @@ var enough = map[string]string{
 	sysSomaxconn: "4096", sysSynBacklog: "4096", sysPortRange: "32768\t60999", sysTCPMem: "287898 383865 575796",
 }
 
-// syncBuffer is a bytes.Buffer safe for the run's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestScaleRun runs the whole thing for real at a tiny size: Redis, two
 // wspushd nodes on one port, 400 clients in two processes from four
 // source addresses, a short hold, three broadcasts and 100 group
@@ -88,7 +68,7 @@ func (s *syncBuffer) String() string {
 func TestScaleRun(t *testing.T) {
 	redis := redistest.RequireCommands(t, "redis-server")[0]
 	no := false
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	jsonPath := filepath.Join(t.TempDir(), "scale.json")
 	cfg := Config{
 		Conns: 400, Rate: 2000, DialConcurrency: 16, PingInterval: 500 * time.Millisecond,
@@ -112,6 +92,9 @@ func TestScaleRun(t *testing.T) {
 	// Each client gets the 3 broadcasts and its group's 1 message.
 	if want := int64(400 * (3 + 1)); res.Expected != want {
 		t.Errorf("expected deliveries %d, want %d", res.Expected, want)
+	}
+	if res.Delivery.Count != res.Expected || res.DeliveriesPerSec <= 0 {
+		t.Errorf("latencies of %d deliveries, %.0f deliveries/s", res.Delivery.Count, res.DeliveriesPerSec)
 	}
 	if res.After.Total.Conns != 400 || res.Broadcast.Complete != 3 {
 		t.Errorf("connections on the nodes %d (want 400), complete broadcasts %d (want 3)", res.After.Total.Conns, res.Broadcast.Complete)

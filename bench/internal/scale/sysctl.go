@@ -17,10 +17,14 @@ const (
 	sysTCPMem     = "net.ipv4.tcp_mem"
 )
 
-// minBacklog is the listen backlog the run wants (somaxconn and the SYN
-// backlog): Go's listeners take somaxconn, and thousands of dials a second
-// on one shared port must not overflow it.
-const minBacklog = 4096
+// minBacklog is the least listen backlog the run wants (somaxconn and the
+// SYN backlog; Go's listeners take somaxconn); backlogPerDial more for
+// each dial in flight, so that the dials on one shared port never
+// overflow it.
+const (
+	minBacklog     = 1024
+	backlogPerDial = 4
+)
 
 // portMargin is the ephemeral ports left over per source address.
 const portMargin = 1000
@@ -80,16 +84,17 @@ func (s *sysctls) read(name string) ([]int64, string, error) {
 }
 
 // needs computes what a run of conns connections, at most perSource from
-// one source address, asks of each setting: the new value, or "" when
-// the current one is enough.
-func (s *sysctls) needs(conns, perSource int) error {
+// one source address and dials in flight at once, asks of each setting:
+// the new value, or "" when the current one is enough.
+func (s *sysctls) needs(conns, perSource, dials int) error {
 	pagesPerConn := int64(2) // one page in flight on each end of a loopback connection
+	backlog := int64(max(minBacklog, backlogPerDial*dials))
 	checks := []struct {
 		name, why string
 		need      func(v []int64) string
 	}{
-		{sysSomaxconn, "listen backlog of the shared port", func(v []int64) string { return atLeast(v, minBacklog) }},
-		{sysSynBacklog, "half-open connections while dialing", func(v []int64) string { return atLeast(v, minBacklog) }},
+		{sysSomaxconn, "listen backlog of the shared port", func(v []int64) string { return atLeast(v, backlog) }},
+		{sysSynBacklog, "half-open connections while dialing", func(v []int64) string { return atLeast(v, backlog) }},
 		{sysPortRange, fmt.Sprintf("ephemeral ports: %d connections per source address", perSource), func(v []int64) string {
 			if len(v) == 2 && v[1]-v[0]+1 >= int64(perSource+portMargin) {
 				return ""

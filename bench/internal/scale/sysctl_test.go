@@ -17,12 +17,13 @@ func TestSysctls(t *testing.T) {
 		values    map[string]string
 		conns     int
 		perSource int
+		dials     int
 		root      bool
 		wantSet   map[string]string // values during the run
 		wantErr   error
 	}{
 		{name: "enough: nothing changes", values: enough, conns: 20000, perSource: 4000, root: true, wantSet: enough},
-		{name: "root raises what is short", values: low, conns: 10000, perSource: 4000, root: true, wantSet: map[string]string{
+		{name: "root raises what is short", values: low, conns: 10000, perSource: 4000, dials: 1024, root: true, wantSet: map[string]string{
 			sysSomaxconn: "4096", sysSynBacklog: "4096", sysPortRange: "1024 65535", sysTCPMem: "20000 30000 40000",
 		}},
 		{name: "not root: a short port range stops the run", values: low, conns: 10000, perSource: 4000, wantSet: low, wantErr: ErrSysctl},
@@ -34,7 +35,7 @@ func TestSysctls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := fakeSysctls(t, tc.values)
 			s := newSysctls(dir, tc.root, io.Discard)
-			if err := s.needs(tc.conns, tc.perSource); err != nil {
+			if err := s.needs(tc.conns, tc.perSource, tc.dials); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.raise(); !errors.Is(err, tc.wantErr) {
