@@ -166,3 +166,45 @@ func costOf(before, after Sample, conns int64) Cost {
 	c.KernelPerConn = c.SlabPerConn + c.TCPMemPerConn
 	return c
 }
+
+// closeCodesReceived is the nodes' counter of close frames received.
+const closeCodesReceived = "wspush_close_codes_received_total"
+
+// Ended is the nodes once the clients closed.
+type Ended struct {
+	// Conns is the connections the nodes still count (0 once every
+	// close was handled).
+	Conns int64 `json:"conns"`
+	// Closes1001 counts the close frames with 1001 the nodes received.
+	Closes1001 int64 `json:"closes_1001"`
+	// Seconds is how long the nodes took to count no connection.
+	Seconds float64 `json:"seconds"`
+}
+
+// awaitClosed polls the nodes' /metrics until they count no connection
+// (at most limit), then counts the 1001 close frames they received.
+func awaitClosed(ctx context.Context, nodes []*Node, limit time.Duration) Ended {
+	start := time.Now()
+	var e Ended
+	for {
+		e = Ended{}
+		for _, n := range nodes {
+			m, err := serverstat.FetchMetrics(ctx, n.API)
+			if err != nil {
+				e.Conns = -1
+				continue
+			}
+			if v, ok := m.Sum(serverstat.Connections); ok {
+				e.Conns += int64(v)
+			}
+			if v, ok := m.Sum(closeCodesReceived, "code", "1001"); ok {
+				e.Closes1001 += int64(v)
+			}
+		}
+		e.Seconds = time.Since(start).Seconds()
+		if e.Conns == 0 || time.Since(start) > limit || ctx.Err() != nil {
+			return e
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -207,6 +207,8 @@ type Result struct {
 	// DeliveriesPerSec is the broadcasts' deliveries over the time each
 	// took to reach its last subscriber, summed over the broadcasts.
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	// Ended is the nodes after the clients closed with 1001.
+	Ended Ended `json:"ended"`
 	// Problems lists what failed the run.
 	Problems []string `json:"problems,omitempty"`
 	// Pass is the verdict.
@@ -324,6 +326,9 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 		return fmt.Errorf("%w: %w", ErrClients, err)
 	}
 	res.collect(m, pub)
+	res.Ended = awaitClosed(ctx, cl.nodes, 30*time.Second)
+	fmt.Fprintf(c.Err, "scale: the clients closed with 1001: the nodes got %d such close frames; %d connections left after %.1fs\n",
+		res.Ended.Closes1001, res.Ended.Conns, res.Ended.Seconds)
 	fmt.Fprintf(c.Err, "scale: %d deliveries (%d expected): p50 %.1f ms, p99 %.1f ms; broadcast to the last subscriber p50 %.1f ms, max %.1f ms; %.0f deliveries/s\n",
 		res.Counts.Received, res.Expected, res.Delivery.P50, res.Delivery.P99, res.Broadcast.MedianMs, res.Broadcast.MaxMs, res.DeliveriesPerSec)
 	return nil

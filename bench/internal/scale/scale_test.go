@@ -99,6 +99,9 @@ func TestScaleRun(t *testing.T) {
 	if res.After.Total.Conns != 400 || res.Broadcast.Complete != 3 {
 		t.Errorf("connections on the nodes %d (want 400), complete broadcasts %d (want 3)", res.After.Total.Conns, res.Broadcast.Complete)
 	}
+	if res.Ended.Conns != 0 {
+		t.Errorf("the nodes still count %d connections after the clients closed", res.Ended.Conns)
+	}
 	for _, n := range res.Nodes {
 		if !strings.HasPrefix(n.Stopped, "exit 0") {
 			t.Errorf("%s stopped: %s", n.Name, n.Stopped)
