@@ -247,13 +247,15 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "bench scale: %v\n", err)
 	}
-	switch {
-	case res == nil || (err != nil && res.Connected == 0):
-		return 1
-	case !res.Pass:
+	if err == nil && !res.Pass {
 		for _, p := range res.Problems {
 			fmt.Fprintf(stderr, "bench scale: %s\n", p)
 		}
+	}
+	switch {
+	case err != nil:
+		return 1
+	case !res.Pass:
 		return 3
 	}
 	return 0
