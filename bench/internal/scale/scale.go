@@ -102,7 +102,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "every node's --ping-interval")
 	fs.DurationVar(&c.Hold, "hold", 0, "hold the idle connections this long before measuring (0: 3 ping intervals)")
 	fs.IntVar(&c.Broadcasts, "broadcasts", 3, "publishes to the topic every client subscribes to, one node's API each, round-robin")
-	fs.DurationVar(&c.BroadcastEvery, "broadcast-every", 2*time.Second, "time between two broadcasts")
+	fs.DurationVar(&c.BroadcastEvery, "broadcast-every", 5*time.Second, "time between two broadcasts (long enough for one to reach every client before the next)")
 	fs.IntVar(&c.Groups, "groups", 100, "group topics; client g also subscribes to group g mod groups")
 	fs.IntVar(&c.GroupPublishes, "group-publishes", 100, "publishes to the group topics, round-robin over groups and nodes")
 	fs.IntVar(&c.Size, "s", 128, "bytes of each message's data object")
