@@ -83,7 +83,7 @@ clean:
 # (git-ignored); BENCH_FLAGS adds suite flags, e.g. BENCH_FLAGS=--quick.
 BENCH_ROUNDS ?= 3
 BENCH_FLAGS  ?=
-.PHONY: bench bench-compare bench-cluster
+.PHONY: bench bench-compare bench-cluster bench-million
 
 ## bench: the standard suite against wspush only (both writer modes), medians of BENCH_ROUNDS rounds
 bench:
@@ -113,3 +113,11 @@ bench-cluster:
 	rm -rf bench/results/cluster.raw
 	bin/bench cluster --wspushd bin/wspushd --nodes 3 --rounds $(BENCH_ROUNDS) \
 	  --out-md bench/results/cluster.md --json bench/results/cluster.json $(BENCH_FLAGS)
+
+## bench-million: 1,000,000 clients on ceil(N/19000)+1 wspushd nodes sharing one port (--reuseport) and one Redis (run as root: it raises the kernel settings it needs and restores them)
+SCALE_FLAGS ?=
+bench-million:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	mkdir -p bench/results
+	bin/bench scale -n 1000000 --rate 5000 --wspushd bin/wspushd --json bench/results/million.json $(SCALE_FLAGS)

@@ -21,6 +21,11 @@ type Config struct {
 	// Listen is the WebSocket listener's address. Empty means
 	// DefaultListen.
 	Listen string
+	// ReusePort sets SO_REUSEPORT on the WebSocket listener (not the API's),
+	// so that several wspushd processes on one host listen on the same
+	// port and the kernel spreads incoming connections over them. Default
+	// off: a second process on the port then fails to start.
+	ReusePort bool
 	// APIListen is the HTTP API's address. Empty means DefaultAPIListen.
 	APIListen string
 	// MaxConns caps upgraded connections; beyond it upgrades get HTTP 503.

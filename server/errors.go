@@ -8,4 +8,6 @@ var (
 	ErrBadConfig = errors.New("server: bad config")
 	// ErrNotStarted is returned by methods that need Start first.
 	ErrNotStarted = errors.New("server: not started")
+	// ErrReusePort wraps a failure to set SO_REUSEPORT on the listener.
+	ErrReusePort = errors.New("server: SO_REUSEPORT")
 )

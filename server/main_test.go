@@ -42,6 +42,12 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
+	shutdownAtCleanup(t, s)
+	return s
+}
+
+// shutdownAtCleanup shuts s down (started or not) when the test ends.
+func shutdownAtCleanup(t testing.TB, s *Server) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -49,7 +55,6 @@ func startServer(t testing.TB, cfg Config) *Server {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return s
 }
 
 type tWriter struct{ t testing.TB }

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/wspush/wspush/hub"
@@ -119,7 +121,7 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // Start binds both listeners and serves them in the background.
 func (s *Server) Start() error {
-	wsLn, err := net.Listen("tcp", s.cfg.Listen)
+	wsLn, err := listenWS(s.cfg)
 	if err != nil {
 		return fmt.Errorf("server: websocket listener: %w", err)
 	}
@@ -157,6 +159,31 @@ func (s *Server) Start() error {
 			s.log.Error("api listener stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// listenWS opens the WebSocket listener; with cfg.ReusePort the socket
+// gets SO_REUSEPORT before it binds, so that several processes on one host
+// share the port and the kernel spreads new connections over them.
+func listenWS(cfg Config) (net.Listener, error) {
+	var lc net.ListenConfig
+	if cfg.ReusePort {
+		lc.Control = setReusePort
+	}
+	return lc.Listen(context.Background(), "tcp", cfg.Listen)
+}
+
+// setReusePort sets SO_REUSEPORT on the raw socket c.
+func setReusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("%w: %w", ErrReusePort, serr)
+	}
 	return nil
 }
 

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg, cc := srv.Config(), srv.ConnConfig()
 	log.Info("wspushd started",
 		"node", cfg.NodeName, "broker", brokerForLog(cfg.Broker), "history_size", cfg.HistorySize, "history_ttl", cfg.HistoryTTL,
-		"ws", srv.WSAddr().String(), "api", srv.APIAddr().String(),
+		"ws", srv.WSAddr().String(), "api", srv.APIAddr().String(), "reuseport", cfg.ReusePort,
 		"max_conns", cfg.MaxConns, "max_conns_reason", srv.MaxConnsReason(),
 		"pollers", srv.Pollers(), "workers", srv.Workers(), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),

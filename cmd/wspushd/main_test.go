@@ -97,6 +97,18 @@ func TestConfigureOptions(t *testing.T) {
 					t.Fatalf("proxy protocol = %s", got)
 				}
 			}},
+		{name: "reuseport flag", args: []string{"--reuseport"},
+			check: func(t *testing.T, o *Options) {
+				if !o.Server.ReusePort {
+					t.Fatal("--reuseport not applied")
+				}
+			}},
+		{name: "reuseport from env", env: map[string]string{"WSPUSH_REUSEPORT": "true"},
+			check: func(t *testing.T, o *Options) {
+				if !o.Server.ReusePort {
+					t.Fatal("WSPUSH_REUSEPORT not applied")
+				}
+			}},
 		{name: "bad proxy protocol peer", args: []string{"--proxy-protocol", "ten"}, err: "bad address or CIDR"},
 		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.300"}, err: "bad address or CIDR"},
 		{name: "bad policy", args: []string{"--slow-policy", "drop-all"}, err: "slow policy"},
@@ -142,6 +154,7 @@ func TestConfigureOptions(t *testing.T) {
 var flagDefaults = map[string]string{
 	"listen":              server.DefaultListen,
 	"api-listen":          server.DefaultAPIListen,
+	"reuseport":           "false",
 	"max-conns":           "0",
 	"pollers":             "0",
 	"workers":             "0",

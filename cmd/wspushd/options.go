@@ -38,6 +38,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	o := &Options{}
 	c := &o.Server
 	fs.StringVar(&c.Listen, "listen", server.DefaultListen, "WebSocket listener `address`")
+	fs.BoolVar(&c.ReusePort, "reuseport", false, "set SO_REUSEPORT on the WebSocket listener, so several wspushd on one host share --listen's port")
 	fs.StringVar(&c.APIListen, "api-listen", server.DefaultAPIListen, "HTTP API listener `address` (publish, health, metrics)")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "most upgraded connections; beyond it upgrades get HTTP 503 (0: open-file limit minus headroom, negative: no cap)")
 	fs.IntVar(&c.Conn.Pollers, "pollers", 0, "epoll instances (0: GOMAXPROCS/2, at least 1)")

@@ -9,6 +9,7 @@
 //	bench slow       K clients that never read among N readers; readers' latency and loss, server RSS
 //	bench recover    N clients miss M messages, then resume at once with since; catch-up time, exactly-once, server CPU
 //	bench cluster    broadcast and throughput against N wspushd nodes on one Redis and against one node; ratios
+//	bench scale      N clients on K wspushd nodes sharing one port (--reuseport) and one Redis; memory per connection, exactly-once broadcasts
 //	bench suite      start each --server in turn, run the standard scenarios against it, rounds; medians, ratios, targets
 //
 // Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
@@ -33,6 +34,7 @@ import (
 
 	"github.com/wspush/wspush/bench/internal/fleet"
 	"github.com/wspush/wspush/bench/internal/report"
+	"github.com/wspush/wspush/bench/internal/scale"
 	"github.com/wspush/wspush/bench/internal/scenario"
 	"github.com/wspush/wspush/bench/internal/suite"
 )
@@ -50,6 +52,10 @@ scenarios:
               (the server needs --history-size >= -m)
   cluster     start a redis-server and --nodes wspushd nodes, run broadcast and throughput against them
               and against one node with the same load, --rounds times; medians and cluster/one-node ratios
+  scale       start a redis-server and ceil(-n/19000)+1 wspushd nodes sharing one port (--reuseport),
+              connect -n clients from many 127.0.0.0/8 source addresses, hold them idle, measure user
+              and kernel memory per connection, publish --broadcasts checked exactly once and in order
+              (raises the kernel settings it needs as root, and restores them)
   suite       start each --server in turn and run the standard scenarios against it, --rounds times;
               medians, ratios against the peers, targets (--json, --out-md)
 
@@ -99,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSuite(ctx, args, stdout, stderr)
 	case "cluster":
 		return runCluster(ctx, args, stdout, stderr)
+	case "scale":
+		return runScale(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown scenario %q\n\n%s", sub, usage)
 		return 2
@@ -222,6 +230,33 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if n := res.Errors(); n > 0 {
 		fmt.Fprintf(stderr, "bench cluster: %d runs or starts failed (see the problems above)\n", n)
 		return 1
+	}
+	return 0
+}
+
+// runScale parses the scale run's flags and runs it: exit 0 when it
+// passed, 3 when it finished with a failed check, 1 when it could not be
+// carried out, 2 on bad usage.
+func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg scale.Config
+	if code, ok := parseFlags("bench scale", args, stderr, cfg.Register); !ok {
+		return code
+	}
+	cfg.Out, cfg.Err = stdout, stderr
+	res, err := scale.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench scale: %v\n", err)
+	}
+	if err == nil && !res.Pass {
+		for _, p := range res.Problems {
+			fmt.Fprintf(stderr, "bench scale: %s\n", p)
+		}
+	}
+	switch {
+	case err != nil:
+		return 1
+	case !res.Pass:
+		return 3
 	}
 	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,26 @@ func TestEndpointSpread(t *testing.T) {
 		if per[0] != 334 || per[1] != 333 || per[2] != 333 {
 			t.Fatalf("%d procs: spread %v", procs, per)
 		}
+	}
+}
+
+func TestReaderTopics(t *testing.T) {
+	tests := []struct {
+		name   string
+		spec   Spec
+		g      int
+		topics []int
+	}{
+		{name: "no topics", spec: Spec{}, g: 3, topics: nil},
+		{name: "one each", spec: Spec{Topics: []string{"a", "b", "c"}}, g: 4, topics: []int{1}},
+		{name: "shared and group", spec: Spec{Topics: []string{"all", "g0", "g1", "g2"}, Shared: true}, g: 4, topics: []int{0, 2}},
+		{name: "shared alone", spec: Spec{Topics: []string{"all"}, Shared: true}, g: 4, topics: []int{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.spec.ReaderTopics(tc.g); !slices.Equal(got, tc.topics) {
+				t.Fatalf("ReaderTopics(%d) = %v, want %v", tc.g, got, tc.topics)
+			}
+		})
 	}
 }

@@ -148,6 +148,9 @@ func runHold(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 	}
 	res.Expected = want
 	res.Drained = drain(ctx, eng, want, spec.Drain, spec.Settle)
+	if spec.CloseCode > 0 {
+		eng.CloseAll(uint16(spec.CloseCode))
+	}
 	eng.Stop()
 	er := eng.Result(fin.LastSeq)
 	res.Counts, res.Msgs, res.Lost = er.Counts, er.Msgs, er.Lost
@@ -158,8 +161,8 @@ func runHold(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 }
 
 // dialAll dials spec.Conns readers and spec.Slow non-readers, DialConcurrency
-// at a time, paced at DialRate. It returns the topic of each reader that
-// came up.
+// at a time, paced at DialRate. It returns the topics of each reader that
+// came up (one entry per reader and topic).
 func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters, res *Result, hs *stats.Hist) []int {
 	total := spec.Conns + spec.Slow
 	ds := dialers(spec)
@@ -187,14 +190,7 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 				if !read {
 					g = spec.FirstSlow + i - spec.Conns
 				}
-				topic := 0
-				if len(spec.Topics) > 0 {
-					topic = g % len(spec.Topics)
-				}
-				var topics []int
-				if len(spec.Topics) > 0 {
-					topics = []int{topic}
-				}
+				topics := spec.ReaderTopics(g)
 				_, took, err := eng.Connect(ctx, dialerFor(ds, g, i), topics, read)
 				if err != nil {
 					cnt.failed.Add(1)
@@ -202,8 +198,8 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 					continue
 				}
 				lh.Record(took)
-				if read && len(topics) > 0 {
-					tops = append(tops, topic)
+				if read {
+					tops = append(tops, topics...)
 				}
 			}
 			mu.Lock()

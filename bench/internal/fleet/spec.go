@@ -47,6 +47,13 @@ type Spec struct {
 	// First is the run-wide index of the first reading connection; reader
 	// g subscribes to Topics[g % len(Topics)].
 	First int `json:"first"`
+	// Shared makes every connection subscribe to two topics: Topics[0],
+	// shared by all, and its group Topics[1 + g % (len(Topics)-1)]
+	// (ReaderTopics).
+	Shared bool `json:"shared"`
+	// CloseCode, when set, closes every connection with a close frame of
+	// this code once the deliveries are in (0: closed without one).
+	CloseCode int `json:"close_code"`
 	// Slow is the number of connections that never read.
 	Slow int `json:"slow"`
 	// FirstSlow is the run-wide index of the first slow connection.
@@ -105,6 +112,20 @@ func EndpointOf(g, n int) int {
 		return 0
 	}
 	return g % n
+}
+
+// ReaderTopics is the topics (indices into Topics) run-wide connection g
+// subscribes to: Topics[g mod len], or with Shared Topics[0] and its group
+// Topics[1 + g mod (len-1)]. None without topics.
+func (s Spec) ReaderTopics(g int) []int {
+	n := len(s.Topics)
+	switch {
+	case n == 0:
+		return nil
+	case s.Shared && n > 1:
+		return []int{0, 1 + g%(n-1)}
+	}
+	return []int{g % n}
 }
 
 // Stat is a client process's live counters.

@@ -91,7 +91,7 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	r.clients(m, int64(cfg.Conns), 0)
 	r.rep.Publish = publishSummary(pres)
 	r.rateNote(cfg.Rate)
-	r.rep.LastSubscriber = lastSubscriber(m, pres.LastSeq)
+	r.rep.LastSubscriber = LastSubscriber(m, pres.LastSeq)
 	r.rep.ServerLatency = serverLatency(before, after, r.rep.Latency, r.rep.LastSubscriber, m.Up)
 	r.rep.Checks = judge(m, int64(cfg.Conns), cfg.expectedDeliveries(r, m, pres.Recipients), before, after)
 	if m.Expected != pres.Recipients && len(cfg.apiList()) <= 1 {

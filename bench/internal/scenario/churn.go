@@ -116,17 +116,17 @@ func churn(ctx context.Context, r *run, cfg ChurnConfig) error {
 func settle(ctx context.Context, cfg ChurnConfig, before serverstat.Snapshot) bool {
 	want, ok := before.Metric(serverstat.Connections)
 	if !ok {
-		sleepCtx(ctx, cfg.Settle)
+		SleepCtx(ctx, cfg.Settle)
 		return false
 	}
 	deadline := time.Now().Add(cfg.SettleTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		s := serverstat.TakeAll(ctx, nil, cfg.apiList())
 		if v, ok := s.Metric(serverstat.Connections); ok && v <= want {
-			sleepCtx(ctx, cfg.Settle)
+			SleepCtx(ctx, cfg.Settle)
 			return true
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		SleepCtx(ctx, 100*time.Millisecond)
 	}
 	return false
 }

@@ -67,13 +67,13 @@ func connect(ctx context.Context, r *run, cfg ConnectConfig) error {
 	if err != nil {
 		return fmt.Errorf("connect phase: %w", err)
 	}
-	if err := sleepCtx(ctx, cfg.Hold); err != nil {
+	if err := SleepCtx(ctx, cfg.Hold); err != nil {
 		return err
 	}
 	var plateau, ka serverstat.Snapshot
 	if cfg.KeepaliveHold > 0 {
 		plateau = r.snapCounters(ctx, SnapPlateau, keepaliveCounters)
-		if err := sleepCtx(ctx, cfg.KeepaliveHold); err != nil {
+		if err := SleepCtx(ctx, cfg.KeepaliveHold); err != nil {
 			return err
 		}
 		ka = r.snapCounters(ctx, SnapKeepalive, keepaliveCounters)

@@ -9,9 +9,9 @@ import (
 	"github.com/wspush/wspush/bench/internal/serverstat"
 )
 
-// lastSubscriber summarises the per-message table over the published
+// LastSubscriber summarises the per-message table over the published
 // messages (seqs 1..lastSeq[topic] that were tracked).
-func lastSubscriber(m *fleet.Merged, lastSeq []uint64) *report.LastSub {
+func LastSubscriber(m *fleet.Merged, lastSeq []uint64) *report.LastSub {
 	ls := &report.LastSub{}
 	var lats []int64
 	for ti, maxes := range m.Msgs.MaxLatNs {

@@ -51,7 +51,7 @@ func TestLastSubscriber(t *testing.T) {
 	m := &fleet.Merged{}
 	m.TopicReaders = []int64{2}
 	m.Msgs = check.Msgs{MaxLatNs: [][]int64{{1e6, 3e6, 2e6, 0}}, Count: [][]int64{{2, 2, 1, 0}}}
-	ls := lastSubscriber(m, []uint64{3})
+	ls := LastSubscriber(m, []uint64{3})
 	if ls.Messages != 3 || ls.Complete != 2 || ls.MaxMs != 3 || ls.MedianMs != 2 {
 		t.Fatalf("%+v", ls)
 	}
@@ -63,7 +63,7 @@ func TestLastSubscriber(t *testing.T) {
 	// Two topics: message i went to topic i%2 as seq i/2+1.
 	m.TopicReaders = []int64{1, 1}
 	m.Msgs = check.Msgs{MaxLatNs: [][]int64{{1e6, 2e6}, {5e6, 0}}, Count: [][]int64{{1, 1}, {1, 0}}}
-	ls = lastSubscriber(m, []uint64{2, 2})
+	ls = LastSubscriber(m, []uint64{2, 2})
 	want = []report.MessageLast{{Index: 0, Deliveries: 1, LastMs: 1}, {Index: 1, Deliveries: 1, LastMs: 5}, {Index: 2, Deliveries: 1, LastMs: 2}, {Index: 3}}
 	if !slices.Equal(ls.PerMessage, want) {
 		t.Fatalf("two topics: per message %+v, want %+v", ls.PerMessage, want)

@@ -228,7 +228,7 @@ func (s *recoverSetup) warmUp(ctx context.Context, r *run, pub *publish.Client, 
 	}
 	deadline := time.Now().Add(s.cfg.Drain)
 	for ctx.Err() == nil && time.Now().Before(deadline) && !s.allAt(want) {
-		sleepCtx(ctx, 5*time.Millisecond)
+		SleepCtx(ctx, 5*time.Millisecond)
 	}
 	if !s.allAt(want) {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("not every client read the warm-up up to seq %d before --drain", want))
@@ -338,7 +338,7 @@ func waitConnections(ctx context.Context, apis []string, idle serverstat.Snapsho
 		if v, ok := serverstat.TakeAll(ctx, nil, apis).Metric(serverstat.Connections); !ok || v <= want {
 			return
 		}
-		sleepCtx(ctx, 20*time.Millisecond)
+		SleepCtx(ctx, 20*time.Millisecond)
 	}
 }
 

@@ -200,7 +200,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterResults, error)
 // started is one setup's servers: the nodes and, for the cluster, Redis.
 type started struct {
 	nodes []Server
-	redis *redisProc
+	redis *Redis
 	ep    Endpoint
 }
 
@@ -209,7 +209,7 @@ func (s *started) stop(res *ClusterResults, runs []ServerRun) {
 		runs[i].Stopped, _ = n.Stop()
 	}
 	if s.redis != nil {
-		s.redis.stop()
+		s.redis.Stop()
 	}
 	res.ServerRuns = append(res.ServerRuns, runs...)
 }
@@ -221,7 +221,7 @@ func (c *ClusterConfig) startSetup(ctx context.Context, res *ClusterResults, bas
 	args := []string{"--history-size", strconv.Itoa(c.HistorySize)}
 	n := 1
 	if setup == SetupCluster {
-		r, err := startRedis(ctx, c.Redis, base+".redis.log")
+		r, err := StartRedis(ctx, c.Redis, base+".redis.log")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -232,7 +232,7 @@ func (c *ClusterConfig) startSetup(ctx context.Context, res *ClusterResults, bas
 	for i := 0; i < n; i++ {
 		spec := ServerSpec{Name: fmt.Sprintf("%s-node%d", setup, i+1), Path: c.Wspushd, Kind: KindWspushd, Args: args}
 		if st.redis != nil {
-			spec.Args = append([]string{"--broker", st.redis.url(), "--node-name", fmt.Sprintf("node%d", i+1)}, args...)
+			spec.Args = append([]string{"--broker", st.redis.URL(), "--node-name", fmt.Sprintf("node%d", i+1)}, args...)
 		}
 		sr := ServerRun{Server: spec.Name, Log: fmt.Sprintf("%s-node%d.server.log", base, i+1)}
 		srv, err := launch(ctx, spec, sr.Log)
@@ -282,13 +282,13 @@ func (c *ClusterConfig) runSetup(ctx context.Context, res *ClusterResults, round
 		}
 		var redisBefore float64
 		if st.redis != nil {
-			if p, err := serverstat.ReadProc(st.redis.pid()); err == nil {
+			if p, err := serverstat.ReadProc(st.redis.PID()); err == nil {
 				redisBefore = p.CPU
 			}
 		}
 		rec := suite.runOne(ctx, round, ServerSpec{Name: setup, Kind: KindWspushd}, sc, st.ep, base+"-"+sc.ID, false)
 		if st.redis != nil && rec.Metrics != nil {
-			if p, err := serverstat.ReadProc(st.redis.pid()); err == nil {
+			if p, err := serverstat.ReadProc(st.redis.PID()); err == nil {
 				addRedisCPU(&rec, p.CPU-redisBefore)
 			}
 		}

@@ -20,8 +20,8 @@ import (
 )
 
 func TestStartRedisMissing(t *testing.T) {
-	_, err := startRedis(context.Background(), filepath.Join(t.TempDir(), "redis-server"), filepath.Join(t.TempDir(), "r.log"))
-	if !errors.Is(err, errNoRedis) || !strings.Contains(err.Error(), "scripts/deps.sh") {
+	_, err := StartRedis(context.Background(), filepath.Join(t.TempDir(), "redis-server"), filepath.Join(t.TempDir(), "r.log"))
+	if !errors.Is(err, ErrNoRedis) || !strings.Contains(err.Error(), "scripts/deps.sh") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -14,19 +14,19 @@ import (
 	"time"
 )
 
-// redisProc is a redis-server the cluster comparison started.
-type redisProc struct {
+// Redis is a redis-server started by the load tool (the cluster comparison, bench scale).
+type Redis struct {
 	cmd    *exec.Cmd
 	addr   string
 	exited chan struct{}
 	log    *os.File
 }
 
-// errNoRedis says how to get redis-server.
-var errNoRedis = errors.New("redis-server is not on PATH: install it with scripts/deps.sh (make deps)")
+// ErrNoRedis says how to get redis-server.
+var ErrNoRedis = errors.New("redis-server is not on PATH: install it with scripts/deps.sh (make deps)")
 
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a port of 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -35,18 +35,18 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startRedis runs bin (empty: redis-server from PATH) on a free loopback
+// StartRedis runs bin (empty: redis-server from PATH) on a free loopback
 // port without persistence, its output into logPath, and waits (at most
 // 10 s) until it answers PING.
-func startRedis(ctx context.Context, bin, logPath string) (*redisProc, error) {
+func StartRedis(ctx context.Context, bin, logPath string) (*Redis, error) {
 	if bin == "" {
 		bin = "redis-server"
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", errNoRedis, err)
+		return nil, fmt.Errorf("%w (%v)", ErrNoRedis, err)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func startRedis(ctx context.Context, bin, logPath string) (*redisProc, error) {
 		logf.Close()
 		return nil, err
 	}
-	r := &redisProc{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{}), log: logf}
+	r := &Redis{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{}), log: logf}
 	go func() {
 		cmd.Wait()
 		close(r.exited)
@@ -70,7 +70,7 @@ func startRedis(ctx context.Context, bin, logPath string) (*redisProc, error) {
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
 		case <-r.exited:
-			r.stop()
+			r.Stop()
 			return nil, fmt.Errorf("redis-server exited at start; see %s", logPath)
 		default:
 		}
@@ -79,7 +79,7 @@ func startRedis(ctx context.Context, bin, logPath string) (*redisProc, error) {
 		}
 		sleepCtx(ctx, 50*time.Millisecond)
 	}
-	r.stop()
+	r.Stop()
 	return nil, fmt.Errorf("redis-server did not answer PING on %s within 10 s; see %s", r.addr, logPath)
 }
 
@@ -104,14 +104,14 @@ func redisPing(addr string) error {
 	return nil
 }
 
-// url is the broker URL of r for wspushd --broker.
-func (r *redisProc) url() string { return "redis://" + r.addr + "/0" }
+// URL is the broker URL of r for wspushd --broker.
+func (r *Redis) URL() string { return "redis://" + r.addr + "/0" }
 
-// pid is r's process id.
-func (r *redisProc) pid() int { return r.cmd.Process.Pid }
+// PID is r's process id.
+func (r *Redis) PID() int { return r.cmd.Process.Pid }
 
-// stop ends r: SIGTERM, SIGKILL after 10 s; it waits for the exit.
-func (r *redisProc) stop() {
+// Stop ends r: SIGTERM, SIGKILL after 10 s; it waits for the exit.
+func (r *Redis) Stop() {
 	select {
 	case <-r.exited:
 	default:

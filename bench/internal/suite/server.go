@@ -179,6 +179,13 @@ func launchProcess(announce, grace time.Duration) Launcher {
 	}
 }
 
+// StartWspushd starts the wspushd binary path with exactly args (no
+// listen flags added), its log in logPath, and returns once its start-up
+// line named its addresses (within 15 s); Stop gives it 15 s after SIGTERM.
+func StartWspushd(ctx context.Context, name, path string, args []string, logPath string) (Server, error) {
+	return startProcess(ctx, ServerSpec{Name: name, Path: path, Kind: KindWspushd, Args: args}, args, logPath, 15*time.Second, 15*time.Second)
+}
+
 func startProcess(ctx context.Context, spec ServerSpec, args []string, logPath string, announce, grace time.Duration) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o644)
 	if err != nil {

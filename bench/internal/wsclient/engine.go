@@ -351,16 +351,37 @@ func (c *Conn) closeLocked(cause error) {
 // Close closes c from our side. With graceful set a close frame (1000) is
 // sent first; its echo is not awaited.
 func (c *Conn) Close(graceful bool) {
+	if graceful {
+		c.CloseWith(1000)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(nil)
+}
+
+// CloseWith sends a close frame with code, then closes c from our side;
+// the echo is not awaited.
+func (c *Conn) CloseWith(code uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	if graceful {
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		c.nc.Write(AppendClientFrame(nil, ws.OpClose, []byte{0x03, 0xe8}, MaskKey()))
-	}
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.nc.Write(AppendClientFrame(nil, ws.OpClose, []byte{byte(code >> 8), byte(code)}, MaskKey()))
 	c.closeLocked(nil)
+}
+
+// CloseAll closes every connection from our side with a close frame of
+// code (1001: going away), so that the server sees clean closes.
+func (e *Engine) CloseAll(code uint16) {
+	e.connMu.Lock()
+	conns := e.conns
+	e.connMu.Unlock()
+	for _, c := range conns {
+		c.CloseWith(code)
+	}
 }
 
 // Up reports the connections currently open.

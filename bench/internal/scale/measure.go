@@ -1,0 +1,210 @@
+package scale
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/wspush/wspush/bench/internal/serverstat"
+)
+
+// Kernel is the machine-wide kernel memory that grows with connections.
+type Kernel struct {
+	// SlabB and SUnreclaimB are Slab and SUnreclaim of /proc/meminfo, bytes
+	// (socket structs, dentries and inodes of the socket files, ...).
+	SlabB int64 `json:"slab_bytes"`
+	// SUnreclaimB is the part of Slab that cannot be reclaimed.
+	SUnreclaimB int64 `json:"sunreclaim_bytes"`
+	// TCPMemB is the TCP "mem" of /proc/net/sockstat (pages) in bytes:
+	// buffer memory charged to TCP sockets.
+	TCPMemB int64 `json:"tcp_mem_bytes"`
+	// TCPInUse is the TCP sockets in use.
+	TCPInUse int64 `json:"tcp_inuse"`
+}
+
+// readKernel reads /proc/meminfo and /proc/net/sockstat.
+func readKernel() (Kernel, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return Kernel{}, err
+	}
+	mi, err := fs.Meminfo()
+	if err != nil {
+		return Kernel{}, err
+	}
+	var k Kernel
+	if mi.SlabBytes != nil {
+		k.SlabB = int64(*mi.SlabBytes)
+	}
+	if mi.SUnreclaimBytes != nil {
+		k.SUnreclaimB = int64(*mi.SUnreclaimBytes)
+	}
+	ss, err := fs.NetSockstat()
+	if err != nil {
+		return Kernel{}, err
+	}
+	for _, p := range ss.Protocols {
+		if p.Protocol != "TCP" {
+			continue
+		}
+		k.TCPInUse = int64(p.InUse)
+		if p.Mem != nil {
+			k.TCPMemB = int64(*p.Mem) * int64(os.Getpagesize())
+		}
+	}
+	return k, nil
+}
+
+// NodeStat is one node's process and runtime numbers.
+type NodeStat struct {
+	// Name is the node's name ("total" for the sum).
+	Name string `json:"name"`
+	// RSSB and RSSAnonB are its resident and private anonymous memory.
+	RSSB int64 `json:"rss_bytes"`
+	// RSSAnonB is the anonymous part of RSSB (heap, stacks).
+	RSSAnonB int64 `json:"rss_anon_bytes"`
+	// HeapInuseB is go_memstats_heap_inuse_bytes.
+	HeapInuseB int64 `json:"heap_inuse_bytes"`
+	// Goroutines is go_goroutines.
+	Goroutines int64 `json:"goroutines"`
+	// FDs is its open descriptors.
+	FDs int64 `json:"fds"`
+	// Conns is wspush_connections.
+	Conns int64 `json:"conns"`
+	// Errors says what could not be read.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// add sums o's numbers into s.
+func (s *NodeStat) add(o NodeStat) {
+	s.RSSB += o.RSSB
+	s.RSSAnonB += o.RSSAnonB
+	s.HeapInuseB += o.HeapInuseB
+	s.Goroutines += o.Goroutines
+	s.FDs += o.FDs
+	s.Conns += o.Conns
+	s.Errors = append(s.Errors, o.Errors...)
+}
+
+// Sample is one measurement of every node and of the kernel.
+type Sample struct {
+	// At is when it was taken.
+	At time.Time `json:"at"`
+	// Nodes are per node, in node order; Total their sum.
+	Nodes []NodeStat `json:"nodes"`
+	// Total is the sum over the nodes.
+	Total NodeStat `json:"total"`
+	// Kernel is the machine's kernel memory.
+	Kernel Kernel `json:"kernel"`
+	// KernelErr says why Kernel is empty.
+	KernelErr string `json:"kernel_error,omitempty"`
+}
+
+// measure reads every node's /proc and /metrics, and the kernel's numbers.
+func measure(ctx context.Context, nodes []*Node) Sample {
+	s := Sample{At: time.Now(), Total: NodeStat{Name: "total"}}
+	for _, n := range nodes {
+		snap := serverstat.Take(ctx, n.PID, n.API)
+		ns := NodeStat{Name: n.Name, Errors: snap.Errors}
+		if p := snap.Proc; p != nil {
+			ns.RSSB, ns.RSSAnonB, ns.FDs = p.RSS, p.RSSAnon, p.FDs
+		}
+		for name, dst := range map[string]*int64{
+			serverstat.HeapInuse: &ns.HeapInuseB, serverstat.Goroutines: &ns.Goroutines, serverstat.Connections: &ns.Conns,
+		} {
+			if v, ok := snap.Metric(name); ok {
+				*dst = int64(v)
+			}
+		}
+		s.Nodes = append(s.Nodes, ns)
+		s.Total.add(ns)
+	}
+	k, err := readKernel()
+	if err != nil {
+		s.KernelErr = err.Error()
+	}
+	s.Kernel = k
+	return s
+}
+
+// Cost is what the connections cost, from two samples around them.
+type Cost struct {
+	// Conns is the connections the difference is divided by.
+	Conns int64 `json:"conns"`
+	// UserRSSPerConn is the nodes' RSS growth per connection, bytes.
+	UserRSSPerConn float64 `json:"user_rss_per_conn_bytes"`
+	// UserAnonPerConn is the nodes' RssAnon growth per connection.
+	UserAnonPerConn float64 `json:"user_rss_anon_per_conn_bytes"`
+	// HeapPerConn is the nodes' heap-in-use growth per connection.
+	HeapPerConn float64 `json:"heap_inuse_per_conn_bytes"`
+	// KernelPerConn is Slab plus TCP memory growth per connection: both
+	// ends of each loopback connection (client and server socket).
+	KernelPerConn float64 `json:"kernel_per_conn_bytes"`
+	// SlabPerConn and TCPMemPerConn are its two parts.
+	SlabPerConn float64 `json:"slab_per_conn_bytes"`
+	// TCPMemPerConn is the sockstat TCP memory part.
+	TCPMemPerConn float64 `json:"tcp_mem_per_conn_bytes"`
+	// GoroutinesPerConn is the nodes' goroutine growth per connection.
+	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
+}
+
+// costOf divides the growth from before to after by conns.
+func costOf(before, after Sample, conns int64) Cost {
+	c := Cost{Conns: conns}
+	if conns <= 0 {
+		return c
+	}
+	per := func(a, b int64) float64 { return float64(a-b) / float64(conns) }
+	c.UserRSSPerConn = per(after.Total.RSSB, before.Total.RSSB)
+	c.UserAnonPerConn = per(after.Total.RSSAnonB, before.Total.RSSAnonB)
+	c.HeapPerConn = per(after.Total.HeapInuseB, before.Total.HeapInuseB)
+	c.GoroutinesPerConn = per(after.Total.Goroutines, before.Total.Goroutines)
+	c.SlabPerConn = per(after.Kernel.SlabB, before.Kernel.SlabB)
+	c.TCPMemPerConn = per(after.Kernel.TCPMemB, before.Kernel.TCPMemB)
+	c.KernelPerConn = c.SlabPerConn + c.TCPMemPerConn
+	return c
+}
+
+// closeCodesReceived is the nodes' counter of close frames received.
+const closeCodesReceived = "wspush_close_codes_received_total"
+
+// Ended is the nodes once the clients closed.
+type Ended struct {
+	// Conns is the connections the nodes still count (0 once every
+	// close was handled).
+	Conns int64 `json:"conns"`
+	// Closes1001 counts the close frames with 1001 the nodes received.
+	Closes1001 int64 `json:"closes_1001"`
+	// Seconds is how long the nodes took to count no connection.
+	Seconds float64 `json:"seconds"`
+}
+
+// awaitClosed polls the nodes' /metrics until they count no connection
+// (at most limit), then counts the 1001 close frames they received.
+func awaitClosed(ctx context.Context, nodes []*Node, limit time.Duration) Ended {
+	start := time.Now()
+	var e Ended
+	for {
+		e = Ended{}
+		for _, n := range nodes {
+			m, err := serverstat.FetchMetrics(ctx, n.API)
+			if err != nil {
+				e.Conns = -1
+				continue
+			}
+			if v, ok := m.Sum(serverstat.Connections); ok {
+				e.Conns += int64(v)
+			}
+			if v, ok := m.Sum(closeCodesReceived, "code", "1001"); ok {
+				e.Closes1001 += int64(v)
+			}
+		}
+		e.Seconds = time.Since(start).Seconds()
+		if e.Conns == 0 || time.Since(start) > limit || ctx.Err() != nil {
+			return e
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
