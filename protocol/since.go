@@ -93,17 +93,18 @@ func parseSinceEntry(raw json.RawMessage) (engine.Position, string) {
 // is split at its last two colons, so a topic may contain colons (an epoch
 // never does); the topic must satisfy ValidTopic, the epoch
 // engine.ValidEpoch, and seq is a uint64 in decimal digits without sign
-// (leading zeros are allowed). The empty string gives an empty map. An
+// (leading zeros are allowed). The empty string gives nil (no position,
+// and nothing allocated for the many connections that resume nothing). An
 // empty item or a topic named twice is an error.
 //
 // Every error is a *CommandError with Code CodeBadRequest (also for a bad
 // topic name), no id, and a Message naming the item (1-based) and what is
 // wrong; it wraps ErrBadRequest. On error the map is nil.
 func ParseSince(s string) (map[string]engine.Position, error) {
-	since := make(map[string]engine.Position)
 	if s == "" {
-		return since, nil
+		return nil, nil
 	}
+	since := make(map[string]engine.Position)
 	n := 0
 	for item := range strings.SplitSeq(s, ",") {
 		n++

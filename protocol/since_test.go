@@ -122,7 +122,7 @@ func TestParseSince(t *testing.T) {
 		want   map[string]engine.Position // on success
 		msgHas string                     // on failure: the message contains it
 	}{
-		{name: "empty", in: "", want: map[string]engine.Position{}},
+		{name: "empty", in: "", want: nil},
 		{name: "one", in: "a:E:12", want: map[string]engine.Position{"a": pos("E", 12)}},
 		{name: "two", in: "a:E:12,b:F-_0:0", want: map[string]engine.Position{"a": pos("E", 12), "b": pos("F-_0", 0)}},
 		{name: "topic_with_colons", in: "x:y:z:E:5", want: map[string]engine.Position{"x:y:z": pos("E", 5)}},
@@ -176,7 +176,7 @@ func TestParseSince(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSince(%q): %v", tt.in, err)
 			}
-			if got == nil || !maps.Equal(got, tt.want) {
+			if (got == nil) != (tt.want == nil) || !maps.Equal(got, tt.want) {
 				t.Errorf("ParseSince(%q) = %#v, want %v", tt.in, got, tt.want)
 			}
 		})

@@ -1,10 +1,17 @@
 package wsconn
 
 import (
+	"errors"
+	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/netpoll"
 )
 
 // TestConnSize: a Conn is held per connection for its whole life, so its
@@ -23,7 +30,7 @@ func TestPeerAddrRoundTrip(t *testing.T) {
 			t.Errorf("%s comes back as %s", a, got)
 		}
 	}
-	// A mapped IPv4 address comes back as IPv4 (as sockaddrPort gives it).
+	// A mapped IPv4 address comes back as IPv4 (as accept4 gives it).
 	mapped := netip.MustParseAddrPort("[::ffff:192.0.2.1]:9")
 	if got := packAddr(mapped).addrPort(); got != netip.MustParseAddrPort("192.0.2.1:9") {
 		t.Errorf("%s comes back as %s", mapped, got)
@@ -52,5 +59,46 @@ func TestPingDue(t *testing.T) {
 		if got := cfg.pingDue(tc.silent); got != tc.want {
 			t.Errorf("silent %v: due %v, want %v", tc.silent, got, tc.want)
 		}
+	}
+}
+
+// TestAcceptAddresses: accept4 decodes the peer's address itself (network
+// byte order port, IPv4-mapped IPv6 unmapped): over real sockets the
+// server sees exactly the client's local address, for IPv4 and IPv6.
+func TestAcceptAddresses(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			host := "127.0.0.1:0"
+			if network == "tcp6" {
+				host = "[::1]:0"
+			}
+			ln, err := net.Listen(network, host)
+			if err != nil {
+				t.Fatalf("no %s loopback here: %v", network, err)
+			}
+			defer ln.Close()
+			lfd, err := netpoll.FD(ln.(syscall.Conn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, err := net.Dial(network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			var fd int
+			var peer netip.AddrPort
+			deadline := time.Now().Add(waitShort)
+			for fd, peer, err = accept4(lfd); errors.Is(err, unix.EAGAIN) && time.Now().Before(deadline); fd, peer, err = accept4(lfd) {
+				time.Sleep(time.Millisecond)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(fd)
+			if want := nc.LocalAddr().(*net.TCPAddr).AddrPort(); peer != want {
+				t.Fatalf("accept4 gives %s, want the client's %s", peer, want)
+			}
+		})
 	}
 }

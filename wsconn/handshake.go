@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -129,52 +130,87 @@ func (h *handshakeIO) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// upgrading is the state of one upgrade on a worker: the request as the
+// upgrader parses it and the ws.Upgrader whose callbacks fill it in. Pooled,
+// with the callbacks made once per pooled value (closures over it), so an
+// upgrade allocates neither.
+type upgrading struct {
+	c        *Conn
+	r        Request
+	accepted bool
+	io       handshakeIO
+	u        ws.Upgrader
+}
+
+var upgradingPool = sync.Pool{New: func() any { return newUpgrading() }}
+
+func newUpgrading() *upgrading {
+	st := &upgrading{}
+	st.u = ws.Upgrader{
+		WriteBufferSize: 512,
+		OnRequest: func(uri []byte) error {
+			st.r.URI = string(uri)
+			return nil
+		},
+		OnHost: func(host []byte) error {
+			st.r.Host = string(host)
+			return nil
+		},
+		OnHeader: func(key, value []byte) error {
+			st.header(key, value)
+			return nil
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			return nil, st.decide()
+		},
+	}
+	return st
+}
+
+// header keeps the request headers Request names.
+func (st *upgrading) header(key, value []byte) {
+	switch {
+	case bytes.EqualFold(key, hdrOrigin):
+		st.r.Origin = string(value)
+	case bytes.EqualFold(key, hdrAuthorization):
+		st.r.Authorization = string(value)
+	case bytes.EqualFold(key, hdrForwardedFor):
+		if st.r.ForwardedFor != "" {
+			st.r.ForwardedFor += ", "
+		}
+		st.r.ForwardedFor += string(value)
+	}
+}
+
+// decide admits the connection and asks the Handler, once the request is
+// complete and valid.
+func (st *upgrading) decide() error {
+	c := st.c
+	if err := c.srv.admit(c); err != nil {
+		return rejection(err)
+	}
+	if err := c.srv.handler.Accept(c, &st.r); err != nil {
+		c.srv.unadmit(c)
+		return rejection(err)
+	}
+	st.accepted = true
+	return nil
+}
+
 // upgrade runs the gobwas/ws zero-copy upgrader on the buffered request. The
 // Handler's Accept runs before the 101 is queued, so whatever it sets up
 // (subscriptions) is in place before the client can see the response.
 func (c *Conn) upgrade(req []byte) {
-	var r Request
-	var accepted bool
-	u := ws.Upgrader{
-		ReadBufferSize:  c.srv.cfg.MaxHandshake,
-		WriteBufferSize: 512,
-		OnRequest: func(uri []byte) error {
-			r.URI = string(uri)
-			return nil
-		},
-		OnHost: func(host []byte) error {
-			r.Host = string(host)
-			return nil
-		},
-		OnHeader: func(key, value []byte) error {
-			switch {
-			case bytes.EqualFold(key, hdrOrigin):
-				r.Origin = string(value)
-			case bytes.EqualFold(key, hdrAuthorization):
-				r.Authorization = string(value)
-			case bytes.EqualFold(key, hdrForwardedFor):
-				if r.ForwardedFor != "" {
-					r.ForwardedFor += ", "
-				}
-				r.ForwardedFor += string(value)
-			}
-			return nil
-		},
-		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if err := c.srv.admit(c); err != nil {
-				return nil, rejection(err)
-			}
-			if err := c.srv.handler.Accept(c, &r); err != nil {
-				c.srv.unadmit(c)
-				return nil, rejection(err)
-			}
-			accepted = true
-			return nil, nil
-		},
-	}
-	hio := &handshakeIO{f: bpool.NewFrame(256)}
+	st := upgradingPool.Get().(*upgrading)
+	st.c = c
+	st.u.ReadBufferSize = c.srv.cfg.MaxHandshake
+	hio := &st.io
+	hio.f = bpool.NewFrame(256)
 	hio.r.Reset(req)
-	_, err := u.Upgrade(hio)
+	_, err := st.u.Upgrade(hio)
+	f, accepted := hio.f, st.accepted // f: the response gobwas/ws wrote
+	*st = upgrading{u: st.u}
+	upgradingPool.Put(st)
 	if err != nil {
 		status := http.StatusBadRequest
 		var rej *ws.ConnectionRejectedError
@@ -186,14 +222,14 @@ func (c *Conn) upgrade(req []byte) {
 		if accepted {
 			// Accept set things up; OnClose undoes them.
 			c.end(err)
-			hio.f.Release()
+			f.Release()
 			return
 		}
-		if len(hio.f.B) == 0 {
+		if len(f.B) == 0 {
 			// gobwas/ws writes nothing for an unreadable request line.
-			hio.f.B = appendHTTPError(hio.f.B, status, "malformed upgrade request")
+			f.B = appendHTTPError(f.B, status, "malformed upgrade request")
 		}
-		c.sendRefusal(hio.f)
+		c.sendRefusal(f)
 		return
 	}
 	// Ended while Accept ran (handshake timeout, shutdown): no 101; the
@@ -207,12 +243,12 @@ func (c *Conn) upgrade(req []byte) {
 	// before it would take 0 for an expired deadline.
 	c.deadline.Store(0)
 	if c.ending.Load() != nil || !c.state.CompareAndSwap(stateHandshake, stateOpen) {
-		hio.f.Release()
+		f.Release()
 		return
 	}
 	c.opened = true
 	c.srv.stats.Upgraded.Add(1)
-	if c.w.open(hio.f, false) {
+	if c.w.open(f, false) {
 		c.writeResponse()
 	}
 }

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -55,6 +56,41 @@ func (c *Conn) fdClose() {
 			return
 		}
 	}
+}
+
+// accept4 takes one connection off the listening socket lfd, non-blocking
+// and close-on-exec, with its peer's address. It makes the system call
+// itself: unix.Accept4 also asks every IPv4 socket for its protocol (one
+// getsockopt per accept, to tell L2TP apart) and allocates the address.
+func accept4(lfd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	return int(fd), rawAddrPort(&rsa), nil
+}
+
+// rawAddrPort decodes an IPv4 or IPv6 socket address (the port is in
+// network byte order); anything else gives the zero AddrPort.
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), netPort(sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), netPort(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// netPort converts a port stored in network byte order.
+func netPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // readInto does one non-blocking read into the free capacity of *bp and

@@ -192,14 +192,14 @@ func (s *Server) Serve(ln net.Listener) error {
 
 	var (
 		nfd   int
-		sa    unix.Sockaddr
+		peer  netip.AddrPort
 		aerr  error
 		delay time.Duration
 	)
 	// accept runs inside RawConn.Control, which keeps the listener's
 	// descriptor from being closed (and its number reused) meanwhile.
 	accept := func(fd uintptr) {
-		nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, peer, aerr = accept4(int(fd))
 	}
 	for {
 		if err := rc.Control(accept); err != nil {
@@ -240,7 +240,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		s.stats.Accepted.Add(1)
-		if err := s.register(nfd, sa); err != nil {
+		if err := s.register(nfd, peer); err != nil {
 			s.log.Debug("register failed", "err", err)
 		}
 	}
@@ -269,29 +269,17 @@ func (l *listener) close() {
 	l.HandleEvent(l.fd, 0)
 }
 
-// sockaddrPort converts an accepted peer address.
-func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
-	}
-	return netip.AddrPort{}
-}
-
 // testHookAccepted, when set, runs between an accept and its register (a
 // test holds it there while Shutdown starts).
 var testHookAccepted func()
 
 // register wraps an accepted socket and hands it to a worker.
-func (s *Server) register(fd int, sa unix.Sockaddr) error {
+func (s *Server) register(fd int, remote netip.AddrPort) error {
 	if testHookAccepted != nil {
 		testHookAccepted()
 	}
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	remote := sockaddrPort(sa)
 	c := &Conn{srv: s, fd: int32(fd), remote: packAddr(remote)}
 	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, remote.Addr())
 	c.w = writer{pol: &s.qpol, flags: wGated}
