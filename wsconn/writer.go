@@ -31,11 +31,20 @@ const (
 	kindRaw                      // the 101 response; like control
 )
 
-// queueCap is the capacity of pooled entry slices; a batch that needs more
-// grows past it and is not pooled again.
-const queueCap = 64
+// A queue starts in a small pooled slice: a fan-out queues one frame per
+// connection, and 19,000 recipients holding a 64-entry slice each would
+// take 19 MiB for a 128-byte broadcast. A queue that fills it moves to a
+// queueCap slice; one that needs more grows past that and is not pooled
+// again.
+const (
+	queueSmall = 4
+	queueCap   = 64
+)
 
-var entryPool = sync.Pool{New: func() any { s := make([]entry, 0, queueCap); return &s }}
+var (
+	smallEntries = sync.Pool{New: func() any { s := make([]entry, 0, queueSmall); return &s }}
+	entryPool    = sync.Pool{New: func() any { s := make([]entry, 0, queueCap); return &s }}
+)
 
 // queuePolicy is what every writer of a Server shares: the bound, the
 // full-queue policy, the writer's lifetime, the counters and the pacing
@@ -193,10 +202,7 @@ func (w *writer) pushFinal(f *bpool.Frame, discard bool) pushResult {
 
 // appendLocked adds e and says whether the caller must start the goroutine.
 func (w *writer) appendLocked(e entry) pushResult {
-	if w.items == nil {
-		w.items = entryPool.Get().(*[]entry)
-	}
-	*w.items = append(*w.items, e)
+	w.addLocked(e, false)
 	if e.kind == kindData {
 		w.nData++
 	}
@@ -214,6 +220,27 @@ func (w *writer) appendLocked(e entry) pushResult {
 	}
 	w.flags |= wRunning
 	return pushedStart
+}
+
+// addLocked puts e at the back of the queue, or with front at its front.
+// It moves a full small slice to a queueCap one. w.mu must be held.
+func (w *writer) addLocked(e entry, front bool) {
+	switch {
+	case w.items == nil:
+		w.items = smallEntries.Get().(*[]entry)
+	case len(*w.items) == queueSmall && cap(*w.items) == queueSmall:
+		big := entryPool.Get().(*[]entry)
+		*big = append(*big, *w.items...)
+		putEntries(w.items)
+		w.items = big
+	}
+	if !front {
+		*w.items = append(*w.items, e)
+		return
+	}
+	*w.items = append(*w.items, entry{})
+	copy((*w.items)[1:], *w.items)
+	(*w.items)[0] = e
 }
 
 // dropOldestLocked removes the oldest data entry and returns its frame.
@@ -244,17 +271,12 @@ func (w *writer) open(resp *bpool.Frame, final bool) bool {
 		resp.Release()
 		return false
 	}
-	if w.items == nil {
-		w.items = entryPool.Get().(*[]entry)
-	}
-	*w.items = append(*w.items, entry{})
-	copy((*w.items)[1:], *w.items)
 	kind := kindRaw
 	if final {
 		kind = kindFinal
 		w.flags |= wFinal
 	}
-	(*w.items)[0] = entry{f: resp, kind: kind}
+	w.addLocked(entry{f: resp, kind: kind}, true)
 	w.flags &^= wGated
 	if w.pol.persistent && !final {
 		w.wake = make(chan struct{}, 1)
@@ -288,12 +310,7 @@ func (w *writer) releaseClaim(rest *bpool.Frame) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if rest != nil && w.flags&wClosed == 0 {
-		if w.items == nil {
-			w.items = entryPool.Get().(*[]entry)
-		}
-		*w.items = append(*w.items, entry{})
-		copy((*w.items)[1:], *w.items)
-		(*w.items)[0] = entry{f: rest, kind: kindControl}
+		w.addLocked(entry{f: rest, kind: kindControl}, true)
 	} else if rest != nil {
 		rest.Release()
 	}
@@ -523,12 +540,15 @@ func writtenProbes(items []entry) {
 	}
 }
 
-// putEntries returns an entry slice to the pool (only the standard size).
+// putEntries returns an entry slice to its pool (only the two standard
+// sizes).
 func putEntries(items *[]entry) {
-	if cap(*items) != queueCap {
-		return
-	}
 	clear(*items)
 	*items = (*items)[:0]
-	entryPool.Put(items)
+	switch cap(*items) {
+	case queueSmall:
+		smallEntries.Put(items)
+	case queueCap:
+		entryPool.Put(items)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/internal/wstest"
 )
@@ -397,5 +398,54 @@ func TestWriteTimeout(t *testing.T) {
 	if got := st.Delivered.Load() + st.LostClosed.Load() + st.Dropped(); got != int64(len(sent)) {
 		t.Fatalf("Delivered %d + LostClosed %d + Dropped %d != sent %d",
 			st.Delivered.Load(), st.LostClosed.Load(), st.Dropped(), len(sent))
+	}
+}
+
+// TestQueueGrows: a queue starts in a queueSmall slice, moves to a queueCap
+// one when it outgrows it, and past that grows like any slice; order is
+// kept across each move, also for entries put at the front (the 101
+// response, a partial write's rest).
+func TestQueueGrows(t *testing.T) {
+	tests := []struct {
+		n       int // entries added at the back
+		front   bool
+		wantCap int // 0: more than queueCap (grown by append)
+	}{
+		{n: 1, wantCap: queueSmall},
+		{n: queueSmall, wantCap: queueSmall},
+		{n: queueSmall + 1, wantCap: queueCap},
+		{n: queueSmall, front: true, wantCap: queueCap},
+		{n: queueSmall - 1, front: true, wantCap: queueSmall},
+		{n: queueCap + 1, wantCap: 0},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("n=%d front=%v", tc.n, tc.front), func(t *testing.T) {
+			var w writer
+			frames := make([]*bpool.Frame, tc.n+1)
+			for i := range frames {
+				frames[i] = &bpool.Frame{}
+			}
+			for _, f := range frames[1:] {
+				w.addLocked(entry{f: f, kind: kindData}, false)
+			}
+			want := frames[1:]
+			if tc.front {
+				w.addLocked(entry{f: frames[0], kind: kindRaw}, true)
+				want = frames
+			}
+			got := *w.items
+			if len(got) != len(want) {
+				t.Fatalf("%d entries, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i].f != want[i] {
+					t.Fatalf("entry %d out of order", i)
+				}
+			}
+			if c := cap(got); c != tc.wantCap && (tc.wantCap != 0 || c <= queueCap) {
+				t.Fatalf("cap %d, want %d (0: more than %d)", c, tc.wantCap, queueCap)
+			}
+			putEntries(w.items)
+		})
 	}
 }
