@@ -166,9 +166,15 @@ var writerPool = sync.Pool{New: func() any {
 	}
 }}
 
-// writev writes iov with one system call.
+// writev writes iov with one system call: writev(2), or write(2) for a
+// single buffer (a broadcast's usual batch), which skips the kernel's copy
+// and checks of the iovec array.
 func writev(fd int32, iov []unix.Iovec) (int, error) {
-	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	nr, p, cnt := uintptr(unix.SYS_WRITEV), unsafe.Pointer(&iov[0]), uintptr(len(iov))
+	if len(iov) == 1 {
+		nr, p, cnt = unix.SYS_WRITE, unsafe.Pointer(iov[0].Base), uintptr(iov[0].Len)
+	}
+	n, _, e := unix.Syscall(nr, uintptr(fd), uintptr(p), cnt)
 	if e != 0 {
 		return 0, e
 	}
