@@ -111,7 +111,7 @@ var (
 	descResets      = prometheus.NewDesc("wspush_resets_total", "Resets sent to a topic's subscribers: publications lost that history could not give back, or a new run of the topic.", nil, nil)
 	descBrokerUp    = prometheus.NewDesc("wspush_broker_up", "1 when the broker answers on both its connections, else 0 (always 1 for the embedded engine).", nil, nil)
 	descReconnects  = prometheus.NewDesc("wspush_broker_reconnects_total", "Times the broker's pub/sub connection came back.", nil, nil)
-	descPings       = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: direct (written by the sweeper, the connection was idle) or queued.", []string{"how"}, nil)
+	descPings       = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: carried (in the write of a frame pushed within a sweep), direct (written by the sweeper, the connection stayed idle) or queued.", []string{"how"}, nil)
 	descDelivLat    = prometheus.NewDesc("wspush_delivery_latency_seconds", "Sampled publishes (one per --latency-sample): time from the publication's arrival at this node's fan-out to each socket write that carried it. Bucket bounds are exclusive.", nil, nil)
 	descFanout      = prometheus.NewDesc("wspush_fanout_seconds", "Sampled publishes: time from the publication's arrival at this node's fan-out to the socket write to its last recipient (end of the fan-out). Bucket bounds are exclusive.", nil, nil)
 	descPongs       = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
@@ -166,9 +166,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPoolAlive, float64(s.ws.WorkersAlive()))
 	gauge(descPoolCap, float64(s.ws.WorkersCap()))
 	counter(descPanics, st.Panics.Load())
-	direct := st.PingsDirect.Load()
+	direct, carried := st.PingsDirect.Load(), st.PingsCarried.Load()
 	counter(descPings, direct, "direct")
-	counter(descPings, st.Pings.Load()-direct, "queued")
+	counter(descPings, carried, "carried")
+	counter(descPings, st.Pings.Load()-direct-carried, "queued")
 	counter(descPongs, st.Pongs.Load())
 	if r := s.latency; r != nil {
 		for d, h := range map[*prometheus.Desc]*latency.Hist{descDelivLat: &r.Delivery, descFanout: &r.Fanout} {

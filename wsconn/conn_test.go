@@ -41,8 +41,9 @@ func TestPeerAddrRoundTrip(t *testing.T) {
 }
 
 // TestPingDue: rounds are PingInterval apart; a connection that answered
-// the last round's ping (silent a little less than an interval) is pinged
-// again, one that read within the last interval less a sweep is not.
+// the last round's ping (silent a little less than an interval, or that
+// less a sweep when the ping went out a sweep late) is pinged again, one
+// that read within the last interval less two sweeps is not.
 func TestPingDue(t *testing.T) {
 	cfg := Config{PingInterval: 25 * time.Second, SweepInterval: time.Second}
 	for _, tc := range []struct {
@@ -51,8 +52,9 @@ func TestPingDue(t *testing.T) {
 	}{
 		{25 * time.Second, true},
 		{25*time.Second - 3*time.Millisecond, true}, // ponged right after the last round
-		{24 * time.Second, true},
-		{24*time.Second - time.Millisecond, false},
+		{24*time.Second - 3*time.Millisecond, true}, // ponged the ping written a sweep after its round
+		{23 * time.Second, true},
+		{23*time.Second - time.Millisecond, false},
 		{10 * time.Second, false},
 		{0, false},
 	} {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -369,6 +370,65 @@ func TestPingsWrittenBySweeper(t *testing.T) {
 	st := ts.srv.Stats()
 	if n := st.PingsDirect.Load(); n < conns*pings {
 		t.Fatalf("%d pings written by the sweeper, want at least %d (all of them: the connections were idle)", n, conns*pings)
+	}
+}
+
+// TestPingsCarriedByDeliveries: a connection that gets a delivery within a
+// sweep of its ping being due has the ping written with that delivery, not
+// by a system call of its own; every client still gets every ping.
+func TestPingsCarriedByDeliveries(t *testing.T) {
+	const conns, pings = 5, 3
+	ts := startServer(t, Config{PingInterval: 50 * time.Millisecond, SweepInterval: 25 * time.Millisecond, IdleTimeout: -1}, nil)
+	var recs []*connRec
+	done := make(chan error, conns)
+	for range conns {
+		c, rec := ts.dialRec(t)
+		recs = append(recs, rec)
+		go func() {
+			for n := 0; n < pings; {
+				h, _, err := c.Read(waitShort)
+				if err != nil {
+					done <- fmt.Errorf("after %d pings: %w", n, err)
+					return
+				}
+				if h.OpCode == ws.OpPing {
+					n++
+				}
+			}
+			done <- nil
+		}()
+	}
+	// A delivery to every connection each millisecond until all clients
+	// have their pings (bounded by waitShort).
+	finished := 0
+	for deadline := time.Now().Add(waitShort); finished < conns && time.Now().Before(deadline); {
+		for _, rec := range recs {
+			rec.conn.Send(textFrame("tick"))
+		}
+		time.Sleep(time.Millisecond)
+		for drained := false; !drained; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				finished++
+			default:
+				drained = true
+			}
+		}
+	}
+	if finished < conns {
+		t.Fatalf("%d of %d clients got %d pings", finished, conns, pings)
+	}
+	// A ping due while the write side was busy is queued behind the
+	// deliveries (also no write of its own); one due while it was idle is
+	// owed and carried by the next delivery. Written alone only by
+	// accident of scheduling (no delivery for a whole sweep).
+	st := ts.srv.Stats()
+	carried, direct, all := st.PingsCarried.Load(), st.PingsDirect.Load(), st.Pings.Load()
+	if carried == 0 || direct > all/2 {
+		t.Fatalf("of %d pings %d carried by a delivery and %d written alone; want some carried, most not alone", all, carried, direct)
 	}
 }
 

@@ -31,11 +31,17 @@ type Stats struct {
 	// its upgrade request was complete.
 	HandshakeAborted atomic.Int64
 	Panics           atomic.Int64 // handler panics recovered (each ended its connection only)
-	// Pings counts keepalives sent, written directly or queued.
+	// Pings counts keepalives sent (counted when due): written directly,
+	// carried or queued.
 	Pings atomic.Int64
 	// PingsDirect counts the keepalives among Pings that the sweeper wrote
-	// itself (the connection was idle: no goroutine, no queue).
+	// itself (the connection stayed idle for a sweep after the ping was
+	// due: no goroutine, no queue).
 	PingsDirect atomic.Int64
+	// PingsCarried counts the keepalives among Pings that went out in the
+	// write of a frame pushed within a sweep of the ping being due: no
+	// system call of their own.
+	PingsCarried atomic.Int64
 	// Pongs counts pong frames received (answers to keepalives, or
 	// unsolicited).
 	Pongs atomic.Int64

@@ -20,12 +20,21 @@ func (s *Server) sweepLoop() {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	nextPing := time.Now().Add(s.cfg.PingInterval)
-	var buf []*Conn
+	// owed: idle connections whose ping of the last sweep waits for a
+	// delivery to carry it; the next sweep writes those still owed.
+	var buf, owed []*Conn
 	for {
 		select {
 		case <-s.done:
 			return
 		case now := <-t.C:
+			for _, c := range owed {
+				if c.w.payPing() {
+					c.pingNow()
+				}
+			}
+			clear(owed)
+			owed = owed[:0]
 			ping := s.cfg.PingInterval > 0 && !now.Before(nextPing)
 			if ping {
 				nextPing = now.Add(s.cfg.PingInterval)
@@ -36,7 +45,9 @@ func (s *Server) sweepLoop() {
 				buf = append(buf[:0], sh.conns...)
 				sh.mu.Unlock()
 				for _, c := range buf {
-					s.sweepConn(c, now.UnixNano(), ping)
+					if s.sweepConn(c, now.UnixNano(), ping) {
+						owed = append(owed, c)
+					}
 				}
 			}
 			clear(buf)
@@ -53,7 +64,10 @@ var (
 	readClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "read timeout", Err: ErrReadTimeout}
 )
 
-func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
+// sweepConn acts on c's deadlines and, in a ping round, on its keepalive.
+// It reports whether c now owes a ping that the next sweep must write if
+// no push carried it.
+func (s *Server) sweepConn(c *Conn, now int64, ping bool) (owes bool) {
 	switch c.state.Load() {
 	case stateHandshake:
 		// 0: the worker is completing the upgrade right now; negative:
@@ -77,25 +91,41 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) {
 			return
 		}
 		if ping && s.cfg.pingDue(silent) {
-			c.ping()
+			return c.ping()
 		}
 	}
+	return false
 }
 
 // pingDue reports whether a connection silent this long gets the ping of
-// this round. Rounds are PingInterval apart, so one sweep of slack lets a
-// connection whose pong arrived just after the last round be pinged again
-// in this one: an answering client gets a ping every interval, not every
-// other one.
+// this round. Rounds are PingInterval apart and an idle connection's ping
+// may go out a sweep after its round (owed, then written), so two sweeps of
+// slack let a connection whose pong answered the last round's ping be
+// pinged again in this one: an answering client gets a ping every
+// interval, not every other one.
 func (c *Config) pingDue(silent time.Duration) bool {
-	return silent >= c.PingInterval-c.SweepInterval
+	return silent >= c.PingInterval-2*c.SweepInterval
 }
 
-// ping sends a keepalive. A connection with nothing queued and no writer
-// goroutine gets the 2 bytes written right here, by the sweeper (one
-// non-blocking write: no goroutine, no queue); a busy one gets it queued.
-func (c *Conn) ping() {
+// ping sends a keepalive. A busy connection gets it queued behind what is
+// pending. On an idle one it is only marked owed (it reports true): a frame
+// pushed before the next sweep carries it in its own write, and that sweep
+// writes it otherwise (pingNow). Under a stream of deliveries keepalives
+// then cost no system call of their own.
+func (c *Conn) ping() (owes bool) {
 	c.srv.stats.Pings.Add(1)
+	if c.w.owePing() {
+		return true
+	}
+	c.sendControl(pingFrame)
+	return false
+}
+
+// pingNow writes a keepalive that no push carried: on a connection with
+// nothing queued and no writer goroutine the 2 bytes are written right
+// here, by the sweeper (one non-blocking write: no goroutine, no queue); a
+// connection that became busy meanwhile gets it queued.
+func (c *Conn) pingNow() {
 	if !c.w.claimIdle() {
 		c.sendControl(pingFrame)
 		return

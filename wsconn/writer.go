@@ -69,11 +69,12 @@ type queuePolicy struct {
 
 // Writer states, as bits of writer.flags.
 const (
-	wGated   uint8 = 1 << iota // the upgrade is not finished: no writer may start
-	wRunning                   // a writer goroutine owns the socket's write side
-	wFinal                     // a kindFinal entry was queued: accept nothing more
-	wClosed                    // the connection is ending: accept nothing, the goroutine exits
-	wSlow                      // a push already reported pushSlow
+	wGated    uint8 = 1 << iota // the upgrade is not finished: no writer may start
+	wRunning                    // a writer goroutine owns the socket's write side
+	wFinal                      // a kindFinal entry was queued: accept nothing more
+	wClosed                     // the connection is ending: accept nothing, the goroutine exits
+	wSlow                       // a push already reported pushSlow
+	wPingOwed                   // a keepalive is due: the next push carries it, else the sweeper writes it
 )
 
 // writer is a connection's write side. Every field but pol is guarded by mu.
@@ -138,8 +139,16 @@ func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 		return w.refuseSlowLocked(f)
 	}
 	r := w.appendLocked(entry{f: f, kind: kind})
+	carried := w.flags&wPingOwed != 0
+	if carried {
+		w.flags &^= wPingOwed
+		w.addLocked(entry{f: pingFrame, kind: kindControl}, false)
+	}
 	deep := w.nData >= w.pol.pressureAt
 	w.mu.Unlock()
+	if carried {
+		st.PingsCarried.Add(1)
+	}
 	if deep && !w.pol.pressure.Load() {
 		w.pol.pressure.Store(true)
 	}
@@ -285,6 +294,30 @@ func (w *writer) open(resp *bpool.Frame, final bool) bool {
 	w.flags |= wRunning
 	w.mu.Unlock()
 	return start
+}
+
+// owePing marks a keepalive due on an idle write side without writing it:
+// a push before the sweeper's next sweep carries it in the same write, and
+// otherwise that sweep writes it (payPing). False: not idle (queue the ping
+// now), or finishing or closed.
+func (w *writer) owePing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.items != nil || w.wake != nil || w.flags&(wGated|wRunning|wFinal|wClosed) != 0 {
+		return false
+	}
+	w.flags |= wPingOwed
+	return true
+}
+
+// payPing takes back a keepalive that owePing marked and no push carried:
+// true means the caller must send it now.
+func (w *writer) payPing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	owed := w.flags&wPingOwed != 0
+	w.flags &^= wPingOwed
+	return owed && w.flags&(wFinal|wClosed) == 0
 }
 
 // claimIdle takes the write side for the caller, which then writes to the

@@ -24,7 +24,7 @@ const (
 // Keepalive counters of wspushd, read from /metrics into the plateau and
 // keepalive snapshots (summed over their label sets and over nodes).
 const (
-	// PingsSent is wspush_pings_sent_total{how="direct"|"queued"}.
+	// PingsSent is wspush_pings_sent_total{how="carried"|"direct"|"queued"}.
 	PingsSent = "wspush_pings_sent_total"
 	// PongsReceived is wspush_pongs_received_total.
 	PongsReceived = "wspush_pongs_received_total"
