@@ -43,6 +43,7 @@
 // What wsconn never does: it knows nothing of topics or JSON (that is the
 // Handler's business) and never writes to a socket from the goroutine that
 // calls Send, nor from a worker except the 101 response that ends its
-// upgrade (one non-blocking write, handshake.go); the end of a batch may wait for a flusher's
-// round (pacing a publisher that outruns the sockets), never for a client.
+// upgrade (one non-blocking write, handshake.go); the end of a batch may
+// wait for a flusher's round (pacing a publisher that outruns the
+// sockets), never for a client.
 package wsconn

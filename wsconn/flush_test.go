@@ -60,15 +60,18 @@ func TestBatchOneWritePerConnection(t *testing.T) {
 func waitWriteIdle(t *testing.T, c *Conn) {
 	t.Helper()
 	deadline := time.Now().Add(waitShort)
-	for !c.w.claimIdle() {
+	for !writeIdle(c) {
 		if time.Now().After(deadline) {
 			t.Fatal("the write side stayed busy")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if c.w.releaseClaim(nil) {
-		t.Fatal("frames were queued while the write side was claimed")
-	}
+}
+
+func writeIdle(c *Conn) bool {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.idleLocked()
 }
 
 // TestEndBatchPacesWhenBehind: with a queue left three quarters full (pressure), the

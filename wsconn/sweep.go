@@ -30,7 +30,7 @@ func (s *Server) sweepLoop() {
 		case now := <-t.C:
 			for _, c := range owed {
 				if c.w.payPing() {
-					c.pingNow()
+					c.writePing()
 				}
 			}
 			clear(owed)
@@ -110,7 +110,7 @@ func (c *Config) pingDue(silent time.Duration) bool {
 // ping sends a keepalive. A busy connection gets it queued behind what is
 // pending. On an idle one it is only marked owed (it reports true): a frame
 // pushed before the next sweep carries it in its own write, and that sweep
-// writes it otherwise (pingNow). Under a stream of deliveries keepalives
+// writes it otherwise (writePing). Under a stream of deliveries keepalives
 // then cost no system call of their own.
 func (c *Conn) ping() (owes bool) {
 	c.srv.stats.Pings.Add(1)
@@ -121,15 +121,10 @@ func (c *Conn) ping() (owes bool) {
 	return false
 }
 
-// pingNow writes a keepalive that no push carried: on a connection with
-// nothing queued and no writer goroutine the 2 bytes are written right
-// here, by the sweeper (one non-blocking write: no goroutine, no queue); a
-// connection that became busy meanwhile gets it queued.
-func (c *Conn) pingNow() {
-	if !c.w.claimIdle() {
-		c.sendControl(pingFrame)
-		return
-	}
+// writePing writes a keepalive that no push carried, on the write side
+// payPing claimed: the 2 bytes right here, by the sweeper (one non-blocking
+// write: no goroutine, no queue).
+func (c *Conn) writePing() {
 	n, err := c.writeRaw(ws.CompiledPing)
 	var rest *bpool.Frame
 	switch {

@@ -296,46 +296,46 @@ func (w *writer) open(resp *bpool.Frame, final bool) bool {
 	return start
 }
 
+// idleLocked reports whether the write side is free for a direct write:
+// upgraded, nothing queued, no goroutine or claim, not finishing. w.mu must
+// be held.
+func (w *writer) idleLocked() bool {
+	return w.items == nil && w.wake == nil && w.flags&(wGated|wRunning|wFinal|wClosed) == 0
+}
+
 // owePing marks a keepalive due on an idle write side without writing it:
 // a push before the sweeper's next sweep carries it in the same write, and
 // otherwise that sweep writes it (payPing). False: not idle (queue the ping
-// now), or finishing or closed.
+// now).
 func (w *writer) owePing() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.items != nil || w.wake != nil || w.flags&(wGated|wRunning|wFinal|wClosed) != 0 {
+	if !w.idleLocked() {
 		return false
 	}
 	w.flags |= wPingOwed
 	return true
 }
 
-// payPing takes back a keepalive that owePing marked and no push carried:
-// true means the caller must send it now.
+// payPing takes back a keepalive that owePing marked and no push carried,
+// together with the write side: true means the caller holds the claim and
+// writes the 2 bytes itself (one write(2), no goroutine), then gives the
+// claim back with releaseClaim. A push since the mark would have carried
+// the ping, so the write side is still idle unless the connection is
+// finishing, which needs no ping.
 func (w *writer) payPing() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	owed := w.flags&wPingOwed != 0
 	w.flags &^= wPingOwed
-	return owed && w.flags&(wFinal|wClosed) == 0
-}
-
-// claimIdle takes the write side for the caller, which then writes to the
-// socket itself, when nothing is queued and no goroutine is there (on
-// demand): a keepalive then costs one write(2), no goroutine. Pushes
-// meanwhile queue behind it. False: busy, gated, finishing or closed.
-// Pair true with releaseClaim.
-func (w *writer) claimIdle() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.items != nil || w.wake != nil || w.flags&(wGated|wRunning|wFinal|wClosed) != 0 {
+	if !owed || !w.idleLocked() {
 		return false
 	}
 	w.flags |= wRunning
 	return true
 }
 
-// releaseClaim gives back what claimIdle took. rest, when not nil, is what
+// releaseClaim gives back what payPing took. rest, when not nil, is what
 // the caller could not write (a partial write): it goes to the front of the
 // queue. It reports whether the caller must start the writer goroutine (rest
 // or pushes queued meanwhile); the claim then passes to that goroutine.

@@ -52,7 +52,7 @@ type Config struct {
 	GroupPublishes int `json:"group_publishes"`
 	// Size is each message's data size in bytes.
 	Size int `json:"size"`
-	// Wspushd and Redis are the binaries.
+	// Wspushd is the wspushd binary.
 	Wspushd string `json:"wspushd"`
 	// Redis is the redis-server binary.
 	Redis string `json:"redis_server"`
