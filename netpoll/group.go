@@ -62,6 +62,16 @@ func (g *Group) Add(fd int, h Handler) (*Poller, error) {
 	return p, nil
 }
 
+// AddEdge registers fd edge-triggered (Poller.AddEdge) with its poller and
+// returns that poller, on which the caller later calls Remove.
+func (g *Group) AddEdge(fd int, h Handler) (*Poller, error) {
+	p := g.Poller(fd)
+	if err := p.AddEdge(fd, h); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // Len reports how many descriptors are registered across the group.
 func (g *Group) Len() int {
 	n := 0

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,15 +42,20 @@ type Handler interface {
 // eventsPerWait is how many events one epoll_wait may return.
 const eventsPerWait = 256
 
-// readEvents are the events every descriptor is armed with.
-const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// readEvents are the events a descriptor is armed with by Add; edgeEvents
+// by AddEdge (EPOLLET as a uint32: the constant is negative in x/sys).
+const (
+	readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+	edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | 1<<31
+)
 
 // Poller is one epoll instance and the goroutine waiting on it. Create it with
 // NewPoller, start it with Run, stop it with Close.
 type Poller struct {
-	epfd  int // epoll descriptor for readability; immutable until Close
-	outfd int // nested epoll descriptor for ArmWrite; watched through epfd
-	wfd   int // eventfd used to wake Run for Close; immutable until Close
+	epfd  int      // epoll descriptor for readability; immutable until Close
+	efile *os.File // epfd in the runtime's poller: Run parks on it; closes epfd
+	outfd int      // nested epoll descriptor for ArmWrite; watched through epfd
+	wfd   int      // eventfd used to wake Run for Close; immutable until Close
 
 	// stride is how many pollers share the fd space (fd%stride picks the
 	// poller), so handlers is indexed by fd/stride; immutable.
@@ -103,8 +109,18 @@ func NewPoller() (*Poller, error) {
 			return nil, os.NewSyscallError("epoll_ctl add", err)
 		}
 	}
+	// A non-blocking descriptor given to os.NewFile joins the runtime's
+	// poller: Run then parks its goroutine until epfd is readable (has
+	// events) instead of blocking a thread in epoll_wait.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(outfd)
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
 	return &Poller{
 		epfd:    epfd,
+		efile:   os.NewFile(uintptr(epfd), "epoll"),
 		outfd:   outfd,
 		wfd:     wfd,
 		stride:  1,
@@ -148,7 +164,19 @@ func (p *Poller) setHandlerLocked(fd int, h Handler) {
 
 // Add starts watching fd for readability and hang-up, delivering events to h.
 // The descriptor is armed once; call Rearm after handling each event.
-func (p *Poller) Add(fd int, h Handler) error {
+func (p *Poller) Add(fd int, h Handler) error { return p.add(fd, h, readEvents) }
+
+// AddEdge starts watching fd edge-triggered: an event each time new data
+// (or a hang-up) arrives, with no Rearm (an epoll_ctl per event saved).
+// The handler must then read until EAGAIN, and events for fd may come
+// while an earlier one is still being handled: whoever serves fd must
+// serialise that itself. wspushd's connections use Add (one worker per
+// readiness, which dispatch relies on); AddEdge suits a client that reads
+// every event to the end, such as the load tool's.
+func (p *Poller) AddEdge(fd int, h Handler) error { return p.add(fd, h, edgeEvents) }
+
+// add registers fd with events.
+func (p *Poller) add(fd int, h Handler, events uint32) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
@@ -162,8 +190,8 @@ func (p *Poller) Add(fd int, h Handler) error {
 	}
 	p.setHandlerLocked(fd, h)
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := epollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.mu.Lock()
 		p.setHandlerLocked(fd, nil)
 		p.mu.Unlock()
@@ -179,7 +207,7 @@ func (p *Poller) Rearm(fd int) error {
 		return ErrClosed
 	}
 	ev := unix.EpollEvent{Events: readEvents, Fd: int32(fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+	if err := epollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EBADF) {
 			return ErrNotRegistered
 		}
@@ -205,7 +233,7 @@ func (p *Poller) ArmWrite(fd int) error {
 		op = unix.EPOLL_CTL_ADD
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLONESHOT, Fd: int32(fd)}
-	if err := unix.EpollCtl(p.outfd, op, fd, &ev); err != nil {
+	if err := epollCtl(p.outfd, op, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl arm write", err)
 	}
 	p.writers[int32(fd)] = struct{}{}
@@ -227,11 +255,11 @@ func (p *Poller) Remove(fd int) error {
 		return ErrNotRegistered
 	}
 	if w {
-		if err := unix.EpollCtl(p.outfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
+		if err := epollCtl(p.outfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
 			return os.NewSyscallError("epoll_ctl del write", err)
 		}
 	}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
+	if err := epollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBADF) {
 		return os.NewSyscallError("epoll_ctl del", err)
 	}
 	return nil
@@ -261,13 +289,22 @@ func (p *Poller) Run() error {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, eventsPerWait)
 	outEvents := make([]unix.EpollEvent, eventsPerWait)
+	rc, err := p.efile.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		n, werr = epollPoll(int(fd), events)
+		return n > 0 || werr != nil // nothing ready: park until epfd is readable
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return os.NewSyscallError("epoll_wait", err)
+		if err := rc.Read(poll); err != nil {
+			return err
+		}
+		if werr != nil {
+			return os.NewSyscallError("epoll_wait", werr)
 		}
 		for i := 0; i < n; i++ {
 			e := &events[i]
@@ -291,19 +328,14 @@ func (p *Poller) Run() error {
 
 // dispatchWritable drains the nested write epoll without blocking.
 func (p *Poller) dispatchWritable(events []unix.EpollEvent) error {
-	for {
-		n, err := unix.EpollWait(p.outfd, events, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("epoll_wait write", err)
-		}
-		for i := 0; i < n; i++ {
-			p.deliver(events[i].Fd, EventWrite)
-		}
-		return nil
+	n, err := epollPoll(p.outfd, events)
+	if err != nil {
+		return os.NewSyscallError("epoll_wait write", err)
 	}
+	for i := 0; i < n; i++ {
+		p.deliver(events[i].Fd, EventWrite)
+	}
+	return nil
 }
 
 func (p *Poller) deliver(fd int32, ev Event) {
@@ -358,17 +390,17 @@ func (p *Poller) runTriggers() {
 	p.spare = batch[:0]
 }
 
-// wake makes a blocked epoll_wait return.
+// wake makes a waiting Run return to its loop (the eventfd is in epfd).
 func (p *Poller) wake() error {
 	var b [8]byte
 	binary.NativeEndian.PutUint64(b[:], 1)
 	for {
-		_, err := unix.Write(p.wfd, b[:])
-		if errors.Is(err, unix.EINTR) {
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(p.wfd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			return os.NewSyscallError("eventfd write", err)
+		if e != 0 && e != unix.EAGAIN {
+			return os.NewSyscallError("eventfd write", e)
 		}
 		return nil
 	}
@@ -377,8 +409,8 @@ func (p *Poller) wake() error {
 func (p *Poller) drainWake() {
 	var b [8]byte
 	for {
-		_, err := unix.Read(p.wfd, b[:])
-		if !errors.Is(err, unix.EINTR) {
+		_, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(p.wfd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e != unix.EINTR {
 			return
 		}
 	}
@@ -406,7 +438,7 @@ func (p *Poller) Close() error {
 		p.mu.Unlock()
 		unix.Close(p.outfd)
 		unix.Close(p.wfd)
-		unix.Close(p.epfd)
+		p.efile.Close() // epfd
 	})
 	return err
 }
@@ -424,4 +456,30 @@ func FD(c syscall.Conn) (int, error) {
 		return -1, err
 	}
 	return fd, nil
+}
+
+// epollCtl is epoll_ctl(2) as a raw system call: it never blocks, so the
+// runtime is not told (no P hand-off if the kernel preempts the thread in
+// it; see wsconn's rawio.go). Every Add, Rearm and Remove goes through it.
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// epollPoll takes the ready events of epfd without waiting (epoll_pwait
+// with a zero timeout, a raw system call), EINTR retried.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }

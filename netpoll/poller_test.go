@@ -381,6 +381,41 @@ func TestOneShot(t *testing.T) {
 	}
 }
 
+// TestEdge: an AddEdge descriptor reports each arrival of data once, with
+// no Rearm, whether or not what came before was read; nothing comes while
+// no new data arrives.
+func TestEdge(t *testing.T) {
+	p := startPoller(t)
+	h := newRecHandler()
+	c := newPair(t)
+	if err := p.AddEdge(c.fd, h); err != nil {
+		t.Fatal(err)
+	}
+	c.write(t, "first")
+	if ev := h.nextFor(t, c.fd); ev&netpoll.EventRead == 0 {
+		t.Fatalf("event %v without EventRead", ev)
+	}
+	if extra := barrier(t, p, h); len(extra) != 0 {
+		t.Fatalf("events with no new data: %v", extra)
+	}
+	// New data while the first is unread: a new edge, without Rearm.
+	c.write(t, "second")
+	h.nextFor(t, c.fd)
+	if got := c.read(t, len("firstsecond")); got != "firstsecond" {
+		t.Fatalf("read %q", got)
+	}
+	c.write(t, "third")
+	h.nextFor(t, c.fd)
+	if extra := barrier(t, p, h); len(extra) != 0 {
+		t.Fatalf("a second event for one arrival: %v", extra)
+	}
+	// The peer's close is an edge too, reported with EventRead.
+	c.client.Close()
+	if ev := h.nextFor(t, c.fd); ev&netpoll.EventRead == 0 || ev&netpoll.EventHangup == 0 {
+		t.Fatalf("event %v after the peer closed, want read and hang-up", ev)
+	}
+}
+
 func TestHangup(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -53,9 +53,10 @@ func TestPingDue(t *testing.T) {
 		{25 * time.Second, true},
 		{25*time.Second - 3*time.Millisecond, true}, // ponged right after the last round
 		{24*time.Second - 3*time.Millisecond, true}, // ponged the ping written a sweep after its round
-		{23 * time.Second, true},
-		{23*time.Second - time.Millisecond, false},
-		{10 * time.Second, false},
+		{15 * time.Second, true},                    // ponged 10 s late on a loaded host
+		{12500 * time.Millisecond, true},
+		{12500*time.Millisecond - time.Millisecond, false}, // sent something within half an interval
+		{time.Second, false},
 		{0, false},
 	} {
 		if got := cfg.pingDue(tc.silent); got != tc.want {

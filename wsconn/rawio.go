@@ -11,6 +11,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// System calls on a connection's socket are raw (unix.RawSyscall: the
+// runtime is not told): the socket is non-blocking, so each returns at
+// once, and announcing it would let sysmon take the P away from a thread
+// the kernel merely preempted mid-call, which on a host running dozens of
+// nodes on two cores cost several per cent of the CPU in hand-offs and
+// sysmon wake-ups. Only epoll_wait, which does block, is an ordinary call.
+
+// sysRead is read(2) on a non-blocking descriptor.
+func sysRead(fd int32, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+// sysWrite is write(2) on a non-blocking descriptor.
+func sysWrite(fd int32, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
 // Descriptor lifetime. Conn works on the raw socket descriptor (no net.Conn:
 // that would cost a netFD, two addresses and a runtime pollDesc per
 // connection). A number that is closed can be reused by the kernel at once,
@@ -65,7 +98,7 @@ func (c *Conn) fdClose() {
 func accept4(lfd int) (int, netip.AddrPort, error) {
 	var rsa unix.RawSockaddrAny
 	n := uint32(unix.SizeofSockaddrAny)
-	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
 		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, netip.AddrPort{}, e
@@ -104,7 +137,7 @@ func (c *Conn) readInto(bp *[]byte) (int, error) {
 	var n int
 	var err error
 	for {
-		n, err = unix.Read(int(c.fd), b[len(b):cap(b)])
+		n, err = sysRead(c.fd, b[len(b):cap(b)])
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -128,7 +161,7 @@ func (c *Conn) writeRaw(b []byte) (int, error) {
 	}
 	defer c.fdRelease()
 	for {
-		n, err := unix.Write(int(c.fd), b)
+		n, err := sysWrite(c.fd, b)
 		if !errors.Is(err, unix.EINTR) {
 			return max(n, 0), err
 		}
@@ -174,7 +207,7 @@ func writev(fd int32, iov []unix.Iovec) (int, error) {
 	if len(iov) == 1 {
 		nr, p, cnt = unix.SYS_WRITE, unsafe.Pointer(iov[0].Base), uintptr(iov[0].Len)
 	}
-	n, _, e := unix.Syscall(nr, uintptr(fd), uintptr(p), cnt)
+	n, _, e := unix.RawSyscall(nr, uintptr(fd), uintptr(p), cnt)
 	if e != 0 {
 		return 0, e
 	}
