@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -57,6 +58,63 @@ func readKernel() (Kernel, error) {
 	return k, nil
 }
 
+// TCPCounters are the kernel's TCP event counters (/proc/net/snmp and
+// /proc/net/netstat, this network namespace) that tell a loaded run's
+// troubles: retransmissions, keepalive probes, aborts, memory pressure.
+type TCPCounters struct {
+	// RetransSegs is Tcp RetransSegs: segments sent again.
+	RetransSegs int64 `json:"retrans_segs"`
+	// LossProbes is TcpExt TCPLossProbes: tail loss probes (an ACK late).
+	LossProbes int64 `json:"loss_probes"`
+	// KeepAliveProbes is TcpExt TCPKeepAlive: TCP keepalive probes sent.
+	KeepAliveProbes int64 `json:"keepalive_probes"`
+	// AbortOnTimeout is TcpExt TCPAbortOnTimeout: connections the kernel
+	// ended (ETIMEDOUT) after unanswered retransmissions or probes.
+	AbortOnTimeout int64 `json:"abort_on_timeout"`
+	// MemoryPressures is TcpExt TCPMemoryPressures: times TCP entered
+	// memory pressure (tcp_mem's middle value crossed).
+	MemoryPressures int64 `json:"memory_pressures"`
+	// ListenOverflows is TcpExt ListenOverflows: connections dropped on a
+	// full accept queue.
+	ListenOverflows int64 `json:"listen_overflows"`
+}
+
+// readTCP reads the counters through procfs (this process's namespace).
+func readTCP() (TCPCounters, error) {
+	p, err := procfs.Self()
+	if err != nil {
+		return TCPCounters{}, err
+	}
+	sn, err := p.Snmp()
+	if err != nil {
+		return TCPCounters{}, err
+	}
+	ns, err := p.Netstat()
+	if err != nil {
+		return TCPCounters{}, err
+	}
+	v := func(f *float64) int64 {
+		if f == nil {
+			return 0
+		}
+		return int64(*f)
+	}
+	return TCPCounters{
+		RetransSegs: v(sn.Tcp.RetransSegs), LossProbes: v(ns.TcpExt.TCPLossProbes),
+		KeepAliveProbes: v(ns.TcpExt.TCPKeepAlive), AbortOnTimeout: v(ns.TcpExt.TCPAbortOnTimeout),
+		MemoryPressures: v(ns.TcpExt.TCPMemoryPressures), ListenOverflows: v(ns.TcpExt.ListenOverflows),
+	}, nil
+}
+
+// since is c less an earlier reading.
+func (c TCPCounters) since(b TCPCounters) TCPCounters {
+	return TCPCounters{
+		RetransSegs: c.RetransSegs - b.RetransSegs, LossProbes: c.LossProbes - b.LossProbes,
+		KeepAliveProbes: c.KeepAliveProbes - b.KeepAliveProbes, AbortOnTimeout: c.AbortOnTimeout - b.AbortOnTimeout,
+		MemoryPressures: c.MemoryPressures - b.MemoryPressures, ListenOverflows: c.ListenOverflows - b.ListenOverflows,
+	}
+}
+
 // NodeStat is one node's process and runtime numbers.
 type NodeStat struct {
 	// Name is the node's name ("total" for the sum).
@@ -65,6 +123,9 @@ type NodeStat struct {
 	RSSB int64 `json:"rss_bytes"`
 	// RSSAnonB is the anonymous part of RSSB (heap, stacks).
 	RSSAnonB int64 `json:"rss_anon_bytes"`
+	// PSSB is its proportional set size: the binary's pages, which every
+	// node maps, counted once over all nodes (serverstat.Proc.PSS).
+	PSSB int64 `json:"pss_bytes"`
 	// HeapInuseB is go_memstats_heap_inuse_bytes.
 	HeapInuseB int64 `json:"heap_inuse_bytes"`
 	// Goroutines is go_goroutines.
@@ -73,6 +134,13 @@ type NodeStat struct {
 	FDs int64 `json:"fds"`
 	// Conns is wspush_connections.
 	Conns int64 `json:"conns"`
+	// CPU is its user+system CPU time so far, seconds.
+	CPU float64 `json:"cpu_s"`
+	// Pings and Pongs are wspush_pings_sent_total and
+	// wspush_pongs_received_total so far.
+	Pings int64 `json:"pings"`
+	// Pongs is wspush_pongs_received_total.
+	Pongs int64 `json:"pongs"`
 	// Errors says what could not be read.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -81,10 +149,14 @@ type NodeStat struct {
 func (s *NodeStat) add(o NodeStat) {
 	s.RSSB += o.RSSB
 	s.RSSAnonB += o.RSSAnonB
+	s.PSSB += o.PSSB
 	s.HeapInuseB += o.HeapInuseB
 	s.Goroutines += o.Goroutines
 	s.FDs += o.FDs
 	s.Conns += o.Conns
+	s.CPU += o.CPU
+	s.Pings += o.Pings
+	s.Pongs += o.Pongs
 	s.Errors = append(s.Errors, o.Errors...)
 }
 
@@ -100,6 +172,9 @@ type Sample struct {
 	Kernel Kernel `json:"kernel"`
 	// KernelErr says why Kernel is empty.
 	KernelErr string `json:"kernel_error,omitempty"`
+	// BusyCPU is the machine's non-idle CPU time since boot, seconds
+	// (every process and the kernel; /proc/stat).
+	BusyCPU float64 `json:"busy_cpu_s"`
 }
 
 // measure reads every node's /proc and /metrics, and the kernel's numbers.
@@ -109,10 +184,11 @@ func measure(ctx context.Context, nodes []*Node) Sample {
 		snap := serverstat.Take(ctx, n.PID, n.API)
 		ns := NodeStat{Name: n.Name, Errors: snap.Errors}
 		if p := snap.Proc; p != nil {
-			ns.RSSB, ns.RSSAnonB, ns.FDs = p.RSS, p.RSSAnon, p.FDs
+			ns.RSSB, ns.RSSAnonB, ns.PSSB, ns.FDs, ns.CPU = p.RSS, p.RSSAnon, p.PSS, p.FDs, p.CPU
 		}
 		for name, dst := range map[string]*int64{
 			serverstat.HeapInuse: &ns.HeapInuseB, serverstat.Goroutines: &ns.Goroutines, serverstat.Connections: &ns.Conns,
+			serverstat.PingsSent: &ns.Pings, serverstat.PongsReceived: &ns.Pongs,
 		} {
 			if v, ok := snap.Metric(name); ok {
 				*dst = int64(v)
@@ -126,7 +202,64 @@ func measure(ctx context.Context, nodes []*Node) Sample {
 		s.KernelErr = err.Error()
 	}
 	s.Kernel = k
+	if cpu, err := busyCPU(); err != nil {
+		s.KernelErr = strings.TrimPrefix(s.KernelErr+"; "+err.Error(), "; ")
+	} else {
+		s.BusyCPU = cpu
+	}
 	return s
+}
+
+// busyCPU is the machine's CPU time not idle since boot, in seconds.
+func busyCPU() (float64, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return 0, err
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, err
+	}
+	c := st.CPUTotal
+	return c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal, nil
+}
+
+// Load is what the held connections cost in CPU over a stretch of time
+// with nothing published: their keepalives.
+type Load struct {
+	// Seconds is the stretch measured.
+	Seconds float64 `json:"seconds"`
+	// PingsPerSec and PongsPerSec are the nodes' keepalive rates.
+	PingsPerSec float64 `json:"pings_per_sec"`
+	// PongsPerSec is the pongs the nodes read per second.
+	PongsPerSec float64 `json:"pongs_per_sec"`
+	// BusyCores is the machine's busy CPU over the stretch, in cores
+	// (nodes, clients, Redis and the kernel's work for all of them).
+	BusyCores float64 `json:"busy_cores"`
+	// NodeCores is the nodes' own user+system CPU, in cores.
+	NodeCores float64 `json:"node_cores"`
+	// NodeUsPerPing is the nodes' CPU per ping sent, pong read included.
+	NodeUsPerPing float64 `json:"node_us_per_ping"`
+	// BoxUsPerPing is the machine's busy CPU per ping: both ends.
+	BoxUsPerPing float64 `json:"box_us_per_ping"`
+}
+
+// loadOf is the CPU load from a to b.
+func loadOf(a, b Sample) Load {
+	l := Load{Seconds: b.At.Sub(a.At).Seconds()}
+	if l.Seconds <= 0 {
+		return l
+	}
+	pings := float64(b.Total.Pings - a.Total.Pings)
+	l.PingsPerSec = pings / l.Seconds
+	l.PongsPerSec = float64(b.Total.Pongs-a.Total.Pongs) / l.Seconds
+	l.BusyCores = (b.BusyCPU - a.BusyCPU) / l.Seconds
+	l.NodeCores = (b.Total.CPU - a.Total.CPU) / l.Seconds
+	if pings > 0 {
+		l.NodeUsPerPing = (b.Total.CPU - a.Total.CPU) / pings * 1e6
+		l.BoxUsPerPing = (b.BusyCPU - a.BusyCPU) / pings * 1e6
+	}
+	return l
 }
 
 // Cost is what the connections cost, from two samples around them.
@@ -135,6 +268,14 @@ type Cost struct {
 	Conns int64 `json:"conns"`
 	// UserRSSPerConn is the nodes' RSS growth per connection, bytes.
 	UserRSSPerConn float64 `json:"user_rss_per_conn_bytes"`
+	// UserRSSAllInPerConn is the nodes' whole RSS after the hold per
+	// connection: baselines included, each node's mapped binary counted
+	// in full although the nodes share its pages.
+	UserRSSAllInPerConn float64 `json:"user_rss_all_in_per_conn_bytes"`
+	// UserPSSAllInPerConn is the nodes' whole PSS after the hold per
+	// connection: baselines included, shared pages counted once. It is
+	// the memory the machine spends on the nodes.
+	UserPSSAllInPerConn float64 `json:"user_pss_all_in_per_conn_bytes"`
 	// UserAnonPerConn is the nodes' RssAnon growth per connection.
 	UserAnonPerConn float64 `json:"user_rss_anon_per_conn_bytes"`
 	// HeapPerConn is the nodes' heap-in-use growth per connection.
@@ -158,6 +299,8 @@ func costOf(before, after Sample, conns int64) Cost {
 	}
 	per := func(a, b int64) float64 { return float64(a-b) / float64(conns) }
 	c.UserRSSPerConn = per(after.Total.RSSB, before.Total.RSSB)
+	c.UserRSSAllInPerConn = per(after.Total.RSSB, 0)
+	c.UserPSSAllInPerConn = per(after.Total.PSSB, 0)
 	c.UserAnonPerConn = per(after.Total.RSSAnonB, before.Total.RSSAnonB)
 	c.HeapPerConn = per(after.Total.HeapInuseB, before.Total.HeapInuseB)
 	c.GoroutinesPerConn = per(after.Total.Goroutines, before.Total.Goroutines)

@@ -188,6 +188,13 @@ type Result struct {
 	After Sample `json:"after"`
 	// Cost is per connection.
 	Cost Cost `json:"cost"`
+	// Hold is the CPU the idle connections cost during the hold.
+	Hold Load `json:"hold_load"`
+	// TCPConnect is the kernel's TCP counters over the connect phase and
+	// the hold; TCPPublish over the publishes and the drain.
+	TCPConnect TCPCounters `json:"tcp_connect_hold"`
+	// TCPPublish is the counters from the end of the hold to the end.
+	TCPPublish TCPCounters `json:"tcp_publish"`
 	// ClosedDuringHold counts connections the server closed during the hold.
 	ClosedDuringHold int64 `json:"closed_during_hold"`
 	// Lost counts, by cause, connections that ended without the clients
@@ -227,9 +234,9 @@ func (r *Result) Summary() string {
 	if r.Broadcast != nil {
 		p50, p99 = r.Broadcast.MedianMs, r.Broadcast.P99Ms
 	}
-	return fmt.Sprintf("scale conns=%d nodes=%d connected=%d missing=%d dup=%d disorder=%d user_rss_per_conn_b=%.0f kernel_per_conn_b=%.0f bcast_last_p50_ms=%.1f bcast_last_p99_ms=%.1f result=%s",
+	return fmt.Sprintf("scale conns=%d nodes=%d connected=%d missing=%d dup=%d disorder=%d user_rss_per_conn_b=%.0f user_rss_all_in_per_conn_b=%.0f user_pss_all_in_per_conn_b=%.0f kernel_per_conn_b=%.0f bcast_last_p50_ms=%.1f bcast_last_p99_ms=%.1f result=%s",
 		r.Config.Conns, len(r.Nodes), r.Connected, r.Counts.Missing, r.Counts.Dup, r.Counts.OOO,
-		r.Cost.UserRSSPerConn, r.Cost.KernelPerConn, p50, p99, verdict)
+		r.Cost.UserRSSPerConn, r.Cost.UserRSSAllInPerConn, r.Cost.UserPSSAllInPerConn, r.Cost.KernelPerConn, p50, p99, verdict)
 }
 
 // Run carries out a scale run. The error is for a run that could not be
@@ -290,6 +297,7 @@ func (c *Config) run(ctx context.Context, res *Result) (err error) {
 // runClients connects, holds, measures, publishes and collects the checks.
 func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error {
 	res.Before = measure(ctx, cl.nodes)
+	tcp0, tcpErr := readTCP()
 	var b [4]byte
 	rand.Read(b[:])
 	topics := topicNames(hex.EncodeToString(b[:]), c.Groups)
@@ -308,14 +316,22 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 	if err != nil {
 		return err
 	}
+	holdStart := measure(ctx, cl.nodes)
 	res.ClosedDuringHold, err = c.hold(ctx, fl, res.Connected)
 	if err != nil {
 		return err
 	}
 	res.After = measure(ctx, cl.nodes)
+	res.Hold = loadOf(holdStart, res.After)
+	fmt.Fprintf(c.Err, "scale: during the hold: %.0f pings/s, %.0f pongs/s; machine busy %.2f cores (nodes %.2f); %.1f µs of node CPU and %.1f µs of machine CPU per ping\n",
+		res.Hold.PingsPerSec, res.Hold.PongsPerSec, res.Hold.BusyCores, res.Hold.NodeCores, res.Hold.NodeUsPerPing, res.Hold.BoxUsPerPing)
 	res.Cost = costOf(res.Before, res.After, res.Connected)
-	fmt.Fprintf(c.Err, "scale: after the hold: %.0f B RSS (%.0f B anon, %.0f B heap) per connection in the nodes, %.0f B kernel (slab %.0f + tcp %.0f)\n",
-		res.Cost.UserRSSPerConn, res.Cost.UserAnonPerConn, res.Cost.HeapPerConn, res.Cost.KernelPerConn, res.Cost.SlabPerConn, res.Cost.TCPMemPerConn)
+	tcp1, err := readTCP()
+	tcpErr = errors.Join(tcpErr, err)
+	res.TCPConnect = tcp1.since(tcp0)
+	fmt.Fprintf(c.Err, "scale: after the hold: %.0f B RSS (%.0f B anon, %.0f B heap) per connection in the nodes, %.0f B kernel (slab %.0f + tcp %.0f); all in: %.0f B RSS, %.0f B PSS; TCP since the start %+v\n",
+		res.Cost.UserRSSPerConn, res.Cost.UserAnonPerConn, res.Cost.HeapPerConn, res.Cost.KernelPerConn, res.Cost.SlabPerConn, res.Cost.TCPMemPerConn,
+		res.Cost.UserRSSAllInPerConn, res.Cost.UserPSSAllInPerConn, res.TCPConnect)
 	pub, err := c.publishAll(ctx, cl.apis(), topics)
 	res.Publish = pub
 	if err != nil {
@@ -326,6 +342,12 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 		return fmt.Errorf("%w: %w", ErrClients, err)
 	}
 	res.collect(m, pub)
+	tcp2, err := readTCP()
+	if tcpErr = errors.Join(tcpErr, err); tcpErr != nil {
+		fmt.Fprintf(c.Err, "scale: TCP counters not read, their figures are 0: %v\n", tcpErr)
+	}
+	res.TCPPublish = tcp2.since(tcp1)
+	fmt.Fprintf(c.Err, "scale: TCP over the publishes %+v\n", res.TCPPublish)
 	res.Ended = awaitClosed(ctx, cl.nodes, 30*time.Second)
 	fmt.Fprintf(c.Err, "scale: the clients closed with 1001: the nodes got %d such close frames; %d connections left after %.1fs\n",
 		res.Ended.Closes1001, res.Ended.Conns, res.Ended.Seconds)

@@ -99,6 +99,15 @@ func TestScaleRun(t *testing.T) {
 	if res.After.Total.Conns != 400 || res.Broadcast.Complete != 3 {
 		t.Errorf("connections on the nodes %d (want 400), complete broadcasts %d (want 3)", res.After.Total.Conns, res.Broadcast.Complete)
 	}
+	// The hold (three 500 ms ping intervals) pinged every connection,
+	// and the all-in memory counts the nodes' whole footprint.
+	if res.Hold.PingsPerSec <= 0 || res.Hold.PongsPerSec <= 0 || res.Hold.NodeUsPerPing <= 0 || res.Hold.BusyCores <= 0 {
+		t.Errorf("hold load %+v: want pings, pongs and CPU", res.Hold)
+	}
+	if c := res.Cost; c.UserPSSAllInPerConn <= 0 || c.UserPSSAllInPerConn > c.UserRSSAllInPerConn || c.UserRSSAllInPerConn <= c.UserRSSPerConn {
+		t.Errorf("all in per connection: %.0f B PSS, %.0f B RSS, growth %.0f B: want 0 < PSS <= RSS and RSS above the growth",
+			c.UserPSSAllInPerConn, c.UserRSSAllInPerConn, c.UserRSSPerConn)
+	}
 	if res.Ended.Conns != 0 {
 		t.Errorf("the nodes still count %d connections after the clients closed", res.Ended.Conns)
 	}

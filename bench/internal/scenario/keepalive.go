@@ -25,9 +25,9 @@ const (
 // keepalive snapshots (summed over their label sets and over nodes).
 const (
 	// PingsSent is wspush_pings_sent_total{how="carried"|"direct"|"queued"}.
-	PingsSent = "wspush_pings_sent_total"
+	PingsSent = serverstat.PingsSent
 	// PongsReceived is wspush_pongs_received_total.
-	PongsReceived = "wspush_pongs_received_total"
+	PongsReceived = serverstat.PongsReceived
 )
 
 var keepaliveCounters = []string{PingsSent, PongsReceived}

@@ -26,6 +26,11 @@ type Proc struct {
 	// /proc/PID/status): heap, stacks, runtime. The rest of RSS is mostly
 	// the mapped binary, whose pages processes of one binary share.
 	RSSAnon int64 `json:"rss_anon_bytes"`
+	// PSS is the proportional set size (Pss of /proc/PID/smaps_rollup):
+	// RSS with each shared page divided among the processes mapping it,
+	// so that summed over many processes of one binary it counts the
+	// binary's pages once, as the machine pays them.
+	PSS int64 `json:"pss_bytes"`
 	// FDs is the number of open file descriptors (/proc/PID/fd).
 	FDs int64 `json:"fds"`
 	// Threads is num_threads of /proc/PID/stat.
@@ -52,8 +57,12 @@ func ReadProc(pid int) (Proc, error) {
 	if err != nil {
 		return Proc{}, err
 	}
+	sm, err := p.ProcSMapsRollup()
+	if err != nil {
+		return Proc{}, err
+	}
 	return Proc{
-		RSS: int64(st.ResidentMemory()), RSSAnon: int64(status.RssAnon), FDs: int64(fds),
+		RSS: int64(st.ResidentMemory()), RSSAnon: int64(status.RssAnon), PSS: int64(sm.Pss), FDs: int64(fds),
 		Threads: int64(st.NumThreads), CPU: st.CPUTime(),
 	}, nil
 }
@@ -187,6 +196,10 @@ const (
 	Lost        = "wspush_messages_lost_total"
 	Delivered   = "wspush_messages_delivered_total"
 	Published   = "wspush_messages_published_total"
+	// PingsSent is wspush_pings_sent_total{how="carried"|"direct"|"queued"}.
+	PingsSent = "wspush_pings_sent_total"
+	// PongsReceived is wspush_pongs_received_total.
+	PongsReceived = "wspush_pongs_received_total"
 )
 
 // Snapshot is one measurement of the server: process numbers (when a pid
@@ -207,7 +220,7 @@ type Snapshot struct {
 }
 
 // selected are the metrics kept in a Snapshot.
-var selected = []string{HeapInuse, Goroutines, Connections, Dropped, Lost, Delivered, Published}
+var selected = []string{HeapInuse, Goroutines, Connections, Dropped, Lost, Delivered, Published, PingsSent, PongsReceived}
 
 // Take measures the server: /proc for pid > 0, /metrics when api is set.
 func Take(ctx context.Context, pid int, api string) Snapshot {

@@ -89,7 +89,7 @@ func TestReadProcSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.RSS <= 0 || p.RSSAnon <= 0 || p.RSSAnon > p.RSS || p.FDs < 3 || p.Threads < 1 {
+	if p.RSS <= 0 || p.RSSAnon <= 0 || p.RSSAnon > p.RSS || p.PSS <= 0 || p.FDs < 3 || p.Threads < 1 {
 		t.Fatalf("%+v", p)
 	}
 	if _, err := ReadProc(1 << 30); err == nil {

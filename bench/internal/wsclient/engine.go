@@ -25,11 +25,12 @@ import (
 // readBuf is each worker's read buffer size.
 const readBuf = 64 << 10
 
-// writeTimeout bounds a pong or close written by a worker.
+// writeTimeout bounds the close written on a connection that is not read.
 const writeTimeout = 5 * time.Second
 
-// readsPerEvent bounds the reads one worker does for one readiness event
-// before re-arming, so one busy connection cannot starve the others.
+// readsPerEvent bounds the reads one worker does in a row for one
+// connection before queueing it behind the others (when the queue has
+// room), so one busy connection cannot starve them.
 const readsPerEvent = 4
 
 // Config configures an Engine. The zero value works for a single topic-less
@@ -156,11 +157,13 @@ func (e *Engine) Connect(ctx context.Context, d *Dialer, topics []int, read bool
 	return c, took, nil
 }
 
-// Conn is one client connection held by an Engine.
+// Conn is one client connection held by an Engine. A reading connection
+// owns a raw descriptor (fd) that only the engine's epoll watches; one
+// that is never read keeps its net.TCPConn (nc).
 type Conn struct {
 	e      *Engine
-	nc     *net.TCPConn
-	fd     int
+	nc     *net.TCPConn    // nil for a reading connection
+	fd     int             // a reading connection's own descriptor
 	poller *netpoll.Poller // nil for a connection that is not read
 	topics []int
 
@@ -183,18 +186,19 @@ func (e *Engine) Add(nc *net.TCPConn, rest []byte, topics []int, read bool) (*Co
 	c := &Conn{e: e, nc: nc, topics: topics}
 	c.parser.MaxMessage = e.cfg.MaxMessage
 	if read {
-		fd, err := netpoll.FD(nc)
+		fd, err := own(nc)
 		if err != nil {
 			return nil, err
 		}
-		c.fd = fd
+		c.nc, c.fd = nil, fd
 		c.seqs = make([]check.Seq, len(topics))
 		c.parser.pend = rest
 		// Register under mu: no worker may serve c before it is complete.
 		c.mu.Lock()
-		p, err := e.group.Add(fd, c)
+		p, err := e.group.AddEdge(fd, c)
 		if err != nil {
 			c.mu.Unlock()
+			unix.Close(fd)
 			return nil, err
 		}
 		c.poller = p
@@ -210,12 +214,59 @@ func (e *Engine) Add(nc *net.TCPConn, rest []byte, topics []int, read bool) (*Co
 	return c, nil
 }
 
+// own takes a connection's socket out of Go's runtime poller, so that a
+// million of them are not watched by two epolls (each delivery waking
+// both) and a pong is one write(2) with no deadline timer: it duplicates
+// nc's descriptor (non-blocking, as the runtime set it; close-on-exec)
+// and closes nc. The caller owns the returned descriptor.
+func own(nc *net.TCPConn) (int, error) {
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	nc.Close()
+	return fd, nil
+}
+
+// errWouldBlock is a control frame the socket could not take at once: an
+// idle client's send buffer is empty, so it means a broken connection.
+var errWouldBlock = errors.New("wsclient: control frame would block")
+
+// writeControl writes a whole control frame on a reading connection's
+// descriptor without waiting.
+func (c *Conn) writeControl(b []byte) error {
+	for {
+		n, err := unix.Write(c.fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return errWouldBlock
+		case err != nil:
+			return err
+		case n < len(b):
+			b = b[n:]
+			continue
+		}
+		return nil
+	}
+}
+
 // HandleEvent implements netpoll.Handler: it hands the connection to a
 // worker. It runs on the poller goroutine and blocks only while every
 // worker is busy and the queue is full.
 func (c *Conn) HandleEvent(int, netpoll.Event) { c.e.work <- c }
 
-// serve reads what the socket has, parses it and re-arms.
+// serve reads what the socket has until it is drained (a short read or
+// EAGAIN: the descriptor is edge-triggered, so there is no re-arming and
+// the next event comes with new data), and parses it.
 func (w *worker) serve(c *Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -228,35 +279,41 @@ func (w *worker) serve(c *Conn) {
 	if len(c.parser.pend) > 0 {
 		err = c.parser.Feed(nil, w.onMessage)
 	}
-	for i := 0; err == nil && i < readsPerEvent; i++ {
+	for i := 1; err == nil; i++ {
 		n, rerr := unix.Read(c.fd, w.buf)
 		if n > 0 {
 			err = c.parser.Feed(w.buf[:n], w.onMessage)
 		}
-		if err != nil || rerr == unix.EAGAIN {
-			break
-		}
-		if rerr == unix.EINTR {
+		switch {
+		case err != nil || rerr == unix.EAGAIN:
+		case rerr == unix.EINTR:
+			continue
+		case rerr != nil:
+			err = rerr
+		case n == 0:
+			err = io.EOF
+		case n < len(w.buf):
+			// Drained: data that comes later raises a new edge.
+		case i%readsPerEvent == 0 && c.requeue():
+			return // the next worker to take c reads on
+		default:
 			continue
 		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-		if n == 0 {
-			err = io.EOF
-			break
-		}
-		if n < len(w.buf) {
-			break
-		}
+		break
 	}
 	if err != nil {
 		c.closeLocked(err)
-		return
 	}
-	if rerr := c.poller.Rearm(c.fd); rerr != nil && !errors.Is(rerr, netpoll.ErrClosed) {
-		c.closeLocked(rerr)
+}
+
+// requeue puts c back behind the connections waiting for a worker, if the
+// queue has room (never blocking: the caller is a worker).
+func (c *Conn) requeue() bool {
+	select {
+	case c.e.work <- c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -298,8 +355,7 @@ func (w *worker) onMessage(op ws.OpCode, p []byte) error {
 	case ws.OpPing:
 		w.pings++
 		w.wbuf = AppendClientFrame(w.wbuf[:0], ws.OpPong, p, MaskKey())
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := c.nc.Write(w.wbuf); err != nil {
+		if err := c.writeControl(w.wbuf); err != nil {
 			return err
 		}
 	case ws.OpClose:
@@ -308,8 +364,7 @@ func (w *worker) onMessage(op ws.OpCode, p []byte) error {
 			code = int(binary.BigEndian.Uint16(p))
 		}
 		w.wbuf = AppendClientFrame(w.wbuf[:0], ws.OpClose, p[:min(len(p), 2)], MaskKey())
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		c.nc.Write(w.wbuf) // the echo is a courtesy; the socket closes next either way
+		c.writeControl(w.wbuf) // the echo is a courtesy; the socket closes next either way
 		return errServerClose{code}
 	}
 	return nil
@@ -331,8 +386,10 @@ func (c *Conn) closeLocked(cause error) {
 	c.closed = true
 	if c.poller != nil {
 		c.poller.Remove(c.fd)
+		unix.Close(c.fd)
+	} else {
+		c.nc.Close()
 	}
-	c.nc.Close()
 	c.e.up.Add(-1)
 	if cause == nil {
 		return
@@ -368,8 +425,13 @@ func (c *Conn) CloseWith(code uint16) {
 	if c.closed {
 		return
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	c.nc.Write(AppendClientFrame(nil, ws.OpClose, []byte{byte(code >> 8), byte(code)}, MaskKey()))
+	frame := AppendClientFrame(nil, ws.OpClose, []byte{byte(code >> 8), byte(code)}, MaskKey())
+	if c.poller != nil {
+		c.writeControl(frame)
+	} else {
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.nc.Write(frame)
+	}
 	c.closeLocked(nil)
 }
 

@@ -235,3 +235,35 @@ func TestClassify(t *testing.T) {
 		t.Error("StatusError text")
 	}
 }
+
+// TestDialNoTCPKeepalive: a dialed socket has SO_KEEPALIVE off, so a
+// million idle clients cost the kernel no keepalive probes.
+func TestDialNoTCPKeepalive(t *testing.T) {
+	addr, done := fakeServer(t, func(c net.Conn, _ *bufio.Reader, key string) error {
+		_, err := c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"))
+		return err
+	})
+	d := &Dialer{Addr: addr, Target: "/ws", Timeout: 10 * time.Second}
+	nc, _, err := d.Dial(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if on != 0 {
+		t.Errorf("SO_KEEPALIVE = %d, want 0", on)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

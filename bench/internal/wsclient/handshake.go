@@ -78,7 +78,11 @@ func (d *Dialer) Dial(ctx context.Context, target string) (*net.TCPConn, []byte,
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	nd := net.Dialer{Timeout: timeout}
+	// No TCP keepalive: the server's WebSocket pings are the keepalive.
+	// Go's default (a probe every 15 s per idle socket) costs the kernel
+	// 67,000 probes a second at a million clients on one box, and probes
+	// left unanswered while it is loaded end connections with ETIMEDOUT.
+	nd := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	if d.Source != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: d.Source}
 		nd.Control = bindNoPort
