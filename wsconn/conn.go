@@ -200,15 +200,14 @@ var slowConsumerClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slo
 // frame to send: it ends the connection. Safe from any goroutine, also
 // inside Send under a hub topic lock: it never tears down itself.
 func (c *Conn) closeWith(ce *CloseError, discard bool) {
-	slow := ce.Err == ErrSlowConsumer
 	for {
 		s := c.state.Load()
 		if s >= stateClosing {
 			return
 		}
 		if s == stateHandshake {
-			if c.end(ce) && slow {
-				c.srv.stats.SlowClosed.Add(1)
+			if c.end(ce) {
+				c.srv.stats.countClose(ce.Err)
 			}
 			return
 		}
@@ -217,9 +216,7 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 			break
 		}
 	}
-	if slow {
-		c.srv.stats.SlowClosed.Add(1) // once: only the state's winner gets here
-	}
+	c.srv.stats.countClose(ce.Err) // once: only the state's winner gets here
 	c.closeCause.CompareAndSwap(nil, ce)
 	code, reason := ce.Code, ce.Reason
 	if ce.Remote {

@@ -125,6 +125,10 @@ func TestIdleTimeout(t *testing.T) {
 	if got := ts.srv.Stats().CloseSent(closeSlot(1001)); got != 1 {
 		t.Fatalf("CloseSent(1001) = %d", got)
 	}
+	if st := ts.srv.Stats(); st.IdleClosed.Load() != 1 || st.ReadTimeoutClosed.Load() != 0 || st.SlowClosed.Load() != 0 {
+		t.Fatalf("closes counted: idle %d, read timeout %d, slow %d; want 1, 0, 0",
+			st.IdleClosed.Load(), st.ReadTimeoutClosed.Load(), st.SlowClosed.Load())
+	}
 }
 
 // TestIdleDataKeepsAlive: data counts as life as much as pongs do.

@@ -18,8 +18,14 @@ type Stats struct {
 	DroppedClose  atomic.Int64 // messages discarded by the close policy
 	LostClosed    atomic.Int64 // messages discarded because the connection closed first
 	SlowClosed    atomic.Int64 // connections closed as slow consumers
-	WriteErrors   atomic.Int64 // writes that failed or timed out
-	Writers       atomic.Int64 // writer goroutines running now
+	// IdleClosed counts connections closed because the client sent
+	// nothing, not even a pong, for IdleTimeout.
+	IdleClosed atomic.Int64
+	// ReadTimeoutClosed counts connections closed because a message
+	// stayed incomplete for ReadTimeout.
+	ReadTimeoutClosed atomic.Int64
+	WriteErrors       atomic.Int64 // writes that failed or timed out
+	Writers           atomic.Int64 // writer goroutines running now
 	// Writes counts writev calls that wrote to a client socket; Delivered
 	// over Writes is how many deliveries one write carries.
 	Writes          atomic.Int64
@@ -87,4 +93,16 @@ func (s *Stats) CloseReceived(slot int) int64 { return s.closeRecv[slot].Load() 
 // Dropped is the sum of all policy drops.
 func (s *Stats) Dropped() int64 {
 	return s.DroppedOldest.Load() + s.DroppedNewest.Load() + s.DroppedClose.Load()
+}
+
+// countClose counts a close the server started, by its cause.
+func (s *Stats) countClose(cause error) {
+	switch cause {
+	case ErrSlowConsumer:
+		s.SlowClosed.Add(1)
+	case ErrIdle:
+		s.IdleClosed.Add(1)
+	case ErrReadTimeout:
+		s.ReadTimeoutClosed.Add(1)
+	}
 }
