@@ -87,6 +87,11 @@ func (c *Config) connect(ctx context.Context, specs []fleet.Spec, out io.Writer)
 	cancel()
 	close(stop)
 	<-done
+	if err != nil {
+		// Not every client process got through its dials: what is up now.
+		s := fl.Stat()
+		ready = fleet.Ready{Up: s.Up, Failed: s.Failed}
+	}
 	took := time.Since(start).Seconds()
 	fmt.Fprintf(out, "scale: connected %d/%d in %.1fs (%.0f/s) failed=%d\n", ready.Up, c.Conns, took, float64(ready.Up)/max(took, 1e-3), ready.Failed)
 	if err != nil {

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"time"
@@ -175,6 +176,30 @@ type Sample struct {
 	// BusyCPU is the machine's non-idle CPU time since boot, seconds
 	// (every process and the kernel; /proc/stat).
 	BusyCPU float64 `json:"busy_cpu_s"`
+	// OtherCPU is the CPU time of the processes that are not the run's
+	// (by name: not wspushd, bench or redis-server), seconds: kernel
+	// threads, and whatever else shares the machine.
+	OtherCPU float64 `json:"other_cpu_s"`
+}
+
+// runProcs are the names (comm) of the run's own processes.
+var runProcs = map[string]bool{"wspushd": true, "bench": true, "redis-server": true}
+
+// otherCPU sums the CPU time of every process that is not the run's.
+func otherCPU() (float64, error) {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil || runProcs[st.Comm] {
+			continue // gone meanwhile, or ours
+		}
+		sum += st.CPUTime()
+	}
+	return sum, nil
 }
 
 // measure reads every node's /proc and /metrics, and the kernel's numbers.
@@ -202,10 +227,11 @@ func measure(ctx context.Context, nodes []*Node) Sample {
 		s.KernelErr = err.Error()
 	}
 	s.Kernel = k
-	if cpu, err := busyCPU(); err != nil {
+	var err2 error
+	s.BusyCPU, err = busyCPU()
+	s.OtherCPU, err2 = otherCPU()
+	if err := errors.Join(err, err2); err != nil {
 		s.KernelErr = strings.TrimPrefix(s.KernelErr+"; "+err.Error(), "; ")
-	} else {
-		s.BusyCPU = cpu
 	}
 	return s
 }
@@ -238,9 +264,13 @@ type Load struct {
 	BusyCores float64 `json:"busy_cores"`
 	// NodeCores is the nodes' own user+system CPU, in cores.
 	NodeCores float64 `json:"node_cores"`
+	// OtherCores is the CPU of processes not in the run (Sample.OtherCPU),
+	// in cores; BoxUsPerPing leaves it out.
+	OtherCores float64 `json:"other_cores"`
 	// NodeUsPerPing is the nodes' CPU per ping sent, pong read included.
 	NodeUsPerPing float64 `json:"node_us_per_ping"`
-	// BoxUsPerPing is the machine's busy CPU per ping: both ends.
+	// BoxUsPerPing is the machine's busy CPU per ping, less the processes
+	// not in the run: both ends and the kernel's work for them.
 	BoxUsPerPing float64 `json:"box_us_per_ping"`
 }
 
@@ -255,9 +285,10 @@ func loadOf(a, b Sample) Load {
 	l.PongsPerSec = float64(b.Total.Pongs-a.Total.Pongs) / l.Seconds
 	l.BusyCores = (b.BusyCPU - a.BusyCPU) / l.Seconds
 	l.NodeCores = (b.Total.CPU - a.Total.CPU) / l.Seconds
+	l.OtherCores = (b.OtherCPU - a.OtherCPU) / l.Seconds
 	if pings > 0 {
 		l.NodeUsPerPing = (b.Total.CPU - a.Total.CPU) / pings * 1e6
-		l.BoxUsPerPing = (b.BusyCPU - a.BusyCPU) / pings * 1e6
+		l.BoxUsPerPing = (b.BusyCPU - a.BusyCPU - (b.OtherCPU - a.OtherCPU)) / pings * 1e6
 	}
 	return l
 }
@@ -310,8 +341,12 @@ func costOf(before, after Sample, conns int64) Cost {
 	return c
 }
 
-// closeCodesReceived is the nodes' counter of close frames received.
-const closeCodesReceived = "wspush_close_codes_received_total"
+// The nodes' counters of close frames received and of the closes they
+// started on a timeout.
+const (
+	closeCodesReceived = "wspush_close_codes_received_total"
+	timeoutCloses      = "wspush_timeout_closes_total"
+)
 
 // Ended is the nodes once the clients closed.
 type Ended struct {
@@ -320,6 +355,11 @@ type Ended struct {
 	Conns int64 `json:"conns"`
 	// Closes1001 counts the close frames with 1001 the nodes received.
 	Closes1001 int64 `json:"closes_1001"`
+	// IdleCloses and ReadTimeoutCloses count, over the whole run, the
+	// clients the nodes closed on a timeout (wspush_timeout_closes_total).
+	IdleCloses int64 `json:"idle_closes"`
+	// ReadTimeoutCloses is the kind="read" part.
+	ReadTimeoutCloses int64 `json:"read_timeout_closes"`
 	// Seconds is how long the nodes took to count no connection.
 	Seconds float64 `json:"seconds"`
 }
@@ -342,6 +382,12 @@ func awaitClosed(ctx context.Context, nodes []*Node, limit time.Duration) Ended 
 			}
 			if v, ok := m.Sum(closeCodesReceived, "code", "1001"); ok {
 				e.Closes1001 += int64(v)
+			}
+			if v, ok := m.Sum(timeoutCloses, "kind", "idle"); ok {
+				e.IdleCloses += int64(v)
+			}
+			if v, ok := m.Sum(timeoutCloses, "kind", "read"); ok {
+				e.ReadTimeoutCloses += int64(v)
 			}
 		}
 		e.Seconds = time.Since(start).Seconds()

@@ -195,6 +195,9 @@ type Result struct {
 	TCPConnect TCPCounters `json:"tcp_connect_hold"`
 	// TCPPublish is the counters from the end of the hold to the end.
 	TCPPublish TCPCounters `json:"tcp_publish"`
+	// ClosedDuringConnect counts connections closed (by the server, or
+	// lost) while the others were still connecting.
+	ClosedDuringConnect int64 `json:"closed_during_connect"`
 	// ClosedDuringHold counts connections the server closed during the hold.
 	ClosedDuringHold int64 `json:"closed_during_hold"`
 	// Lost counts, by cause, connections that ended without the clients
@@ -313,6 +316,9 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 	res.Connected, res.Failed = ready.Up, ready.Failed
 	res.ConnectSeconds = time.Since(connStart).Seconds()
 	res.ConnectRate = float64(ready.Up) / max(res.ConnectSeconds, 1e-9)
+	if fl != nil {
+		res.ClosedDuringConnect = fl.Stat().Lost
+	}
 	if err != nil {
 		return err
 	}
@@ -323,8 +329,8 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 	}
 	res.After = measure(ctx, cl.nodes)
 	res.Hold = loadOf(holdStart, res.After)
-	fmt.Fprintf(c.Err, "scale: during the hold: %.0f pings/s, %.0f pongs/s; machine busy %.2f cores (nodes %.2f); %.1f µs of node CPU and %.1f µs of machine CPU per ping\n",
-		res.Hold.PingsPerSec, res.Hold.PongsPerSec, res.Hold.BusyCores, res.Hold.NodeCores, res.Hold.NodeUsPerPing, res.Hold.BoxUsPerPing)
+	fmt.Fprintf(c.Err, "scale: during the hold: %.0f pings/s, %.0f pongs/s; machine busy %.2f cores (nodes %.2f, processes not in the run %.2f); %.1f µs of node CPU and %.1f µs of the run's machine CPU per ping\n",
+		res.Hold.PingsPerSec, res.Hold.PongsPerSec, res.Hold.BusyCores, res.Hold.NodeCores, res.Hold.OtherCores, res.Hold.NodeUsPerPing, res.Hold.BoxUsPerPing)
 	res.Cost = costOf(res.Before, res.After, res.Connected)
 	tcp1, err := readTCP()
 	tcpErr = errors.Join(tcpErr, err)
@@ -349,8 +355,8 @@ func (c *Config) runClients(ctx context.Context, cl *cluster, res *Result) error
 	res.TCPPublish = tcp2.since(tcp1)
 	fmt.Fprintf(c.Err, "scale: TCP over the publishes %+v\n", res.TCPPublish)
 	res.Ended = awaitClosed(ctx, cl.nodes, 30*time.Second)
-	fmt.Fprintf(c.Err, "scale: the clients closed with 1001: the nodes got %d such close frames; %d connections left after %.1fs\n",
-		res.Ended.Closes1001, res.Ended.Conns, res.Ended.Seconds)
+	fmt.Fprintf(c.Err, "scale: the clients closed with 1001: the nodes got %d such close frames; %d connections left after %.1fs; over the run the nodes closed %d clients on the idle timeout and %d on the read timeout\n",
+		res.Ended.Closes1001, res.Ended.Conns, res.Ended.Seconds, res.Ended.IdleCloses, res.Ended.ReadTimeoutCloses)
 	fmt.Fprintf(c.Err, "scale: %d deliveries (%d expected): p50 %.1f ms, p99 %.1f ms; broadcast to the last subscriber p50 %.1f ms, max %.1f ms; %.0f deliveries/s\n",
 		res.Counts.Received, res.Expected, res.Delivery.P50, res.Delivery.P99, res.Broadcast.MedianMs, res.Broadcast.MaxMs, res.DeliveriesPerSec)
 	return nil
@@ -397,6 +403,7 @@ func (r *Result) judge(err error) {
 	}
 	n := int64(r.Config.Conns)
 	add(r.Connected == n && r.Failed == 0, "%d of %d connected, %d failed", r.Connected, n, r.Failed)
+	add(r.ClosedDuringConnect == 0, "%d connections closed during the connect phase", r.ClosedDuringConnect)
 	add(r.ClosedDuringHold == 0, "%d connections closed during the hold", r.ClosedDuringHold)
 	add(r.Lost.Total() == 0, "%d connections closed by the other side: %v", r.Lost.Total(), r.Lost)
 	add(r.Publish.Failed == 0, "%d publishes failed", r.Publish.Failed)

@@ -108,6 +108,10 @@ func TestScaleRun(t *testing.T) {
 		t.Errorf("all in per connection: %.0f B PSS, %.0f B RSS, growth %.0f B: want 0 < PSS <= RSS and RSS above the growth",
 			c.UserPSSAllInPerConn, c.UserRSSAllInPerConn, c.UserRSSPerConn)
 	}
+	if res.Ended.IdleCloses != 0 || res.Ended.ReadTimeoutCloses != 0 || res.ClosedDuringConnect != 0 {
+		t.Errorf("closed by the nodes on a timeout: %d idle, %d read; %d during the connect phase",
+			res.Ended.IdleCloses, res.Ended.ReadTimeoutCloses, res.ClosedDuringConnect)
+	}
 	if res.Ended.Conns != 0 {
 		t.Errorf("the nodes still count %d connections after the clients closed", res.Ended.Conns)
 	}
