@@ -10,6 +10,7 @@
 //	bench recover    N clients miss M messages, then resume at once with since; catch-up time, exactly-once, server CPU
 //	bench cluster    broadcast and throughput against N wspushd nodes on one Redis and against one node; ratios
 //	bench scale      N clients on K wspushd nodes sharing one port (--reuseport) and one Redis; memory per connection, exactly-once broadcasts
+//	bench scale-report  several `bench scale --json` results side by side against N: HTML charts and a Markdown table
 //	bench suite      start each --server in turn, run the standard scenarios against it, rounds; medians, ratios, targets
 //
 // Run `bench SCENARIO -h` for a scenario's flags. --procs N spreads the
@@ -18,7 +19,8 @@
 //
 // Exit status: 0 when the run finished and its checks passed, 1 on an error,
 // 2 on bad usage, 3 when the run finished but a check failed (or not one
-// connection came up).
+// connection came up). scale-report runs nothing: 0 when it wrote the
+// report, whatever the runs' verdicts, 1 when it could not.
 package main
 
 import (
@@ -56,6 +58,10 @@ scenarios:
               connect -n clients from many 127.0.0.0/8 source addresses, hold them idle, measure user
               and kernel memory per connection, publish --broadcasts checked exactly once and in order
               (raises the kernel settings it needs as root, and restores them)
+  scale-report  --html FILE [--out-md FILE] RESULT.json...: several "bench scale --json" results
+              side by side against N, one point and one table row per file: charts of memory per
+              connection, broadcast to the last subscriber and keepalive CPU per ping (HTML), and
+              a Markdown table (stdout, or --out-md)
   suite       start each --server in turn and run the standard scenarios against it, --rounds times;
               medians, ratios against the peers, targets (--json, --out-md)
 
@@ -107,6 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCluster(ctx, args, stdout, stderr)
 	case "scale":
 		return runScale(ctx, args, stdout, stderr)
+	case "scale-report":
+		return runScaleReport(args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown scenario %q\n\n%s", sub, usage)
 		return 2
@@ -257,6 +265,33 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	case !res.Pass:
 		return 3
+	}
+	return 0
+}
+
+// runScaleReport parses the scale report's flags, takes its arguments as
+// the results files and writes the report: exit 0 when it was written, 1
+// when a file could not be read or an output written (or no file or no
+// --html was given), 2 on bad usage.
+func runScaleReport(args []string, stdout, stderr io.Writer) int {
+	var cfg scale.ReportConfig
+	fs := flag.NewFlagSet("bench scale-report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: bench scale-report --html FILE [--out-md FILE] RESULT.json...\n")
+		fs.PrintDefaults()
+	}
+	cfg.Register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg.Files, cfg.Out = fs.Args(), stdout
+	if err := scale.RunReport(cfg); err != nil {
+		fmt.Fprintf(stderr, "bench scale-report: %v\n", err)
+		return 1
 	}
 	return 0
 }

@@ -39,6 +39,11 @@ func TestUsage(t *testing.T) {
 		{[]string{"suite", "--server", "nope"}, 2, "want name=path"},
 		{[]string{"suite", "--server", "a=x", "--only", "bogus"}, 1, `unknown scenario "bogus"`},
 		{[]string{"suite", "extra"}, 2, "unexpected arguments"},
+		{[]string{"scale-report", "-h"}, 0, "usage: bench scale-report --html FILE"},
+		{[]string{"scale-report", "--no-such-flag"}, 2, "not defined"},
+		{[]string{"scale-report", "a.json"}, 1, "--html is required"},
+		{[]string{"scale-report", "--html", "x.html"}, 1, "no results file"},
+		{[]string{"scale-report", "--html", "x.html", "no-such-file.json"}, 1, "no-such-file.json: no such file"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, &out, &errOut)

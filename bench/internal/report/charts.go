@@ -11,9 +11,10 @@ import (
 // Chart is one plot of the HTML page, as data: what HTML draws and what
 // ReadCharts reads back from a page.
 type Chart struct {
-	// ID names the chart on the page: latency_cdf, connections,
-	// server_rss, deliveries, deliveries_rate, last_subscriber or
-	// churn_cycles.
+	// ID names the chart on the page (a Go identifier's letters): for a
+	// Report latency_cdf, connections, server_rss, deliveries,
+	// deliveries_rate, last_subscriber or churn_cycles; ChartsHTML's
+	// callers name their own.
 	ID string `json:"id"`
 	// Title is the chart's title; Subtitle says what is counted and where.
 	Title string `json:"title"`

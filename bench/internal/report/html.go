@@ -78,10 +78,20 @@ func marks(ms []Mark) []charts.SeriesOpts {
 // HTML renders r as one self-contained page: the table and the plots of
 // Charts.
 func (r *Report) HTML() ([]byte, error) {
+	var table bytes.Buffer
+	r.WriteTable(&table)
+	return ChartsHTML("wspush bench: "+r.Scenario, table.String(), r.Charts())
+}
+
+// ChartsHTML renders any charts as one self-contained page with the look
+// of HTML's (ECharts inlined, one plot after the other): text, when not
+// empty, is shown above the plots as preformatted text (HTML-escaped), and
+// title is the page's title. ReadCharts reads the charts back.
+func ChartsHTML(title, text string, cs []Chart) ([]byte, error) {
 	page := components.NewPage()
-	page.SetPageTitle("wspush bench: " + r.Scenario)
+	page.SetPageTitle(title)
 	page.SetLayout(components.PageFlexLayout)
-	for _, c := range r.Charts() {
+	for _, c := range cs {
 		page.AddCharts(lineChart(c))
 	}
 	var buf bytes.Buffer
@@ -89,10 +99,10 @@ func (r *Report) HTML() ([]byte, error) {
 		return nil, err
 	}
 	out := scriptTag.ReplaceAllLiteral(buf.Bytes(), append(append([]byte("<script>"), echartsJS...), "</script>"...))
-	var table bytes.Buffer
-	r.WriteTable(&table)
-	pre := []byte("<body>\n<pre style=\"font-size:13px\">" + html.EscapeString(table.String()) + "</pre>\n")
-	out = bytes.Replace(out, []byte("<body>"), pre, 1)
+	if text != "" {
+		pre := []byte("<body>\n<pre style=\"font-size:13px\">" + html.EscapeString(text) + "</pre>\n")
+		out = bytes.Replace(out, []byte("<body>"), pre, 1)
+	}
 	return out, nil
 }
 

@@ -257,3 +257,44 @@ func TestTableServerLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestChartsHTML renders charts that are not a Report's, on a numeric x
+// axis, and reads them back: the page holds exactly those charts, with the
+// text above them escaped, and no text block when there is none.
+func TestChartsHTML(t *testing.T) {
+	cs := []Chart{
+		{ID: "per_n", Title: "cost against N", Subtitle: "two lines", XName: "connections", YName: "bytes",
+			Series: []ChartSeries{
+				{Name: "a", Points: [][2]float64{{100000, 3100.5}, {250000, 3050}, {1000000, 2990}}, Symbols: true},
+				{Name: "b", Points: [][2]float64{{250000, 12}}, Symbols: true},
+			}},
+		{ID: "other", Title: "t", XName: "x", YName: "y", Series: []ChartSeries{{Name: "c", Points: [][2]float64{{1, 2}}}}},
+	}
+	page, err := ChartsHTML("title <x>", "| N | <b> & c |", cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadCharts(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, cs) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, cs)
+	}
+	s := string(page)
+	for _, want := range []string{"<title>title &lt;x&gt;</title>", "<pre style=\"font-size:13px\">| N | &lt;b&gt; &amp; c |</pre>", `"xAxis":[{"type":"value","name":"connections"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "<script src=") {
+		t.Error("the page loads a script from elsewhere")
+	}
+	bare, err := ChartsHTML("t", "", cs[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(bare, []byte("<pre")) {
+		t.Error("a page without text has a text block")
+	}
+}

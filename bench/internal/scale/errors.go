@@ -2,7 +2,7 @@ package scale
 
 import "errors"
 
-// Errors the run returns, each wrapped with its details.
+// Errors the run and the report return, each wrapped with its details.
 var (
 	// ErrConfig wraps an invalid setting.
 	ErrConfig = errors.New("scale: bad config")
@@ -15,4 +15,7 @@ var (
 	ErrClients = errors.New("scale: clients")
 	// ErrPublish wraps a failed publish.
 	ErrPublish = errors.New("scale: publish")
+	// ErrResults wraps a results file that `bench scale-report` could not
+	// read, or that is not a `bench scale --json` result.
+	ErrResults = errors.New("scale: results file")
 )

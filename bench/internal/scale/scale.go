@@ -7,6 +7,8 @@
 // measures what they cost in user and kernel memory (measure.go), publishes
 // broadcasts and group messages checked exactly once and in order
 // (broadcast.go), stops everything and prints one summary line (here).
+// `bench scale-report` puts the --json results of several runs side by
+// side against N: charts and a Markdown table (report.go).
 package scale
 
 import (
