@@ -19,25 +19,18 @@ import (
 // sysmon wake-ups. Only epoll_wait, which does block, is an ordinary call.
 
 // sysRead is read(2) on a non-blocking descriptor.
-func sysRead(fd int32, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+func sysRead(fd int32, b []byte) (int, error) { return sysRW(unix.SYS_READ, fd, b) }
 
 // sysWrite is write(2) on a non-blocking descriptor.
-func sysWrite(fd int32, b []byte) (int, error) {
+func sysWrite(fd int32, b []byte) (int, error) { return sysRW(unix.SYS_WRITE, fd, b) }
+
+// sysRW makes the read or write system call nr on b.
+func sysRW(nr uintptr, fd int32, b []byte) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
+	n, _, e := unix.RawSyscall(nr, uintptr(fd), uintptr(p), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}

@@ -194,7 +194,7 @@ func keepaliveChart(rs []namedResult) report.Chart {
 	}
 	return report.Chart{ID: ChartKeepalive, Title: "keepalive CPU during the hold", YName: "µs per ping",
 		Subtitle: "idle connections, nothing published: busy CPU over the hold / pings the nodes sent (pong read included);\n" +
-			"machine: /proc/stat, every process and the kernel (both ends); nodes: the nodes' own user+system CPU",
+			"machine: /proc/stat (every process and the kernel: both ends) less the processes outside the run; nodes: the nodes' own user+system CPU",
 		Series: []report.ChartSeries{
 			hold(SeriesBoxUsPerPing, func(l Load) float64 { return l.BoxUsPerPing }),
 			hold(SeriesNodeUsPerPing, func(l Load) float64 { return l.NodeUsPerPing }),
