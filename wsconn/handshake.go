@@ -64,6 +64,9 @@ func (c *Conn) serveHandshake() {
 		c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 		return
 	}
+	if c.serveStatic(data[:end+len(headerEnd)]) {
+		return
+	}
 	c.upgrade(data[:end+len(headerEnd)])
 	// Bytes after the request are the client's first frames.
 	rest := copy(data, data[end+len(headerEnd):])
@@ -286,6 +289,66 @@ func (c *Conn) sendRefusal(f *bpool.Frame) {
 	if c.w.open(f, true) {
 		c.handOff(true)
 	}
+}
+
+// serveStatic answers a plain GET for one of the handler's static files
+// (StaticHandler) with the file, as the connection's final bytes: it
+// reports whether it did. Anything else goes on to the upgrade. It
+// allocates nothing for a request it does not serve.
+func (c *Conn) serveStatic(req []byte) bool {
+	sh, ok := c.srv.handler.(StaticHandler)
+	if !ok {
+		return false
+	}
+	path, ok := getPath(req)
+	if !ok {
+		return false
+	}
+	ctype, body, ok := sh.Static(path)
+	if !ok || hasUpgrade(req) {
+		return false
+	}
+	f := bpool.NewFrame(256 + len(body))
+	f.B = appendHTTPFile(f.B, ctype, body)
+	c.sendRefusal(f)
+	return true
+}
+
+// getPath is the path of a "GET /path[?query] HTTP/1.x" request line.
+func getPath(req []byte) ([]byte, bool) {
+	line, _, _ := bytes.Cut(req, []byte("\r\n"))
+	rest, ok := bytes.CutPrefix(line, []byte("GET "))
+	if !ok || !bytes.HasPrefix(rest, []byte("/")) {
+		return nil, false
+	}
+	target, _, ok := bytes.Cut(rest, []byte(" "))
+	if !ok {
+		return nil, false
+	}
+	target, _, _ = bytes.Cut(target, []byte("?"))
+	return target, true
+}
+
+// hasUpgrade reports whether the request has an Upgrade header (a
+// WebSocket handshake is never a static GET).
+func hasUpgrade(req []byte) bool {
+	for _, line := range bytes.Split(req, []byte("\r\n")) {
+		if len(line) >= 8 && bytes.EqualFold(line[:8], []byte("upgrade:")) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendHTTPFile is a 200 response carrying body, cacheable for five
+// minutes, after which the connection closes.
+func appendHTTPFile(dst []byte, ctype string, body []byte) []byte {
+	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: "...)
+	dst = append(dst, ctype...)
+	dst = append(dst, "\r\nCache-Control: public, max-age=300\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: "...)
+	dst = append(dst, strconv.Itoa(len(body))...)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
 }
 
 func appendHTTPError(dst []byte, status int, reason string) []byte {

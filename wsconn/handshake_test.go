@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -431,5 +432,65 @@ func TestHandshakeRequestCopied(t *testing.T) {
 		if want := fmt.Sprintf("/ws?n=%d", i); rec.req.URI != want || rec.req.Origin != fmt.Sprintf("o%d", i) {
 			t.Fatalf("request %d = %+v", i, rec.req)
 		}
+	}
+}
+
+// staticHandler is the test handler that also serves two files.
+type staticHandler struct {
+	*testHandler
+	files map[string][]byte
+}
+
+func (h *staticHandler) Static(path []byte) (string, []byte, bool) {
+	b, ok := h.files[string(path)]
+	return "text/javascript; charset=utf-8", b, ok
+}
+
+// TestStaticFiles: a plain GET for a file the handler serves gets the file
+// (a big one through the writer's waits too) and the connection closes;
+// anything else, and an upgrade request to the same path, goes on to the
+// upgrade.
+func TestStaticFiles(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB: more than a socket takes at once
+	sh := &staticHandler{testHandler: newTestHandler(), files: map[string][]byte{"/client.js": []byte("export const x = 1;\n"), "/big.js": big}}
+	ts := startServer(t, Config{}, sh.testHandler, func(o *ServerOptions) { o.Handler = sh })
+	for _, tc := range []struct {
+		name, req  string
+		status     int
+		body       []byte
+		wantCached bool
+	}{
+		{"file", "GET /client.js HTTP/1.1\r\nHost: x\r\n\r\n", 200, sh.files["/client.js"], true},
+		{"file with a query", "GET /client.js?v=2 HTTP/1.1\r\nHost: x\r\n\r\n", 200, sh.files["/client.js"], true},
+		{"big file", "GET /big.js HTTP/1.1\r\nHost: x\r\n\r\n", 200, big, true},
+		{"unknown path", "GET /other.js HTTP/1.1\r\nHost: x\r\n\r\n", 400, nil, false},
+		{"not a GET", "POST /client.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, nil, false},
+		{"an upgrade to the same path", string(upgradeRequest("/client.js")), 101, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc := ts.rawConn(t)
+			if _, err := nc.Write([]byte(tc.req)); err != nil {
+				t.Fatal(err)
+			}
+			resp, br, body := readResponse(t, nc)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.body != nil && body != string(tc.body) {
+				t.Fatalf("body of %d bytes, want %d", len(body), len(tc.body))
+			}
+			if got := resp.Header.Get("Cache-Control") != ""; got != tc.wantCached {
+				t.Fatalf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+			if tc.status == 200 {
+				if ct := resp.Header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
+					t.Fatalf("Content-Type %q", ct)
+				}
+				nc.SetReadDeadline(time.Now().Add(waitShort))
+				if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+					t.Fatalf("after the file: %d bytes, %v; want EOF", n, err)
+				}
+			}
+		})
 	}
 }

@@ -44,6 +44,18 @@ type Handler interface {
 	OnClose(c *Conn, cause error)
 }
 
+// StaticHandler is implemented by a Handler that also serves a few small
+// files over plain HTTP on the WebSocket listener (the JS client). A GET
+// without an Upgrade header for a path Static knows is answered with the
+// file and closed; the connection never opens (OnClose still follows).
+type StaticHandler interface {
+	// Static returns the file at path (the request target without its
+	// query; valid only during the call) and its content type; ok false
+	// sends the request on to the upgrade. It runs for every upgrade
+	// request too, so it must be cheap and allocate nothing.
+	Static(path []byte) (contentType string, body []byte, ok bool)
+}
+
 // registryShards is the number of connection registry shards.
 const registryShards = 64
 
