@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 # Flags for make run, e.g. make run ARGS="-listen :9000 -log-level debug".
 ARGS ?=
 
-.PHONY: all run build deps test test-allocs test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
+.PHONY: all run build deps test test-js test-allocs test-all conformance test-short lint vet fmt-check staticcheck tools fuzz peers-test clean
 
 all: build
 
@@ -21,14 +21,25 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 
-## deps: install missing test dependencies (redis-server, redis-cli) from Debian packages; as root, else says what to install
+## deps: install missing test dependencies (redis-server, redis-cli, node, npm) from Debian packages; as root, else says what to install
 deps:
 	./scripts/deps.sh
 
 ## test: deps, lint, the allocation tests without -race, then every test under the race detector in shuffled order
-test: deps lint test-allocs
+test: deps lint test-allocs test-js
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 	@if [ -f bench/peers/go.mod ]; then cd bench/peers && $(GO) test -race -count=1 -timeout 10m ./...; fi
+
+## test-js: the browser client's tests (clients/js, node --test) against bin/wspushd; npm installs ws into clients/js/node_modules when it is not there
+# Without node or npm (scripts/deps.sh could not install them) it skips
+# with a message, except in CI (CI=true), where that is a failure.
+test-js: deps build
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$${CI:-}" = true ]; then echo "test-js: node/npm missing (scripts/deps.sh)" >&2; exit 1; fi; \
+	  echo "test-js: SKIP: node/npm missing; run scripts/deps.sh as root" >&2; exit 0; fi; \
+	cd clients/js && if [ ! -f node_modules/ws/package.json ]; then \
+	  npm install --no-save --no-package-lock --no-audit --no-fund ws@8; fi && \
+	WSPUSHD_BIN=$(BIN)/wspushd node --test
 
 # Under -race sync.Pool drops Puts at random, so the zero-allocation tests
 # skip there (grep raceEnabled). test-allocs runs them, and the hot-path

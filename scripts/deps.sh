@@ -17,6 +17,10 @@ set -euo pipefail
 NEEDED=(
   "redis-server:redis-server"
   "redis-cli:redis-tools"
+  # make test-js: the JS client's tests (node --test, Node 18+) and npm,
+  # which installs their one test dependency (ws) into clients/js/node_modules.
+  "node:nodejs"
+  "npm:npm"
 )
 
 missing_cmds=()
