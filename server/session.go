@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wspush/wspush/clients/js"
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/protocol"
@@ -283,4 +284,13 @@ func replyAck(c *wsconn.Conn, id int64) {
 func replyError(c *wsconn.Conn, hasID bool, id int64, code, msg string) {
 	var b [256]byte
 	c.SendReply(protocol.AppendError(b[:0], hasID, id, code, msg))
+}
+
+// Static implements wsconn.StaticHandler: the browser client at
+// GET /wspush.js on the WebSocket listener.
+func (h *handler) Static(path []byte) (string, []byte, bool) {
+	if string(path) != js.Path {
+		return "", nil, false
+	}
+	return js.ContentType, js.Source(), true
 }

@@ -341,11 +341,12 @@ func hasUpgrade(req []byte) bool {
 }
 
 // appendHTTPFile is a 200 response carrying body, cacheable for five
-// minutes, after which the connection closes.
+// minutes and loadable from any origin (a module script is fetched with
+// CORS), after which the connection closes.
 func appendHTTPFile(dst []byte, ctype string, body []byte) []byte {
 	dst = append(dst, "HTTP/1.1 200 OK\r\nContent-Type: "...)
 	dst = append(dst, ctype...)
-	dst = append(dst, "\r\nCache-Control: public, max-age=300\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: "...)
+	dst = append(dst, "\r\nCache-Control: public, max-age=300\r\nAccess-Control-Allow-Origin: *\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: "...)
 	dst = append(dst, strconv.Itoa(len(body))...)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
