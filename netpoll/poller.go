@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/rawsys"
 )
 
 // Event is the readiness reported for one descriptor.
@@ -395,12 +397,12 @@ func (p *Poller) wake() error {
 	var b [8]byte
 	binary.NativeEndian.PutUint64(b[:], 1)
 	for {
-		_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(p.wfd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		if e == unix.EINTR {
+		_, err := rawsys.Write(p.wfd, b[:])
+		if err == unix.EINTR {
 			continue
 		}
-		if e != 0 && e != unix.EAGAIN {
-			return os.NewSyscallError("eventfd write", e)
+		if err != nil && err != unix.EAGAIN {
+			return os.NewSyscallError("eventfd write", err)
 		}
 		return nil
 	}
@@ -409,8 +411,7 @@ func (p *Poller) wake() error {
 func (p *Poller) drainWake() {
 	var b [8]byte
 	for {
-		_, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(p.wfd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		if e != unix.EINTR {
+		if _, err := rawsys.Read(p.wfd, b[:]); err != unix.EINTR {
 			return
 		}
 	}
@@ -459,8 +460,8 @@ func FD(c syscall.Conn) (int, error) {
 }
 
 // epollCtl is epoll_ctl(2) as a raw system call: it never blocks, so the
-// runtime is not told (no P hand-off if the kernel preempts the thread in
-// it; see wsconn's rawio.go). Every Add, Rearm and Remove goes through it.
+// runtime is not told (see internal/rawsys). Every Add, Rearm and Remove
+// goes through it.
 func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	if e != 0 {

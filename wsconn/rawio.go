@@ -9,33 +9,12 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wspush/wspush/internal/rawsys"
 )
 
-// System calls on a connection's socket are raw (unix.RawSyscall: the
-// runtime is not told): the socket is non-blocking, so each returns at
-// once, and announcing it would let sysmon take the P away from a thread
-// the kernel merely preempted mid-call, which on a host running dozens of
-// nodes on two cores cost several per cent of the CPU in hand-offs and
-// sysmon wake-ups. Only epoll_wait, which does block, is an ordinary call.
-
-// sysRead is read(2) on a non-blocking descriptor.
-func sysRead(fd int32, b []byte) (int, error) { return sysRW(unix.SYS_READ, fd, b) }
-
-// sysWrite is write(2) on a non-blocking descriptor.
-func sysWrite(fd int32, b []byte) (int, error) { return sysRW(unix.SYS_WRITE, fd, b) }
-
-// sysRW makes the read or write system call nr on b.
-func sysRW(nr uintptr, fd int32, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(nr, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+// System calls on a connection's socket are raw (internal/rawsys): it is
+// non-blocking, so none of them blocks.
 
 // Descriptor lifetime. Conn works on the raw socket descriptor (no net.Conn:
 // that would cost a netFD, two addresses and a runtime pollDesc per
@@ -130,7 +109,7 @@ func (c *Conn) readInto(bp *[]byte) (int, error) {
 	var n int
 	var err error
 	for {
-		n, err = sysRead(c.fd, b[len(b):cap(b)])
+		n, err = rawsys.Read(int(c.fd), b[len(b):cap(b)])
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -154,7 +133,7 @@ func (c *Conn) writeRaw(b []byte) (int, error) {
 	}
 	defer c.fdRelease()
 	for {
-		n, err := sysWrite(c.fd, b)
+		n, err := rawsys.Write(int(c.fd), b)
 		if !errors.Is(err, unix.EINTR) {
 			return max(n, 0), err
 		}

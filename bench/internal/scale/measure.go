@@ -227,10 +227,10 @@ func measure(ctx context.Context, nodes []*Node) Sample {
 		s.KernelErr = err.Error()
 	}
 	s.Kernel = k
-	var err2 error
-	s.BusyCPU, err = busyCPU()
-	s.OtherCPU, err2 = otherCPU()
-	if err := errors.Join(err, err2); err != nil {
+	busy, err1 := busyCPU()
+	other, err2 := otherCPU()
+	s.BusyCPU, s.OtherCPU = busy, other
+	if err := errors.Join(err1, err2); err != nil {
 		s.KernelErr = strings.TrimPrefix(s.KernelErr+"; "+err.Error(), "; ")
 	}
 	return s

@@ -72,11 +72,11 @@ func connect(ctx context.Context, r *run, cfg ConnectConfig) error {
 	}
 	var plateau, ka serverstat.Snapshot
 	if cfg.KeepaliveHold > 0 {
-		plateau = r.snapCounters(ctx, SnapPlateau, keepaliveCounters)
+		plateau = r.snapUnmarked(ctx, SnapPlateau)
 		if err := SleepCtx(ctx, cfg.KeepaliveHold); err != nil {
 			return err
 		}
-		ka = r.snapCounters(ctx, SnapKeepalive, keepaliveCounters)
+		ka = r.snapUnmarked(ctx, SnapKeepalive)
 	} else {
 		plateau = r.snap(ctx, SnapPlateau)
 	}

@@ -21,8 +21,8 @@ const (
 	AfterKeepalives = "after_keepalives_"
 )
 
-// Keepalive counters of wspushd, read from /metrics into the plateau and
-// keepalive snapshots (summed over their label sets and over nodes).
+// Keepalive counters of wspushd, read from /metrics into every snapshot
+// (summed over their label sets and over nodes).
 const (
 	// PingsSent is wspush_pings_sent_total{how="carried"|"direct"|"queued"}.
 	PingsSent = serverstat.PingsSent
@@ -30,46 +30,11 @@ const (
 	PongsReceived = serverstat.PongsReceived
 )
 
-var keepaliveCounters = []string{PingsSent, PongsReceived}
-
-// counters reads names from every api's /metrics and sums each over the
-// pages; a name missing from any page (or a page that does not answer,
-// e.g. a peer without /metrics) is left out.
-func counters(ctx context.Context, apis []string, names []string) map[string]float64 {
-	out := map[string]float64{}
-	for i, api := range apis {
-		m, err := serverstat.FetchMetrics(ctx, api)
-		if err != nil {
-			return nil
-		}
-		for _, name := range names {
-			v, ok := m.Sum(name)
-			_, had := out[name]
-			switch {
-			case ok && (i == 0 || had):
-				out[name] += v
-			case had:
-				delete(out, name)
-			}
-		}
-	}
-	return out
-}
-
-// snapCounters is snap with the named counters added to the snapshot's
-// metrics (they are not among those serverstat selects). The counters are
-// read first, then the process numbers and the rest.
-func (r *run) snapCounters(ctx context.Context, name string, names []string) serverstat.Snapshot {
-	extra := counters(ctx, r.c.apiList(), names)
+// snapUnmarked is snap without a phase mark on the charts: the connect
+// step's plateau and keepalive snapshots, whose keepalive counters
+// (PingsSent, PongsReceived) are among the metrics serverstat selects.
+func (r *run) snapUnmarked(ctx context.Context, name string) serverstat.Snapshot {
 	s := serverstat.TakeAll(ctx, r.c.ServerPID, r.c.apiList())
-	if len(extra) > 0 {
-		if s.Metrics == nil {
-			s.Metrics = map[string]float64{}
-		}
-		for k, v := range extra {
-			s.Metrics[k] = v
-		}
-	}
 	if r.rep.Server != nil {
 		r.rep.Server.Add(name, s)
 	}
