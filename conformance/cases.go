@@ -24,6 +24,12 @@ func Cases(cfg Config) []Case {
 	t.utf8()      // 6
 	t.closing()   // 7
 	t.limits()    // 9
+	if t.cfg.Compression {
+		t.compressed()  // 12
+		t.negotiation() // 13
+	} else {
+		t.declined() // 13
+	}
 	return t.cases
 }
 

@@ -69,6 +69,14 @@ func TestConformanceSmallMaxMessage(t *testing.T) {
 	runSuite(t, 100, sections("1.", "2.", "3.", "4.", "7.3.", "9."))
 }
 
+// TestConformanceCompression runs the permessage-deflate sections (12 and
+// 13, RFC 7692) against wspushd with --compression and --client-publish
+// (the cases echo through a client publish).
+func TestConformanceCompression(t *testing.T) {
+	runSuiteWith(t, conformance.Config{MaxMessage: 65536, Compression: true}, sections("12.", "13."),
+		"--compression", "--client-publish")
+}
+
 // sections keeps the cases whose id starts with one of prefixes.
 func sections(prefixes ...string) func(conformance.Case) bool {
 	return func(c conformance.Case) bool {
@@ -84,8 +92,14 @@ func sections(prefixes ...string) func(conformance.Case) bool {
 // runSuite builds and starts wspushd with maxMessage, runs the cases keep
 // accepts, and stops the server with SIGTERM, requiring exit code 0.
 func runSuite(t *testing.T, maxMessage int, keep func(conformance.Case) bool) {
-	srv := startWspushd(t, buildWspushd(t), maxMessage)
-	cfg := conformance.Config{MaxMessage: maxMessage, CaseTimeout: 5 * time.Second}
+	runSuiteWith(t, conformance.Config{MaxMessage: maxMessage}, keep)
+}
+
+// runSuiteWith is runSuite for the server cfg describes, started with
+// flags (besides --max-message).
+func runSuiteWith(t *testing.T, cfg conformance.Config, keep func(conformance.Case) bool, flags ...string) {
+	srv := startWspushd(t, buildWspushd(t), cfg.MaxMessage, flags...)
+	cfg.CaseTimeout = 5 * time.Second
 	var cases []conformance.Case
 	for _, c := range conformance.Cases(cfg) {
 		if keep(c) {
@@ -99,17 +113,20 @@ func runSuite(t *testing.T, maxMessage int, keep func(conformance.Case) bool) {
 // TestCaseTable checks the table itself: unique well-formed ids, a section
 // and a description for every case, and every known failure explained.
 func TestCaseTable(t *testing.T) {
-	idRE := regexp.MustCompile(`^[1-9](\.[0-9]+){1,2}$`)
-	for _, mm := range []int{1, 100, 4096, 65536, 1 << 20} {
+	idRE := regexp.MustCompile(`^[1-9][0-9]?(\.[0-9]+){1,2}$`)
+	for _, cfg := range []conformance.Config{{MaxMessage: 1}, {MaxMessage: 100}, {MaxMessage: 4096}, {MaxMessage: 65536},
+		{MaxMessage: 1 << 20}, {MaxMessage: 65536, Compression: true}} {
+		mm := cfg.MaxMessage
 		seen := map[string]bool{}
-		for _, c := range conformance.Cases(conformance.Config{MaxMessage: mm}) {
+		for _, c := range conformance.Cases(cfg) {
 			switch {
 			case !idRE.MatchString(c.ID):
 				t.Errorf("max %d: bad id %q", mm, c.ID)
 			case seen[c.ID]:
 				t.Errorf("max %d: duplicate id %q", mm, c.ID)
 			case !strings.HasPrefix(c.Section, "§5") && !strings.HasPrefix(c.Section, "§7") &&
-				!strings.HasPrefix(c.Section, "§8") && !strings.HasPrefix(c.Section, "§10"):
+				!strings.HasPrefix(c.Section, "§8") && !strings.HasPrefix(c.Section, "§10") &&
+				!strings.HasPrefix(c.Section, "RFC 7692 §"):
 				t.Errorf("%s: section %q", c.ID, c.Section)
 			case c.Desc == "" || strings.Contains(c.Desc, "\n"):
 				t.Errorf("%s: description %q", c.ID, c.Desc)
@@ -224,13 +241,13 @@ func (l *startLog) String() string {
 }
 
 // startWspushd starts bin on loopback ports with the given --max-message
-// and waits for its start-up log line. The process is killed at cleanup if
+// and flags, and waits for its start-up log line. The process is killed at cleanup if
 // the test did not stop it.
-func startWspushd(t *testing.T, bin string, maxMessage int) *wspushd {
+func startWspushd(t *testing.T, bin string, maxMessage int, flags ...string) *wspushd {
 	t.Helper()
 	s := &wspushd{log: &startLog{found: make(chan [2]string, 1)}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
-		"--max-message", strconv.Itoa(maxMessage), "--log-level", "info")
+	s.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+		"--max-message", strconv.Itoa(maxMessage), "--log-level", "info"}, flags...)...)
 	for _, kv := range os.Environ() { // only the flags configure the server
 		if !strings.HasPrefix(kv, "WSPUSH_") {
 			s.cmd.Env = append(s.cmd.Env, kv)

@@ -1,7 +1,8 @@
 // Package conformance is wspush's RFC 6455 conformance suite: a table of
 // cases modelled on the Autobahn testsuite (sections 1-7 and 9: framing,
 // ping/pong, reserved bits, opcodes, fragmentation, UTF-8, close handling
-// and limits), a runner that plays each case against a live server over raw
+// and limits; 12 and 13: permessage-deflate, RFC 7692, for a server with
+// --compression, which a client publish echoes), a runner that plays each case against a live server over raw
 // TCP with internal/wstest, and the report printer.
 //
 // It owns the case table (Cases), its expectations, the known server

@@ -33,6 +33,10 @@ type Config struct {
 	Path string
 	// Header holds extra upgrade request headers (e.g. Origin).
 	Header http.Header
+	// Compression says the server runs with --compression and
+	// --client-publish: the permessage-deflate sections (12 and 13, RFC
+	// 7692) are in the table, and their cases publish to themselves.
+	Compression bool
 }
 
 func (c Config) withDefaults() Config {
@@ -57,6 +61,11 @@ type Case struct {
 	// Known is set when the case is a known server failure: why it fails.
 	// Its failure is reported but does not fail the suite.
 	Known string
+	// Offer, when set, is the upgrade's Sec-WebSocket-Extensions offer, and
+	// Deflate says whether the server must accept permessage-deflate for
+	// it (else it must decline every extension).
+	Offer   string
+	Deflate bool
 }
 
 // Name is the case's id and description, the subtest name.
@@ -79,10 +88,11 @@ type EventKind int
 
 // The expectable server frames.
 const (
-	EvAck   EventKind = iota + 1 // text {"op":"ack","id":ID}
-	EvError                      // text {"op":"error",...,"code":Code} (any id)
-	EvPong                       // pong with Payload
-	EvClose                      // close with CloseCode (0: empty), then TCP close
+	EvAck     EventKind = iota + 1 // text {"op":"ack","id":ID}
+	EvError                        // text {"op":"error",...,"code":Code} (any id)
+	EvPong                         // pong with Payload
+	EvClose                        // close with CloseCode (0: empty), then TCP close
+	EvDeliver                      // text {"topic":Code,"seq":N,"data":Payload}, Zipped as said
 )
 
 // Event is one expected server frame.
@@ -92,6 +102,9 @@ type Event struct {
 	Code      string
 	Payload   []byte
 	CloseCode int
+	// Zipped, for EvDeliver: 1 the frame must be compressed (RSV1), -1 it
+	// must not, 0 either.
+	Zipped int8
 }
 
 // Ack expects the ack of command id.
@@ -122,6 +135,8 @@ func (e Event) String() string {
 			return "empty close"
 		}
 		return "close " + strconv.Itoa(e.CloseCode)
+	case EvDeliver:
+		return deliverString(e)
 	}
 	return fmt.Sprintf("event(%d)", e.Kind)
 }
@@ -194,6 +209,7 @@ func RunCase(ctx context.Context, wsAddr string, cfg Config, c Case) Result {
 type session struct {
 	c         *wstest.Client
 	deadline  time.Time
+	deflate   bool  // permessage-deflate was negotiated
 	sentClose bool  // the client sent a close frame
 	closed    bool  // a close event completed: nothing more to read
 	writeErr  error // the first write error, reported with a failure
@@ -206,7 +222,7 @@ func runCase(ctx context.Context, addr string, cfg Config, c Case) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.CaseTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	cl, err := wstest.Dial(addr, cfg.Path, cfg.Header)
+	cl, err := wstest.Dial(addr, cfg.Path, withOffer(cfg.Header, c.Offer))
 	if err != nil {
 		return fmt.Errorf("upgrade: %v", err)
 	}
@@ -214,6 +230,9 @@ func runCase(ctx context.Context, addr string, cfg Config, c Case) error {
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
 	s := &session{c: cl, deadline: deadline}
+	if s.deflate, err = negotiated(cl, c); err != nil {
+		return err
+	}
 	for _, st := range c.Steps {
 		if st.Pause > 0 {
 			if err := sleep(ctx, st.Pause); err != nil {
@@ -296,11 +315,13 @@ func (s *session) writeBytes(b []byte) {
 	}
 }
 
-// got is one thing read from the server: a frame or a read error.
+// got is one thing read from the server: a frame (its payload inflated
+// when it was compressed) or a read error.
 type got struct {
-	op  ws.OpCode
-	p   []byte
-	err error
+	op     ws.OpCode
+	p      []byte
+	zipped bool // RSV1 was set
+	err    error
 }
 
 func (g got) String() string {
@@ -316,6 +337,9 @@ func (g got) String() string {
 			return "TCP close (" + how + ") without a close frame"
 		}
 		return "read error: " + g.err.Error()
+	}
+	if g.zipped {
+		return "compressed " + got{op: g.op, p: g.p}.String()
 	}
 	switch g.op {
 	case ws.OpText:
@@ -352,7 +376,7 @@ func (s *session) read() got {
 		if h.OpCode == ws.OpPing {
 			continue // the server's keep-alive: not part of any case
 		}
-		return got{op: h.OpCode, p: p}
+		return s.unzip(h, p)
 	}
 }
 
@@ -379,6 +403,8 @@ func (e Event) matches(g got) bool {
 		return r.Op == "error" && r.Code == e.Code
 	case EvPong:
 		return g.op == ws.OpPong && string(g.p) == string(e.Payload)
+	case EvDeliver:
+		return deliveryMatches(e, g)
 	case EvClose:
 		if g.op != ws.OpClose {
 			return false

@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	origin := fs.String("origin", "", "Origin header for the upgrade requests (for servers with --allowed-origins)")
 	strict := fs.Bool("strict", false, "count known server failures as failures")
 	list := fs.Bool("list", false, "list the cases and exit")
+	compression := fs.Bool("compression", false, "the server runs with --compression --client-publish: run the permessage-deflate sections 12 and 13")
 	quiet := fs.Bool("q", false, "print only the cases that did not pass, the totals and the known failures")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	cfg := conformance.Config{MaxMessage: *maxMessage, CaseTimeout: *timeout, Path: *path}
+	cfg := conformance.Config{MaxMessage: *maxMessage, CaseTimeout: *timeout, Path: *path, Compression: *compression}
 	if *origin != "" {
 		cfg.Header = http.Header{"Origin": {*origin}}
 	}
