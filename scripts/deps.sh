@@ -11,7 +11,8 @@
 #     the command then skip with a message naming this script.
 #
 # To add a dependency, add a "command:package" line to NEEDED (several
-# commands may come from one package; the package is installed once).
+# commands may come from one package; the package is installed once), or
+# "py:module:package" for a module Debian's /usr/bin/python3 must import.
 set -euo pipefail
 
 NEEDED=(
@@ -21,6 +22,9 @@ NEEDED=(
   # which installs their one test dependency (ws) into clients/js/node_modules.
   "node:nodejs"
   "npm:npm"
+  # The permessage-deflate interop test (conformance/interop_test.go): a
+  # "py:" entry is a module Debian's python3 must import.
+  "py:websockets:python3-websockets"
 )
 
 missing_cmds=()
@@ -32,7 +36,14 @@ check() {
   for entry in "${NEEDED[@]}"; do
     cmd=${entry%%:*}
     pkg=${entry#*:}
-    if command -v "$cmd" >/dev/null 2>&1; then
+    if [ "$cmd" = py ]; then
+      cmd=${pkg%%:*} # the module
+      pkg=${pkg#*:}
+      if /usr/bin/python3 -c "import $cmd" >/dev/null 2>&1; then
+        continue
+      fi
+      cmd="python3 module $cmd"
+    elif command -v "$cmd" >/dev/null 2>&1; then
       continue
     fi
     missing_cmds+=("$cmd")

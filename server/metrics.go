@@ -116,6 +116,7 @@ var (
 	descPings         = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: carried (in the write of a frame pushed within a sweep), direct (written by the sweeper, the connection stayed idle) or queued.", []string{"how"}, nil)
 	descDelivLat      = prometheus.NewDesc("wspush_delivery_latency_seconds", "Sampled publishes (one per --latency-sample): time from the publication's arrival at this node's fan-out to each socket write that carried it. Bucket bounds are exclusive.", nil, nil)
 	descFanout        = prometheus.NewDesc("wspush_fanout_seconds", "Sampled publishes: time from the publication's arrival at this node's fan-out to the socket write to its last recipient (end of the fan-out). Bucket bounds are exclusive.", nil, nil)
+	descCompressed    = prometheus.NewDesc("wspush_messages_compressed_total", "Messages written compressed (permessage-deflate, --compression): a part of wspush_messages_delivered_total.", nil, nil)
 	descDisconnected  = prometheus.NewDesc("wspush_user_disconnects_total", "Connections this node closed with 4001 for POST /api/disconnect (sent to any node).", nil, nil)
 	descCtlDropped    = prometheus.NewDesc("wspush_control_dropped_total", "Control messages from other nodes (disconnects) dropped because 256 were waiting.", nil, nil)
 	descPongs         = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
@@ -125,7 +126,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descTimeoutClosed, descWrites, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
-		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped} {
+		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped, descCompressed} {
 		ch <- d
 	}
 }
@@ -154,6 +155,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDisconnected, m.disconnected.Load())
 	counter(descCtlDropped, s.ctl.dropped.Load())
 	counter(descDelivered, st.Delivered.Load())
+	counter(descCompressed, st.DeliveredCompressed.Load())
 	counter(descDropped, st.DroppedOldest.Load(), "drop-oldest")
 	counter(descDropped, st.DroppedNewest.Load(), "drop-newest")
 	counter(descDropped, st.DroppedClose.Load(), "close")

@@ -87,6 +87,19 @@ func deflatePayload(t testing.TB, p []byte) []byte {
 	return bytes.TrimSuffix(b.Bytes(), deflateTail)
 }
 
+type deflateSendCase struct {
+	name    string
+	payload string
+	zipped  bool
+}
+
+func (c deflateSendCase) zippedN() int {
+	if c.zipped {
+		return 1
+	}
+	return 0
+}
+
 // TestDeflateSend: one shared frame goes compressed to the clients that
 // negotiated the extension (the same bytes, compressed once) and plain to
 // the others; small and incompressible payloads go plain to everyone.
@@ -97,15 +110,12 @@ func TestDeflateSend(t *testing.T) {
 	plain, r3 := ts.dialOffer(t, "")
 	random := make([]byte, 600)
 	rand.Read(random)
-	tests := []struct {
-		name    string
-		payload string
-		zipped  bool
-	}{
+	tests := []deflateSendCase{
 		{name: "json over the minimum", payload: `{"prices":[` + strings.Repeat(`{"sym":"ABC","bid":101.25,"ask":101.5},`, 20) + `1]}`, zipped: true},
 		{name: "under the minimum", payload: `{"sym":"ABC","bid":101.25}`},
 		{name: "incompressible", payload: string(random)},
 	}
+	var zippedSoFar int64
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := textFrame(tt.payload)
@@ -137,6 +147,9 @@ func TestDeflateSend(t *testing.T) {
 				}
 				raw = append(raw, p)
 			}
+			// Counted after the write returns, so maybe after the read.
+			zippedSoFar += 2 * int64(tt.zippedN())
+			waitStat(t, "DeliveredCompressed", &ts.srv.Stats().DeliveredCompressed, zippedSoFar)
 			if !bytes.Equal(raw[0], raw[1]) {
 				t.Fatal("the two compressing clients got different bytes: compressed twice?")
 			}

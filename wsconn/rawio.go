@@ -161,6 +161,8 @@ type rawWriter struct {
 	rest  [][]byte      // what is left to write: a suffix of bufs
 	ready chan struct{} // signalled by the poller (EventWrite) or teardown
 	timer *time.Timer   // write deadline while waiting; nil until first wait
+	// zipped counts the batch's data frames that go out compressed.
+	zipped int
 }
 
 var writerPool = sync.Pool{New: func() any {
@@ -301,5 +303,6 @@ func putWriter(w *rawWriter) {
 	clear(w.bufs)
 	w.bufs, w.rest = w.bufs[:0], nil
 	w.iov = w.iov[:0]
+	w.zipped = 0
 	writerPool.Put(w)
 }

@@ -9,15 +9,18 @@ import (
 // Stats counts what a Server's connections did. Every field is updated
 // atomically by connection goroutines and may be read at any time.
 type Stats struct {
-	Accepted      atomic.Int64 // TCP connections accepted
-	Upgraded      atomic.Int64 // successful upgrades
-	Open          atomic.Int64 // connections currently registered (any state)
-	Delivered     atomic.Int64 // data messages written to sockets
-	DroppedOldest atomic.Int64 // messages dropped by drop-oldest
-	DroppedNewest atomic.Int64 // messages dropped by drop-newest
-	DroppedClose  atomic.Int64 // messages discarded by the close policy
-	LostClosed    atomic.Int64 // messages discarded because the connection closed first
-	SlowClosed    atomic.Int64 // connections closed as slow consumers
+	Accepted  atomic.Int64 // TCP connections accepted
+	Upgraded  atomic.Int64 // successful upgrades
+	Open      atomic.Int64 // connections currently registered (any state)
+	Delivered atomic.Int64 // data messages written to sockets
+	// DeliveredCompressed counts the part of Delivered written compressed
+	// (permessage-deflate).
+	DeliveredCompressed atomic.Int64
+	DroppedOldest       atomic.Int64 // messages dropped by drop-oldest
+	DroppedNewest       atomic.Int64 // messages dropped by drop-newest
+	DroppedClose        atomic.Int64 // messages discarded by the close policy
+	LostClosed          atomic.Int64 // messages discarded because the connection closed first
+	SlowClosed          atomic.Int64 // connections closed as slow consumers
 	// IdleClosed counts connections closed because the client sent
 	// nothing, not even a pong, for IdleTimeout.
 	IdleClosed atomic.Int64

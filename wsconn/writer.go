@@ -527,6 +527,7 @@ func fillWriter(items *[]entry, deflate bool) *rawWriter {
 		if deflate && e.kind == kindData {
 			if z, _ := e.f.Alt(); len(z) > 0 {
 				b = z
+				rw.zipped++
 			}
 		}
 		rw.bufs = append(rw.bufs, b)
@@ -541,6 +542,7 @@ func fillWriter(items *[]entry, deflate bool) *rawWriter {
 // final frame or an error.
 func (w *writer) finish(s socket, items *[]entry, rw *rawWriter, err error) bool {
 	st := w.pol.stats
+	zipped := rw.zipped
 	putWriter(rw)
 	final, data, probed := false, 0, false
 	for _, e := range *items {
@@ -566,6 +568,9 @@ func (w *writer) finish(s socket, items *[]entry, rw *rawWriter, err error) bool
 		return false
 	}
 	st.Delivered.Add(int64(data))
+	if zipped > 0 {
+		st.DeliveredCompressed.Add(int64(zipped))
+	}
 	if final {
 		s.wroteFinal()
 		return false
