@@ -21,6 +21,9 @@ NEEDED=(
   # which installs their one test dependency (ws) into clients/js/node_modules.
   "node:nodejs"
   "npm:npm"
+  # clients/js/e2e: wspush.js and the demo page in a real headless Chromium
+  # (driven with chromedp).
+  "chromium:chromium"
 )
 
 missing_cmds=()
