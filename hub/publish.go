@@ -218,6 +218,30 @@ func (h *Hub) Position(name string) (epoch string, seq uint64, ok bool) {
 	}
 }
 
+// Subscribers appends the named topic's subscribers on this node (live
+// ones and those being recovered) to dst, in no particular order, and
+// returns it.
+func (h *Hub) Subscribers(name string, dst []Subscriber) []Subscriber {
+	for {
+		t := h.lookup(name)
+		if t == nil {
+			return dst
+		}
+		t.mu.Lock()
+		dead := t.dead
+		if !dead {
+			dst = append(dst, t.subs...)
+			for s := range t.held {
+				dst = append(dst, s)
+			}
+		}
+		t.mu.Unlock()
+		if !dead {
+			return dst
+		}
+	}
+}
+
 // Recover returns the publications of t after since up to upto (the
 // position SubscribeAt answered), in seq order, or false when the engine no
 // longer holds them all (another epoch, or trimmed). Send them between

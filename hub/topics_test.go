@@ -1,9 +1,11 @@
 package hub_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 
@@ -235,4 +237,28 @@ func churnOnce(h *hub.Hub, name, marker string) error {
 		return fmt.Errorf("%s: Unsubscribe = false: the subscription was lost", marker)
 	}
 	return nil
+}
+
+func TestSubscribers(t *testing.T) {
+	h := mustHub(hub.Config{}, protocol.NewDeliveryFrame)
+	if got := h.Subscribers("t", nil); len(got) != 0 {
+		t.Fatalf("Subscribers of an absent topic = %v", got)
+	}
+	a, b, c := &noopSub{id: 1}, &noopSub{id: 2}, &noopSub{id: 3}
+	tp := mustSubscribe(t, h, "t", a)
+	mustSubscribe(t, h, "t", b)
+	mustSubscribe(t, h, "other", c)
+	// One being recovered (held) counts too.
+	held := &noopSub{id: 4}
+	if _, _, err := h.SubscribeAt(context.Background(), "t", held, true); err != nil {
+		t.Fatal(err)
+	}
+	got := h.Subscribers("t", []hub.Subscriber{c})
+	if len(got) != 4 || got[0] != c || !slices.Contains(got, hub.Subscriber(a)) || !slices.Contains(got, hub.Subscriber(b)) || !slices.Contains(got, hub.Subscriber(held)) {
+		t.Fatalf("Subscribers(t) = %v, want [c a b held] in any order after c", got)
+	}
+	tp.Unsubscribe(a)
+	if got := h.Subscribers("t", nil); len(got) != 2 || slices.Contains(got, hub.Subscriber(a)) {
+		t.Fatalf("after a left: %v", got)
+	}
 }

@@ -11,9 +11,11 @@ import (
 	"github.com/wspush/wspush/internal/wsframe"
 )
 
-// Envelope pieces of a delivery: {"topic":"a","seq":17,"data":...}.
+// Envelope pieces of a delivery: {"topic":"a","seq":17,"data":...}, or
+// {"user":"42","seq":17,"data":...} on a user's stream.
 const (
 	envTopic = `{"topic":"`
+	envUser  = `{"user":"`
 	envSeq   = `","seq":`
 	envData  = `,"data":`
 	envEnd   = `}`
@@ -21,14 +23,27 @@ const (
 
 // DeliveryLen is the length of the delivery envelope AppendDelivery writes.
 func DeliveryLen(topic string, seq uint64, data []byte) int {
-	return len(envTopic) + len(topic) + len(envSeq) + uintLen(seq) + len(envData) + len(data) + len(envEnd)
+	// A user's stream "@42" is written "user":"42": one byte shorter
+	// than its name, and envUser one shorter than envTopic.
+	head := len(envTopic) + len(topic)
+	if _, ok := UserOf(topic); ok {
+		head -= 2
+	}
+	return head + len(envSeq) + uintLen(seq) + len(envData) + len(data) + len(envEnd)
 }
 
-// AppendDelivery appends {"topic":topic,"seq":seq,"data":data}. topic must be
-// a valid topic name (it needs no escaping) and data valid JSON.
+// AppendDelivery appends {"topic":topic,"seq":seq,"data":data}, or for a
+// user's stream (UserStream) {"user":id,"seq":seq,"data":data}. topic must
+// be a valid topic or stream name (it needs no escaping) and data valid
+// JSON.
 func AppendDelivery(dst []byte, topic string, seq uint64, data []byte) []byte {
-	dst = append(dst, envTopic...)
-	dst = append(dst, topic...)
+	if id, ok := UserOf(topic); ok {
+		dst = append(dst, envUser...)
+		dst = append(dst, id...)
+	} else {
+		dst = append(dst, envTopic...)
+		dst = append(dst, topic...)
+	}
 	dst = append(dst, envSeq...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, envData...)
@@ -166,11 +181,18 @@ func appendPosition(dst []byte, topic string, pos engine.Position) []byte {
 // could not recover (protocol v1.1); pos is where live delivery continues:
 //
 //	{"op":"reset","topic":"a","positions":{"a":{"epoch":"E","seq":40}}}
+//	{"op":"reset","user":"42","positions":{"@42":{"epoch":"E","seq":40}}}
 //
-// topic must be a valid name and pos.Epoch a valid epoch.
+// the second for a user's stream. topic must be a valid topic or stream
+// name and pos.Epoch a valid epoch.
 func AppendReset(dst []byte, topic string, pos engine.Position) []byte {
-	dst = append(dst, `{"op":"reset","topic":"`...)
-	dst = append(dst, topic...)
+	if id, ok := UserOf(topic); ok {
+		dst = append(dst, `{"op":"reset","user":"`...)
+		dst = append(dst, id...)
+	} else {
+		dst = append(dst, `{"op":"reset","topic":"`...)
+		dst = append(dst, topic...)
+	}
 	dst = append(dst, `","positions":{`...)
 	dst = appendPosition(dst, topic, pos)
 	return append(dst, "}}"...)

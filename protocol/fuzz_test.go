@@ -74,6 +74,23 @@ var publishSeeds = []string{
 	"\n{\"topic\":\"t\",\"data\":\"\\u0000\"}\n",
 	"{\"topic\":\"t\",\"data\":\"\xff\xfe\"}",
 	"{\"topic\":\"t\",\"data\":{\"\xed\xa0\x80\":[\"\xf0\x9f\x98\"]}}",
+	`{"topics":["a","b"],"data":1}`,
+	`{"topics":["a","a"],"data":1}`,
+	`{"topics":[],"data":1}`,
+	`{"user":"ann@example.com","data":{"x":1}}`,
+	`{"user":"a b","data":1}`,
+	`{"user":"1","topic":"a","data":1}`,
+}
+
+// disconnectSeeds are inputs for FuzzParseDisconnect (also stored under
+// testdata/fuzz/FuzzParseDisconnect).
+var disconnectSeeds = []string{
+	`{"user":"42"}`,
+	`{"user":""}`,
+	`{"user":"a/b"}`,
+	`{"user":null}`,
+	`{"user":"42"`,
+	`[]`,
 }
 
 // sinceSeeds are inputs for FuzzParseSince (also stored under
@@ -240,8 +257,16 @@ func FuzzParsePublish(f *testing.F) {
 			}
 			return
 		}
-		if !protocol.ValidTopic(req.Topic) {
-			t.Fatalf("invalid topic %q accepted", req.Topic)
+		streams := req.Streams()
+		if len(streams) == 0 || len(streams) > protocol.MaxPublishTopics {
+			t.Fatalf("%d streams accepted", len(streams))
+		}
+		for _, name := range streams {
+			if id, ok := protocol.UserOf(name); ok && (req.User != id || !protocol.ValidUser(id)) {
+				t.Fatalf("user stream %q accepted for user %q", name, req.User)
+			} else if !ok && !protocol.ValidTopic(name) {
+				t.Fatalf("invalid topic %q accepted", name)
+			}
 		}
 		if !json.Valid(req.Data) {
 			t.Fatalf("data %q is not valid JSON", req.Data)
@@ -251,6 +276,25 @@ func FuzzParsePublish(f *testing.F) {
 		}
 		if !bytes.Contains(in, req.Data) {
 			t.Fatalf("data %q is not a verbatim part of the input %q", req.Data, in)
+		}
+	})
+}
+
+func FuzzParseDisconnect(f *testing.F) {
+	for _, s := range disconnectSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		user, err := protocol.ParseDisconnect(in)
+		if err != nil {
+			cerr := checkParseError(t, err, protocol.CodeBadJSON, protocol.CodeBadRequest)
+			if cerr.HasID || user != "" {
+				t.Fatalf("ParseDisconnect error %+v with user %q", cerr, user)
+			}
+			return
+		}
+		if !protocol.ValidUser(user) {
+			t.Fatalf("invalid user %q accepted", user)
 		}
 	})
 }

@@ -16,7 +16,7 @@ const (
 	msgEpoch      = "epoch must be 1-32 characters of [A-Za-z0-9_-]"
 	msgSeq        = "seq must be an integer from 0 to 18446744073709551615"
 	msgItemShape  = "want topic:epoch:seq"
-	msgTopicName  = "topic names are 1-128 bytes of [A-Za-z0-9_.:-]"
+	msgTopicName  = "topic names are 1-128 bytes of [A-Za-z0-9_.:-] (a user's stream is @ and the user id)"
 )
 
 // parseSinceJSON parses a subscribe's "since" member: nil for absent or
@@ -91,7 +91,8 @@ func parseSinceEntry(raw json.RawMessage) (engine.Position, string) {
 // ParseSince parses the since query parameter of GET /ws (protocol v1.1),
 // already URL-decoded: a comma-separated list of topic:epoch:seq. Each item
 // is split at its last two colons, so a topic may contain colons (an epoch
-// never does); the topic must satisfy ValidTopic, the epoch
+// never does); the topic must be a topic name (ValidTopic) or a user's
+// stream name ("@" and a ValidUser id), the epoch
 // engine.ValidEpoch, and seq is a uint64 in decimal digits without sign
 // (leading zeros are allowed). The empty string gives nil (no position,
 // and nothing allocated for the many connections that resume nothing). An
@@ -134,7 +135,7 @@ func parseSinceItem(item string) (topic string, pos engine.Position, msg string)
 		return "", pos, msgItemShape
 	}
 	topic, epoch, seqText := item[:k], item[k+1:j], item[j+1:]
-	if !ValidTopic(topic) {
+	if !validStream(topic) {
 		return "", pos, msgTopicName
 	}
 	if !engine.ValidEpoch(epoch) {

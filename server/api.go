@@ -27,6 +27,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	root.Handle("/", s.requireAPIKey(mux))
 	mux.HandleFunc("POST /api/publish", s.handlePublish)
+	mux.HandleFunc("POST /api/disconnect", s.handleDisconnect)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -71,43 +72,109 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// handlePublish is POST /api/publish: {"topic":"a","data":<JSON>} →
-// {"seq":N,"epoch":"E","recipients":N}.
+// handlePublish is POST /api/publish: {"topic":"a","data":<JSON>} or
+// {"user":"42","data":...} → {"seq":N,"epoch":"E","recipients":N};
+// {"topics":["a","b"],"data":...} → {"results":[...]}, one per topic.
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	// The body limit is the client message limit, as documented.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.ws.Config().MaxMessage)))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "body over the message size limit")
-			return
-		}
-		writeAPIError(w, http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
+	body, ok := readBody(w, r, s.ws.Config().MaxMessage)
+	if !ok {
 		return
 	}
 	req, err := protocol.ParsePublish(body)
 	if err != nil {
-		var ce *protocol.CommandError
-		if errors.As(err, &ce) {
-			writeAPIError(w, http.StatusBadRequest, ce.Code, ce.Message)
-			return
-		}
-		writeAPIError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		writeParseError(w, err)
 		return
 	}
-	res, err := s.publish(req.Topic, req.Data)
+	if req.Topics != nil {
+		s.publishMany(w, req.Topics, req.Data)
+		return
+	}
+	res, err := s.publish(req.Streams()[0], req.Data)
 	if err != nil {
 		s.metrics.apiPublishErrs.Add(1)
 		writeAPIError(w, http.StatusServiceUnavailable, errorCode(err), err.Error())
 		return
 	}
 	var b [128]byte
-	out := append(protocol.AppendPublishAnswer(b[:0], res.Seq, res.Epoch, res.Recipients), '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(out)
+	writeJSON(w, http.StatusOK, protocol.AppendPublishAnswer(b[:0], res.Seq, res.Epoch, res.Recipients))
 }
 
-// publish sends data to a topic through the hub and counts it.
+// publishMany publishes data to each topic in turn and answers every
+// result: 200 when all went through, else 503 (the body says which did).
+func (s *Server) publishMany(w http.ResponseWriter, topics []string, data []byte) {
+	rs := make([]protocol.PublishResult, len(topics))
+	status := http.StatusOK
+	for i, topic := range topics {
+		rs[i].Topic = topic
+		res, err := s.publish(topic, data)
+		if err != nil {
+			s.metrics.apiPublishErrs.Add(1)
+			rs[i].Code, rs[i].Message = errorCode(err), err.Error()
+			status = http.StatusServiceUnavailable
+			continue
+		}
+		rs[i].Seq, rs[i].Epoch, rs[i].Recipients = res.Seq, res.Epoch, res.Recipients
+	}
+	writeJSON(w, status, protocol.AppendPublishResults(make([]byte, 0, 64*len(rs)), rs))
+}
+
+// handleDisconnect is POST /api/disconnect: {"user":"42"} → {"closed":N},
+// the connections this node closed; the other nodes close theirs.
+func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, s.ws.Config().MaxMessage)
+	if !ok {
+		return
+	}
+	user, err := protocol.ParseDisconnect(body)
+	if err != nil {
+		writeParseError(w, err)
+		return
+	}
+	n, err := s.disconnect(user)
+	if err != nil {
+		writeAPIError(w, http.StatusServiceUnavailable, protocol.CodeInternal,
+			"closed "+strconv.Itoa(n)+" connections on this node; the other nodes were not told: "+err.Error())
+		return
+	}
+	var b [32]byte
+	writeJSON(w, http.StatusOK, protocol.AppendDisconnectAnswer(b[:0], n))
+}
+
+// readBody reads an API request body of at most limit bytes (the client
+// message limit, as documented), or answers the error and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeAPIError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "body over the message size limit")
+			return nil, false
+		}
+		writeAPIError(w, http.StatusBadRequest, protocol.CodeBadRequest, "could not read body")
+		return nil, false
+	}
+	return body, true
+}
+
+// writeParseError answers 400 with a request parser's error.
+func writeParseError(w http.ResponseWriter, err error) {
+	var ce *protocol.CommandError
+	if errors.As(err, &ce) {
+		writeAPIError(w, http.StatusBadRequest, ce.Code, ce.Message)
+		return
+	}
+	writeAPIError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+}
+
+// writeJSON answers status with body and a trailing newline.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// publish sends data to a topic or user's stream through the hub and
+// counts it.
 func (s *Server) publish(topic string, data []byte) (hub.Result, error) {
 	start := time.Now()
 	ctx, cancel := s.engineContext()

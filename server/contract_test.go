@@ -122,6 +122,7 @@ type reply struct {
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
 	Topic   string          `json:"topic"`
+	User    string          `json:"user"` // a user's stream delivery or reset
 	Seq     uint64          `json:"seq"`
 	Data    json.RawMessage `json:"data"`
 	// v1.1: subscribe acks, the subscribed frame, reset.

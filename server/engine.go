@@ -26,6 +26,9 @@ func (s *Server) newEngine(h engine.Handler) (engine.Engine, error) {
 // encodeReset frames the reset message of a topic whose subscribers lost
 // publications this node could not recover.
 func encodeReset(topic string, pos engine.Position) *bpool.Frame {
+	if topic == controlTopic {
+		return bpool.NewFrame(0) // the control subscriber's "nothing to do"
+	}
 	var b [256]byte
 	p := protocol.AppendReset(b[:0], topic, pos)
 	f := wsframe.NewText(len(p))

@@ -24,6 +24,7 @@ type metrics struct {
 	upgradeFail    [len(failReasons)]atomic.Int64
 	fanoutSeconds  prometheus.Histogram
 	apiPublishErrs atomic.Int64
+	disconnected   atomic.Int64 // connections closed by POST /api/disconnect
 }
 
 // Upgrade failure reasons counted by HTTP status, the label values of
@@ -115,6 +116,8 @@ var (
 	descPings         = prometheus.NewDesc("wspush_pings_sent_total", "Keepalive pings sent, by how: carried (in the write of a frame pushed within a sweep), direct (written by the sweeper, the connection stayed idle) or queued.", []string{"how"}, nil)
 	descDelivLat      = prometheus.NewDesc("wspush_delivery_latency_seconds", "Sampled publishes (one per --latency-sample): time from the publication's arrival at this node's fan-out to each socket write that carried it. Bucket bounds are exclusive.", nil, nil)
 	descFanout        = prometheus.NewDesc("wspush_fanout_seconds", "Sampled publishes: time from the publication's arrival at this node's fan-out to the socket write to its last recipient (end of the fan-out). Bucket bounds are exclusive.", nil, nil)
+	descDisconnected  = prometheus.NewDesc("wspush_user_disconnects_total", "Connections this node closed with 4001 for POST /api/disconnect (sent to any node).", nil, nil)
+	descCtlDropped    = prometheus.NewDesc("wspush_control_dropped_total", "Control messages from other nodes (disconnects) dropped because 256 were waiting.", nil, nil)
 	descPongs         = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
 )
 
@@ -122,7 +125,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descTimeoutClosed, descWrites, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
-		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout} {
+		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped} {
 		ch <- d
 	}
 }
@@ -148,6 +151,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descUpFail, st.HandshakeAborted.Load(), "closed")
 	counter(descPublished, m.published.Load())
 	counter(descRecipients, m.recipients.Load())
+	counter(descDisconnected, m.disconnected.Load())
+	counter(descCtlDropped, s.ctl.dropped.Load())
 	counter(descDelivered, st.Delivered.Load())
 	counter(descDropped, st.DroppedOldest.Load(), "drop-oldest")
 	counter(descDropped, st.DroppedNewest.Load(), "drop-newest")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/internal/latency"
-	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
 )
 
@@ -41,6 +40,7 @@ type Server struct {
 	ips     *ipTable      // per-IP connection counts and upgrade limiters
 	upRate  *rate.Limiter // global upgrade rate; nil: no cap
 	memory  *memoryGuard
+	ctl     *control // the control topic's subscriber (users.go)
 
 	shutting atomic.Bool   // /readyz says 503 once set
 	stopBg   chan struct{} // closed by Shutdown: stops the background loop
@@ -65,7 +65,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, capWhy: why, log: logger, auth: a, ips: newIPTable(),
-		memory: newMemoryGuard(cfg.Limits.MaxMemory), stopBg: make(chan struct{}), bgDone: make(chan struct{})}
+		memory: newMemoryGuard(cfg.Limits.MaxMemory), ctl: newControl(), stopBg: make(chan struct{}), bgDone: make(chan struct{})}
 	if r := cfg.Limits.UpgradeRate; r > 0 {
 		s.upRate = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
 	}
@@ -86,7 +86,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.ws = ws
 	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
 		NewEngine: s.newEngine, EncodeReset: encodeReset, Latency: s.latency,
-		BeginFanout: ws.BeginBatch, EndFanout: ws.EndBatch}, protocol.NewDeliveryFrame)
+		BeginFanout: ws.BeginBatch, EndFanout: ws.EndBatch}, encodeFrame)
 	if err != nil {
 		ws.Shutdown(context.Background())
 		return nil, err
@@ -246,19 +246,26 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// background samples memory against the budget and evicts idle per-IP
-// limiters until Shutdown.
+// background samples memory against the budget, evicts idle per-IP
+// limiters, listens to the control topic and carries out its messages,
+// until Shutdown.
 func (s *Server) background() {
 	defer close(s.bgDone)
+	defer s.stopControl()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	s.memory.sample()
+	s.listenControl()
 	for i := 0; ; i++ {
 		select {
 		case <-s.stopBg:
 			return
+		case f := <-s.ctl.ch:
+			s.handleControl(f.B)
+			f.Release()
 		case now := <-t.C:
 			s.memory.sample()
+			s.listenControl()
 			if i%60 == 59 {
 				s.ips.evictIdle(now, 2*time.Minute)
 			}

@@ -60,7 +60,8 @@ func (h *handler) srv() *Server { return (*Server)(h) }
 
 // Accept implements wsconn.Handler: path, Origin, capacity, rate limits,
 // the connect token and the topics are checked, then the query's
-// subscriptions are made, all before the 101.
+// subscriptions (and the user's stream, when the token has a sub) are made,
+// all before the 101.
 func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	s := h.srv()
 	u, err := url.ParseRequestURI(r.URI)
@@ -105,26 +106,9 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 		}
 		ss.claims = cl
 	}
-	var names []string
-	for _, v := range q["topics"] {
-		for _, name := range strings.Split(v, ",") {
-			if !protocol.ValidTopic(name) {
-				return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad topic: names are 1-128 bytes of [A-Za-z0-9_.:-]"}
-			}
-			if ss.claims != nil && !ss.claims.allows(name) {
-				return &wsconn.HTTPError{Status: http.StatusForbidden, Reason: "topic not allowed by the token: " + name}
-			}
-			names = append(names, name)
-		}
-	}
-	since, err := protocol.ParseSince(q.Get("since"))
-	if err != nil {
-		return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad since: " + err.Error()}
-	}
-	for topic := range since {
-		if !slices.Contains(names, topic) {
-			return &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "since names a topic that is not in topics: " + topic}
-		}
+	names, since, herr := queryStreams(q, ss.claims)
+	if herr != nil {
+		return herr
 	}
 	ctx, cancel := s.engineContext()
 	defer cancel()
@@ -143,6 +127,41 @@ func (h *handler) Accept(c *wsconn.Conn, r *wsconn.Request) error {
 	}
 	release(c, js)
 	return nil
+}
+
+// queryStreams reads what the upgrade's query subscribes to: the user's
+// stream first (when the token has a sub), then the topics of "topics", and
+// the positions of "since", each checked against the token.
+func queryStreams(q url.Values, cl *claims) ([]string, map[string]engine.Position, *wsconn.HTTPError) {
+	var names []string
+	user, ok := userStream(cl)
+	if !ok {
+		return nil, nil, &wsconn.HTTPError{Status: http.StatusUnauthorized, Reason: "token sub must be 1-127 bytes of [A-Za-z0-9_.:@-]"}
+	}
+	if user != "" {
+		names = append(names, user)
+	}
+	for _, v := range q["topics"] {
+		for _, name := range strings.Split(v, ",") {
+			if !protocol.ValidTopic(name) {
+				return nil, nil, &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad topic: names are 1-128 bytes of [A-Za-z0-9_.:-]"}
+			}
+			if cl != nil && !cl.allows(name) {
+				return nil, nil, &wsconn.HTTPError{Status: http.StatusForbidden, Reason: "topic not allowed by the token: " + name}
+			}
+			names = append(names, name)
+		}
+	}
+	since, err := protocol.ParseSince(q.Get("since"))
+	if err != nil {
+		return nil, nil, &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "bad since: " + err.Error()}
+	}
+	for topic := range since {
+		if !slices.Contains(names, topic) {
+			return nil, nil, &wsconn.HTTPError{Status: http.StatusBadRequest, Reason: "since names a topic that is not in topics: " + topic}
+		}
+	}
+	return names, since, nil
 }
 
 // originAllowed applies the allow-list; see Config.AllowedOrigins.

@@ -185,9 +185,10 @@ func (c *Conn) Close() { c.CloseWith(ws.StatusNormalClosure, "") }
 
 // CloseWith queues a close frame with code and reason after what is already
 // queued; the writer sends it and the connection ends once the peer answers
-// or CloseTimeout passes. It is a no-op once closing has begun.
-func (c *Conn) CloseWith(code ws.StatusCode, reason string) {
-	c.closeWith(&CloseError{Code: code, Reason: reason}, false)
+// or CloseTimeout passes. It reports whether this call began the close: it
+// is a no-op, returning false, once closing has begun.
+func (c *Conn) CloseWith(code ws.StatusCode, reason string) bool {
+	return c.closeWith(&CloseError{Code: code, Reason: reason}, false)
 }
 
 // slowConsumerClose is the close of a connection that fell too far behind;
@@ -198,18 +199,20 @@ var slowConsumerClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slo
 // records ce as the close cause OnClose will get. discard drops the queued
 // data first (the slow-consumer close). Before the upgrade there is no close
 // frame to send: it ends the connection. Safe from any goroutine, also
-// inside Send under a hub topic lock: it never tears down itself.
-func (c *Conn) closeWith(ce *CloseError, discard bool) {
+// inside Send under a hub topic lock: it never tears down itself. It
+// reports whether this call began the close.
+func (c *Conn) closeWith(ce *CloseError, discard bool) bool {
 	for {
 		s := c.state.Load()
 		if s >= stateClosing {
-			return
+			return false
 		}
 		if s == stateHandshake {
-			if c.end(ce) {
+			ended := c.end(ce)
+			if ended {
 				c.srv.stats.countClose(ce.Err)
 			}
-			return
+			return ended
 		}
 		c.setCloseDeadline(c.srv.cfg.WriteTimeout + c.srv.cfg.CloseTimeout)
 		if c.state.CompareAndSwap(s, stateClosing) {
@@ -229,6 +232,7 @@ func (c *Conn) closeWith(ce *CloseError, discard bool) {
 	case pushedStart:
 		c.handOff(true)
 	}
+	return true
 }
 
 // setCloseDeadline gives a close in progress d to finish (see deadline).

@@ -361,7 +361,9 @@ func TestOnCloseOnce(t *testing.T) {
 func TestCloseTimeout(t *testing.T) {
 	ts := startServer(t, Config{CloseTimeout: 300 * time.Millisecond, SweepInterval: 50 * time.Millisecond}, nil)
 	c, rec := ts.dialRec(t)
-	rec.conn.CloseWith(4001, "going")
+	if !rec.conn.CloseWith(4001, "going") {
+		t.Fatal("CloseWith on an open connection = false, want true (it began the close)")
+	}
 	expectClose(t, c, 4001, "going")
 	expectEOF(t, c) // the server half-closed; the client stays silent
 	var ce *CloseError
@@ -370,7 +372,9 @@ func TestCloseTimeout(t *testing.T) {
 	}
 	waitOpen(t, ts, 0)
 	// A second CloseWith is a no-op.
-	rec.conn.CloseWith(4002, "again")
+	if rec.conn.CloseWith(4002, "again") {
+		t.Fatal("a second CloseWith = true")
+	}
 	if got := ts.srv.Stats().CloseSent(closeSlot(4001)); got != 1 {
 		t.Fatalf("CloseSent(other) = %d, want 1", got)
 	}
