@@ -77,16 +77,19 @@ function startServer(extra = []) {
   });
 }
 
-async function publish(server, topic, data) {
-  const res = await fetch(`${server.api}/api/publish`, {
+// api POSTs body to the server's API and returns the 200 answer.
+async function api(server, path, body) {
+  const res = await fetch(`${server.api}${path}`, {
     method: 'POST',
-    body: JSON.stringify({ topic, data }),
+    body: JSON.stringify(body),
     signal: AbortSignal.timeout(5000),
   });
-  const body = await res.json();
-  assert.equal(res.status, 200, `publish: ${res.status} ${JSON.stringify(body)}`);
-  return body;
+  const answer = await res.json();
+  assert.equal(res.status, 200, `${path}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
 }
+
+const publish = (server, topic, data) => api(server, '/api/publish', { topic, data });
 
 async function waitFor(what, cond, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -472,6 +475,49 @@ test('user stream: a token for another user does not resume the first one; no on
   assert.equal(tokenSubject(jwt({ sub: 'x' })), 'x');
   assert.equal(tokenSubject(jwt({ topics: ['a'] })), null);
   assert.equal(tokenSubject('opaque'), undefined);
+});
+
+test('user stream (real server): onuser, each message once across a drop, 4001 closes for good', { timeout: 30_000 }, async () => {
+  const auth = await startServer(['--jwt-secret', 'test-secret', '--history-size', '100']);
+  const rec = recorder();
+  const got = [];
+  const resets = [];
+  const states = [];
+  const token = jwt({ sub: 'u-1', topics: ['t.user'], exp: Math.floor(Date.now() / 1000) + 3600 });
+  const c = new WspushClient(auth.ws, {
+    WebSocket: rec.WebSocket, minDelay: 50, maxDelay: 100, token,
+    onuser: (d, m) => got.push([m.seq, d]), onuserreset: (i) => resets.push(i),
+    onstate: (st, d) => states.push([st, d.code]),
+  });
+  try {
+    await waitFor('the subscribed frame', () => c.user === 'u-1');
+    assert.equal(c.userPosition.seq, 0);
+    const first = await api(auth, '/api/publish', { user: 'u-1', data: { n: 1 } });
+    assert.equal(first.recipients, 1);
+    await api(auth, '/api/publish', { user: 'u-1', data: { n: 2 } });
+    await waitFor('2 user messages', () => got.length === 2);
+
+    rec.sockets[0].terminate();
+    await waitFor('the client to notice the drop', () => c.state === 'connecting');
+    for (const n of [3, 4]) await api(auth, '/api/publish', { user: 'u-1', data: { n } });
+    await waitFor('a new connection', () => c.state === 'open');
+    await api(auth, '/api/publish', { user: 'u-1', data: { n: 5 } });
+    await waitFor('5 user messages', () => got.length >= 5);
+    assert.deepEqual(got, [1, 2, 3, 4, 5].map((n) => [n, { n }]));
+    assert.deepEqual(resets, []);
+    const q = new URL(rec.sockets[1].url_).searchParams;
+    assert.equal(q.get('since'), `@u-1:${first.epoch}:2`);
+    assert.deepEqual(rec.sockets[1].received[0].recovered, { '@u-1': true });
+
+    assert.deepEqual(await api(auth, '/api/disconnect', { user: 'u-1' }), { closed: 1 });
+    await waitFor('the 4001 close', () => c.state === 'closed');
+    assert.deepEqual(states.at(-1), ['closed', 4001]);
+    assert.equal(rec.sockets.length, 2); // closed for good: no reconnect scheduled
+    assert.equal((await api(auth, '/api/publish', { user: 'u-1', data: 6 })).recipients, 0);
+  } finally {
+    c.close();
+    auth.stop();
+  }
 });
 
 test('close codes: 1008 reconnects, 4000-4999 closes for good', { timeout: 5000 }, async () => {
