@@ -66,9 +66,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout, "read_timeout", cc.ReadTimeout,
 		"max_message", cc.MaxMessage, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
 		"pprof", cfg.Pprof, "demo", cfg.Demo, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)
-	if cfg.Demo {
-		log.Info("demo page on the WebSocket listener", "url", "http://"+srv.WSAddr().String()+"/")
-	}
 
 	if !srv.AuthEnabled() {
 		log.Warn("AUTHENTICATION IS OFF: any client may connect and subscribe to any topic; set --jwt-secret or --jwt-public-key to require connect tokens")

@@ -41,31 +41,8 @@ func TestFailover(t *testing.T) {
 })()`, first.ws))
 
 	// The page's one WebSocket is on one of the nodes: that one dies.
-	var victim, survivor *node
-	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		a, b := first.connections(t), second.connections(t)
-		switch {
-		case a == 1 && b == 0:
-			victim, survivor = first, second
-		case a == 0 && b == 1:
-			victim, survivor = second, first
-		default:
-			return fmt.Errorf("connections: %d on the first node, %d on the second; want the page's one", a, b)
-		}
-		return nil
-	})
-
-	publishRange := func(from, to int) []int {
-		var recipients []int
-		for i := from; i <= to; i++ {
-			p := survivor.publish(t, "failover", map[string]int{"n": i})
-			if p.Seq != uint64(i) {
-				t.Fatalf("publish %d took seq %d", i, p.Seq)
-			}
-			recipients = append(recipients, p.Recipients)
-		}
-		return recipients
-	}
+	victim, survivor := nodeOfPage(t, first, second)
+	publishRange := func(from, to int) []int { return publishSeqs(t, survivor, "failover", from, to) }
 	publishRange(1, before)
 	b.waitFor(t, "the first deliveries", fmt.Sprintf(`trace.seen.length === %d`, before))
 
@@ -81,12 +58,58 @@ func TestFailover(t *testing.T) {
 	}
 	eval[bool](t, b, `window.release(), true`)
 	b.waitFor(t, "the reconnect", `client.state === 'open'`)
-	if n := survivor.connections(t); n != 1 {
-		t.Fatalf("the survivor has %d connections after the reconnect, want the page's", n)
-	}
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := survivor.connections(t); n != 1 {
+			return fmt.Errorf("the survivor has %d connections after the reconnect, want the page's", n)
+		}
+		return nil
+	})
 	publishRange(before+away+1, total)
 	b.waitFor(t, "every seq", fmt.Sprintf(`trace.seen.length >= %d`, total))
 
+	checkSeenOnce(t, b, total)
+	eval[bool](t, b, `client.close(), true`)
+}
+
+// nodeOfPage finds which of two nodes holds the page's one WebSocket
+// (wspush_connections) and returns it, then the other.
+func nodeOfPage(t *testing.T, first, second *node) (on, other *node) {
+	t.Helper()
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		a, b := first.connections(t), second.connections(t)
+		switch {
+		case a == 1 && b == 0:
+			on, other = first, second
+		case a == 0 && b == 1:
+			on, other = second, first
+		default:
+			return fmt.Errorf("connections: %d on the first node, %d on the second; want the page's one", a, b)
+		}
+		return nil
+	})
+	return on, other
+}
+
+// publishSeqs publishes {"n":i} for i in from..to to a topic through n's
+// API, checks each took seq i, and returns each publish's recipients.
+func publishSeqs(t *testing.T, n *node, topic string, from, to int) []int {
+	t.Helper()
+	var recipients []int
+	for i := from; i <= to; i++ {
+		p := n.publish(t, topic, map[string]int{"n": i})
+		if p.Seq != uint64(i) {
+			t.Fatalf("publish %d took seq %d", i, p.Seq)
+		}
+		recipients = append(recipients, p.Recipients)
+	}
+	return recipients
+}
+
+// checkSeenOnce: the page saw seqs 1..total, each once, in order, each with
+// its own data; no reset; and its client closed once abruptly and
+// reconnected once.
+func checkSeenOnce(t *testing.T, b *browser, total int) {
+	t.Helper()
 	seen := eval[[][2]int](t, b, `trace.seen`)
 	want := make([][2]int, total)
 	for i := range want {
@@ -102,5 +125,4 @@ func TestFailover(t *testing.T) {
 	if want := `[["open",null],["connecting",1006],["open",null]]`; states != want {
 		t.Fatalf("states %s, want %s (one abrupt close, one reconnect)", states, want)
 	}
-	eval[bool](t, b, `client.close(), true`)
 }

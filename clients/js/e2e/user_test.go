@@ -73,6 +73,13 @@ func TestUserStream(t *testing.T) {
 		t.Fatalf("the reconnect's since = %q, want @%s:<epoch>:1", since, user)
 	}
 
+	checkDisconnected(t, b, n, user)
+}
+
+// checkDisconnected: POST /api/disconnect closes the page's connection of
+// user with 4001, and the client stays closed.
+func checkDisconnected(t *testing.T, b *browser, n *node, user string) {
+	t.Helper()
 	var closed struct{ Closed int }
 	n.post(t, "/api/disconnect", map[string]string{"user": user}, &closed)
 	if closed.Closed != 1 {
