@@ -91,6 +91,8 @@ const (
 	DefaultCloseTimeout     = 3 * time.Second  // Config.CloseTimeout
 	DefaultSweepInterval    = time.Second      // Config.SweepInterval
 	DefaultDrainWaves       = 1                // Config.DrainWaves: all at once
+	// DefaultCompressionMinSize is Config.CompressionMinSize, bytes.
+	DefaultCompressionMinSize = 256
 )
 
 // Config tunes every connection of a Server. The zero value is valid; each
@@ -156,6 +158,18 @@ type Config struct {
 	// connection without a valid one is refused with HTTP 400. Connections
 	// from other peers are never read for one. Empty means none.
 	ProxyProtocol []netip.Prefix
+	// Compression accepts permessage-deflate (RFC 7692) when a client
+	// offers it, without context takeover either way: a delivery is
+	// compressed once per publish and shared by every recipient that
+	// negotiated it, and no connection keeps a compression context.
+	// Compressed client messages are inflated up to MaxMessage. Off by
+	// default: no extension is accepted.
+	Compression bool
+	// CompressionMinSize is the smallest delivery payload, in bytes, that
+	// is compressed (smaller ones go out plain, which a client that
+	// negotiated the extension accepts). Zero means
+	// DefaultCompressionMinSize.
+	CompressionMinSize int
 }
 
 // withDefaults returns c with zero fields replaced by their defaults.
@@ -168,6 +182,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.CloseTimeout, DefaultCloseTimeout)
 	setDefault(&c.SweepInterval, DefaultSweepInterval)
 	setDefault(&c.DrainWaves, DefaultDrainWaves)
+	setDefault(&c.CompressionMinSize, DefaultCompressionMinSize)
 	// Zero means the default; negative means off and stays negative.
 	if c.PingInterval == 0 {
 		c.PingInterval = DefaultPingInterval

@@ -60,6 +60,8 @@ type Conn struct {
 	// Conn is seen outside this package); read-only from then on.
 	remote peerAddr
 	msgOp  ws.OpCode // opcode of the message in msg; 0 when none
+	// msgDeflate: the message in msg is compressed (permessage-deflate).
+	msgDeflate bool
 	// failed is set when the connection was failed for a protocol error:
 	// from then on input is discarded, never parsed.
 	failed bool
@@ -125,8 +127,15 @@ func (p peerAddr) addrPort() netip.AddrPort {
 // Send queues a data frame for delivery. It owns one reference to f in every
 // case and never blocks: when the queue is full it applies the SlowPolicy
 // (a CloseSlow close is started here and finished on the connection's slot).
-// It reports whether f was queued. Send implements hub.Subscriber.
-func (c *Conn) Send(f *bpool.Frame) bool { return c.afterPush(c.w.push(f, kindData), true) }
+// It reports whether f was queued. Send implements hub.Subscriber. On a
+// connection that negotiated permessage-deflate it first gives f its
+// compressed encoding, once for all such recipients.
+func (c *Conn) Send(f *bpool.Frame) bool {
+	if c.w.deflate {
+		c.srv.prepareDeflate(f)
+	}
+	return c.afterPush(c.w.push(f, kindData), true)
+}
 
 // SendReply queues an application reply (a command ack or error) as a text
 // frame with payload p. Replies keep their order with deliveries and are never

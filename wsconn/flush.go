@@ -173,7 +173,7 @@ func (c *Conn) flushOnce() bool {
 	if items == nil {
 		return false // take gave the write side back
 	}
-	rw := fillWriter(items)
+	rw := fillWriter(items, w.deflate)
 	err := c.writeBatch(rw, false)
 	if errors.Is(err, errWouldBlock) {
 		c.srv.stats.Writers.Add(1)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/bpool"
@@ -143,6 +144,7 @@ type upgrading struct {
 	accepted bool
 	io       handshakeIO
 	u        ws.Upgrader
+	ext      wsflate.Extension // permessage-deflate's negotiation (deflate.go)
 }
 
 var upgradingPool = sync.Pool{New: func() any { return newUpgrading() }}
@@ -166,7 +168,9 @@ func newUpgrading() *upgrading {
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
 			return nil, st.decide()
 		},
+		Negotiate: st.negotiate,
 	}
+	st.ext.Parameters = deflateParams
 	return st
 }
 
@@ -212,7 +216,7 @@ func (c *Conn) upgrade(req []byte) {
 	hio.r.Reset(req)
 	_, err := st.u.Upgrade(hio)
 	f, accepted := hio.f, st.accepted // f: the response gobwas/ws wrote
-	*st = upgrading{u: st.u}
+	*st = upgrading{u: st.u, ext: wsflate.Extension{Parameters: deflateParams}}
 	upgradingPool.Put(st)
 	if err != nil {
 		status := http.StatusBadRequest

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/bpool"
@@ -118,6 +119,17 @@ func (c *Conn) parseFrames(b []byte) int {
 		if c.msgOp != 0 {
 			state = state.Set(ws.StateFragmented)
 		}
+		compressed := false
+		if c.w.deflate && h.Rsv&rsv1 != 0 {
+			// RFC 7692 §6: RSV1 marks a compressed message, on its first
+			// frame only.
+			if h.OpCode.IsControl() || h.OpCode == ws.OpContinuation {
+				c.fail(ws.StatusProtocolError, wsflate.ErrUnexpectedCompressionBit.Error())
+				return len(b)
+			}
+			h.Rsv &^= rsv1
+			compressed = true
+		}
 		if err := ws.CheckHeader(h, state); err != nil {
 			c.fail(ws.StatusProtocolError, err.Error())
 			return len(b)
@@ -137,7 +149,7 @@ func (c *Conn) parseFrames(b []byte) int {
 		payload := b[off+hn : off+total]
 		ws.Cipher(payload, h.Mask, 0)
 		off += total
-		if !c.handleFrame(h, payload) {
+		if !c.handleFrame(h, payload, compressed) {
 			return len(b)
 		}
 	}
@@ -168,7 +180,7 @@ func (c *Conn) discardInput() {
 func (c *Conn) fail(code ws.StatusCode, reason string) {
 	c.failed = true
 	bpool.Put(c.msg)
-	c.msg, c.msgOp = nil, 0
+	c.msg, c.msgOp, c.msgDeflate = nil, 0, false
 	if c.state.Load() == stateClosing {
 		c.end(&CloseError{Code: code, Reason: reason})
 		return
@@ -176,12 +188,13 @@ func (c *Conn) fail(code ws.StatusCode, reason string) {
 	c.CloseWith(code, reason)
 }
 
-// handleFrame acts on one complete, unmasked frame. It reports false when the
-// rest of the input must be discarded: the connection failed or is ending.
-// A close we started (the handler's, the sweeper's) is not a reason: the
-// frames after it are still parsed, in sync, to find the peer's close.
-// Worker only.
-func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
+// handleFrame acts on one complete, unmasked frame; compressed says RSV1
+// was set on it (the first frame of a compressed message). It reports
+// false when the rest of the input must be discarded: the connection
+// failed or is ending. A close we started (the handler's, the sweeper's)
+// is not a reason: the frames after it are still parsed, in sync, to find
+// the peer's close. Worker only.
+func (c *Conn) handleFrame(h ws.Header, p []byte, compressed bool) bool {
 	closing := c.state.Load() != stateOpen
 	if h.OpCode.IsControl() {
 		return c.handleControl(h.OpCode, p, closing)
@@ -195,25 +208,39 @@ func (c *Conn) handleFrame(h ws.Header, p []byte) bool {
 		if !h.Fin {
 			return true
 		}
-		op, m := c.msgOp, c.msg
-		c.msg, c.msgOp = nil, 0
-		ok := c.handleMessage(op, *m)
+		op, m, z := c.msgOp, c.msg, c.msgDeflate
+		c.msg, c.msgOp, c.msgDeflate = nil, 0, false
+		ok := c.handleMessage(op, *m, z)
 		bpool.Put(m)
 		return ok
 	case h.Fin:
-		return c.handleMessage(h.OpCode, p)
+		return c.handleMessage(h.OpCode, p, compressed)
 	default:
-		c.msgOp = h.OpCode
+		c.msgOp, c.msgDeflate = h.OpCode, compressed
 		c.msg = bpool.Get(max(len(p)*2, 256))
 		*c.msg = append(*c.msg, p...)
 		return true
 	}
 }
 
-// handleMessage hands a complete incoming message to the handler after the
-// UTF-8 check. It reports false when the rest of the input must be
-// discarded (see handleFrame).
-func (c *Conn) handleMessage(op ws.OpCode, p []byte) bool {
+// handleMessage hands a complete incoming message to the handler, inflated
+// first when compressed (never beyond MaxMessage: 1009), after the UTF-8
+// check. It reports false when the rest of the input must be discarded
+// (see handleFrame).
+func (c *Conn) handleMessage(op ws.OpCode, p []byte, compressed bool) bool {
+	if compressed {
+		out, err := inflate(p, c.srv.cfg.MaxMessage)
+		switch {
+		case errors.Is(err, errInflateTooBig):
+			c.fail(ws.StatusMessageTooBig, "message too big")
+			return false
+		case err != nil:
+			c.fail(ws.StatusInvalidFramePayloadData, err.Error())
+			return false
+		}
+		defer bpool.Put(out)
+		p = *out
+	}
 	if op == ws.OpText && !utf8.Valid(p) {
 		c.fail(ws.StatusInvalidFramePayloadData, "invalid utf-8")
 		return false
@@ -221,6 +248,9 @@ func (c *Conn) handleMessage(op ws.OpCode, p []byte) bool {
 	c.srv.handler.OnMessage(c, op, p)
 	return !c.failed && c.ending.Load() == nil
 }
+
+// rsv1 is RSV1 in ws.Header.Rsv: the permessage-deflate bit.
+const rsv1 = 0x4
 
 // handleControl answers ping with pong and the close handshake. Worker only.
 func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {

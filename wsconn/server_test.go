@@ -25,7 +25,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		SendQueue: 64, WriteTimeout: 10 * time.Second, MaxMessage: 64 << 10, MaxHandshake: 8 << 10,
 		PingInterval: 25 * time.Second, IdleTimeout: 60 * time.Second, ReadTimeout: 30 * time.Second, HandshakeTimeout: 10 * time.Second,
-		CloseTimeout: 3 * time.Second, SweepInterval: time.Second, DrainWaves: 1,
+		CloseTimeout: 3 * time.Second, SweepInterval: time.Second, DrainWaves: 1, CompressionMinSize: 256,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults %+v, want %+v", got, want)

@@ -84,10 +84,15 @@ type writer struct {
 	pol *queuePolicy // immutable
 
 	mu    sync.Mutex
-	items *[]entry      // pending frames in order; nil when empty
-	nData int32         // kindData entries in items
-	flags uint8         // wGated, wRunning, ...
-	wake  chan struct{} // persistent goroutine's doorbell (cap 1); nil on-demand
+	items *[]entry // pending frames in order; nil when empty
+	nData int32    // kindData entries in items
+	flags uint8    // wGated, wRunning, ...
+	// deflate: the connection negotiated permessage-deflate, so data
+	// frames go out in their compressed encoding (deflate.go). Not guarded:
+	// set on the worker during the upgrade, before the connection can be
+	// subscribed or a writer start, and read-only after.
+	deflate bool
+	wake    chan struct{} // persistent goroutine's doorbell (cap 1); nil on-demand
 	// writeWait is the doorbell of the goroutine parked until the socket is
 	// writable (see waitWritable); nil when it is not parked.
 	writeWait chan struct{}
@@ -503,7 +508,7 @@ func (w *writer) loop(s socket, items *[]entry, rw *rawWriter) {
 			// The scratch (iovecs, doorbell) is held only while writing,
 			// so a persistent writer waiting for work holds nothing but
 			// its stack.
-			rw = fillWriter(items)
+			rw = fillWriter(items, w.deflate)
 		}
 		err := s.writeBatch(rw, true)
 		if !w.finish(s, items, rw, err) {
@@ -513,11 +518,18 @@ func (w *writer) loop(s socket, items *[]entry, rw *rawWriter) {
 	}
 }
 
-// fillWriter takes a pooled scratch listing the bytes of items.
-func fillWriter(items *[]entry) *rawWriter {
+// fillWriter takes a pooled scratch listing the bytes of items: with
+// deflate, a data frame's compressed encoding when it has one.
+func fillWriter(items *[]entry, deflate bool) *rawWriter {
 	rw := writerPool.Get().(*rawWriter)
 	for _, e := range *items {
-		rw.bufs = append(rw.bufs, e.f.B)
+		b := e.f.B
+		if deflate && e.kind == kindData {
+			if z, _ := e.f.Alt(); len(z) > 0 {
+				b = z
+			}
+		}
+		rw.bufs = append(rw.bufs, b)
 	}
 	rw.rest = rw.bufs
 	return rw

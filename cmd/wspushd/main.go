@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"pollers", srv.Pollers(), "workers", srv.Workers(), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),
 		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout, "read_timeout", cc.ReadTimeout,
-		"max_message", cc.MaxMessage, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
+		"max_message", cc.MaxMessage, "compression", cc.Compression, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
 		"pprof", cfg.Pprof, "demo", cfg.Demo, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)
 
 	if !srv.AuthEnabled() {

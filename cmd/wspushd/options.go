@@ -57,6 +57,8 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.DurationVar(&c.LatencySample, "latency-sample", server.DefaultLatencySample, "time between two publishes sampled for wspush_delivery_latency_seconds and wspush_fanout_seconds (negative: off)")
 	fs.DurationVar(&c.Conn.ReadTimeout, "read-timeout", wsconn.DefaultReadTimeout, "a client message must complete within this time after its first byte, else close 1008 (negative: never)")
 	fs.IntVar(&c.Conn.MaxMessage, "max-message", wsconn.DefaultMaxMessage, "largest client message in bytes (and API publish body); larger closes with 1009")
+	fs.BoolVar(&c.Conn.Compression, "compression", false, "accept permessage-deflate from clients that offer it (no context takeover: each publish is compressed once for all of them)")
+	fs.IntVar(&c.Conn.CompressionMinSize, "compression-min-size", wsconn.DefaultCompressionMinSize, "smallest delivery, in `bytes`, that is compressed (with --compression)")
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish with {\"op\":\"publish\"}")
 	origins := fs.String("allowed-origins", "", "comma-separated Origin values allowed to upgrade (empty: any; \"*\": any)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the API listener")

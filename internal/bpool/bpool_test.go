@@ -375,3 +375,40 @@ func TestFrameProbeEndsWithLastRelease(t *testing.T) {
 		t.Fatal("a new frame carries a probe")
 	}
 }
+
+func TestFrameAlt(t *testing.T) {
+	f := bpool.NewFrame(16)
+	if b, ok := f.Alt(); ok || b != nil {
+		t.Fatalf("a new frame's Alt = %q, %v", b, ok)
+	}
+	alt := bpool.Get(32)
+	*alt = append(*alt, "zipped"...)
+	if !f.SetAlt(alt) {
+		t.Fatal("first SetAlt = false")
+	}
+	other := bpool.Get(32)
+	if f.SetAlt(other) || f.SetAlt(bpool.NoAlt) {
+		t.Fatal("a second SetAlt replaced the first")
+	}
+	if b, ok := f.Alt(); !ok || string(b) != "zipped" {
+		t.Fatalf("Alt = %q, %v", b, ok)
+	}
+	f.Release()
+	// The released frame's alt went back: a frame from the pool has none.
+	g := bpool.NewFrame(16)
+	defer g.Release()
+	if _, ok := g.Alt(); ok {
+		t.Fatal("a recycled frame kept its Alt")
+	}
+	h := bpool.NewFrame(16)
+	if !h.SetAlt(bpool.NoAlt) {
+		t.Fatal("SetAlt(NoAlt) = false")
+	}
+	if b, ok := h.Alt(); !ok || len(b) != 0 {
+		t.Fatalf("after NoAlt: %q, %v", b, ok)
+	}
+	h.Release() // must not put NoAlt into a pool
+	if cap(*bpool.NoAlt) != 0 {
+		t.Fatal("NoAlt was pooled")
+	}
+}

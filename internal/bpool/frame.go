@@ -25,6 +25,32 @@ type Frame struct {
 	buf    *[]byte      // pooled backing of B; nil for static frames
 	refs   atomic.Int32 // live references; static frames ignore it
 	static bool         // never returned to a pool (package-level constants)
+	// alt is the same message in a second encoding (a permessage-deflate
+	// frame), set at most once, by the first sender that needs it (SetAlt),
+	// and immutable after; NoAlt when that encoding is not worth sending.
+	// A pooled buffer, returned with the frame.
+	alt atomic.Pointer[[]byte]
+}
+
+// NoAlt is the alternative encoding of a frame that has none worth
+// sending: SetAlt(NoAlt) records that it was tried.
+var NoAlt = new([]byte)
+
+// Alt returns the frame's second encoding and whether one was set (SetAlt);
+// an empty slice with true means it was tried and is not worth sending.
+func (f *Frame) Alt() ([]byte, bool) {
+	p := f.alt.Load()
+	if p == nil {
+		return nil, false
+	}
+	return *p, true
+}
+
+// SetAlt records b (a pooled buffer from Get, or NoAlt) as the frame's
+// second encoding, owned by the frame from then on, unless one was set
+// already: then it returns false and b stays the caller's.
+func (f *Frame) SetAlt(b *[]byte) bool {
+	return f.alt.CompareAndSwap(nil, b)
 }
 
 var framePool = sync.Pool{New: func() any { return new(Frame) }}
@@ -72,6 +98,9 @@ func (f *Frame) Release() {
 	if f.buf != nil {
 		*f.buf = f.B[:0]
 		Put(f.buf)
+	}
+	if alt := f.alt.Swap(nil); alt != nil && alt != NoAlt {
+		Put(alt)
 	}
 	f.buf, f.B = nil, nil
 	framePool.Put(f)
