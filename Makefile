@@ -21,7 +21,7 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
 
-## deps: install missing test dependencies (redis-server, redis-cli, node, npm) from Debian packages; as root, else says what to install
+## deps: install missing test dependencies (redis-server, redis-cli, node, npm, chromium) from Debian packages; as root, else says what to install
 deps:
 	./scripts/deps.sh
 

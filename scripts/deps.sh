@@ -22,6 +22,9 @@ NEEDED=(
   # which installs their one test dependency (ws) into clients/js/node_modules.
   "node:nodejs"
   "npm:npm"
+  # clients/js/e2e: wspush.js and the demo page in a real headless Chromium
+  # (driven with chromedp).
+  "chromium:chromium"
   # The permessage-deflate interop test (conformance/interop_test.go): a
   # "py:" entry is a module Debian's python3 must import.
   "py:websockets:python3-websockets"

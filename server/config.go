@@ -41,6 +41,11 @@ type Config struct {
 	AllowedOrigins []string
 	// Pprof serves /debug/pprof/ on the API listener. Default off.
 	Pprof bool
+	// Demo serves a demo page at GET / on the WebSocket listener: connect,
+	// subscribe, publish (with ClientPublish) and watch deliveries from a
+	// browser, through the client served at /wspush.js. Default off: GET /
+	// is refused like any path but /ws and /wspush.js.
+	Demo bool
 	// ShutdownTimeout bounds the graceful shutdown. Zero means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration

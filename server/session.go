@@ -306,10 +306,14 @@ func replyError(c *wsconn.Conn, hasID bool, id int64, code, msg string) {
 }
 
 // Static implements wsconn.StaticHandler: the browser client at
-// GET /wspush.js on the WebSocket listener.
+// GET /wspush.js on the WebSocket listener, and with Config.Demo the demo
+// page at GET /.
 func (h *handler) Static(path []byte) (string, []byte, bool) {
-	if string(path) != js.Path {
-		return "", nil, false
+	switch {
+	case string(path) == js.Path:
+		return js.ContentType, js.Source(), true
+	case string(path) == js.DemoPath && h.cfg.Demo:
+		return js.DemoContentType, js.Demo(), true
 	}
-	return js.ContentType, js.Source(), true
+	return "", nil, false
 }

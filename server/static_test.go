@@ -47,3 +47,34 @@ func TestServesJSClient(t *testing.T) {
 	}
 	dial(t, s, "/ws").Close()
 }
+
+// TestServesDemoPage: with Demo, GET / on the WebSocket listener is the demo
+// page from clients/js, which loads the client from the same server;
+// without it, GET / is refused like any other path that is not a file.
+func TestServesDemoPage(t *testing.T) {
+	for _, demo := range []bool{true, false} {
+		s := startServer(t, Config{Demo: demo})
+		resp, err := http.Get("http://" + s.WSAddr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !demo {
+			if resp.StatusCode != http.StatusBadRequest || bytes.Equal(body, js.Demo()) {
+				t.Fatalf("without Demo, GET /: %d (want %d, as for /nope.js) and %d bytes", resp.StatusCode, http.StatusBadRequest, len(body))
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != js.DemoContentType {
+			t.Fatalf("with Demo, GET /: %d, Content-Type %q; want 200, %q", resp.StatusCode, resp.Header.Get("Content-Type"), js.DemoContentType)
+		}
+		if !bytes.Equal(body, js.Demo()) || !bytes.Contains(body, []byte(`from './wspush.js'`)) {
+			t.Fatalf("with Demo, GET /: %d bytes that are not clients/js/demo.html importing ./wspush.js", len(body))
+		}
+		dial(t, s, "/ws").Close()
+	}
+}

@@ -26,6 +26,22 @@ export interface ResetInfo {
   position: Position;
 }
 
+/** What `onuserreset` gets: messages of the user stream were lost (reasons as in ResetInfo). */
+export interface UserResetInfo {
+  /** The user id (the token's `sub`). */
+  user: string;
+  reason: 'not_recovered' | 'reset' | 'gap';
+  from: Position | null;
+  position: Position;
+}
+
+/** Metadata of one message of the user stream. */
+export interface UserMessageMeta {
+  user: string;
+  seq: number;
+  epoch: string;
+}
+
 /** Details passed to `onstate`. */
 export interface StateDetail {
   /** The close code of the connection that ended (1006 for an abrupt end). */
@@ -43,8 +59,9 @@ export interface MessageMeta {
   epoch: string | null;
 }
 
-/** An Error with the server's error code (`bad_topic`, `forbidden`, `limit`, ...)
- * or one of the client's: `closed`, `unsubscribed`, `duplicate`, `token`, `connect`, `bad_frame`. */
+/** An Error with the server's error code (`bad_topic`, `forbidden`, `limit`, `disabled`, ...)
+ * or one of the client's: `closed`, `unsubscribed`, `duplicate`, `token`, `connect`, `bad_frame`,
+ * `offline`, `disconnected`. */
 export class WspushError extends Error {
   constructor(code: string, message?: string);
   readonly code: string;
@@ -61,7 +78,11 @@ export interface ClientOptions {
   WebSocket?: new (url: string) => WebSocket | any;
   onstate?: ((state: State, detail: StateDetail) => void) | null;
   onerror?: ((err: WspushError) => void) | null;
-  onreset?: ((info: ResetInfo) => void) | null;
+  onreset?: ((info: ResetInfo | UserResetInfo) => void) | null;
+  /** Messages of the user stream (a token with `sub`): each once, in seq order, also across reconnects. */
+  onuser?: ((data: any, meta: UserMessageMeta) => void) | null;
+  /** Lost messages of the user stream (without it, `onreset` gets them). */
+  onuserreset?: ((info: UserResetInfo) => void) | null;
 }
 
 export interface SubscribeOptions {
@@ -88,7 +109,10 @@ export interface Subscription<T = unknown> {
  * backoff and full jitter after any close but close() and 4000-4999; on
  * reconnect every subscription resumes from its position with `since`, so
  * each message reaches `onMessage` once, in seq order, and what cannot be
- * recovered goes to `onReset`. Connects at construction.
+ * recovered goes to `onReset`. With a token that has `sub`, the server
+ * joins the connection to that user's stream: its messages go to `onuser`,
+ * resumed the same way (`since=@<user>:<epoch>:<seq>` at reconnect).
+ * Connects at construction, always with `positions=1`.
  */
 export class WspushClient {
   /** @param url the `ws://host:port/ws` (or `wss://`) URL of wspushd */
@@ -98,17 +122,35 @@ export class WspushClient {
   onstate: ((state: State, detail: StateDetail) => void) | null;
   /** Errors that belong to no pending request (an error reply without id, a refused resubscribe without onError). */
   onerror: ((err: WspushError) => void) | null;
-  /** Resets of subscriptions that have no onReset (without either, console.warn). */
-  onreset: ((info: ResetInfo) => void) | null;
+  /** Resets of subscriptions that have no onReset, and of the user stream without onuserreset (without either, console.warn). */
+  onreset: ((info: ResetInfo | UserResetInfo) => void) | null;
+  /** Messages of the user stream, see ClientOptions.onuser. */
+  onuser: ((data: any, meta: UserMessageMeta) => void) | null;
+  /** Lost messages of the user stream, see ClientOptions.onuserreset. */
+  onuserreset: ((info: UserResetInfo) => void) | null;
+  /** The user the connect token names (learnt from the server at connect), or null. */
+  readonly user: string | null;
+  /** The user stream's position: from the server at connect, then each message processed, or a reset. */
+  readonly userPosition: Position | null;
   /** Subscribes to a topic (one subscription per topic; a second one throws `duplicate`). */
   subscribe<T = unknown>(topic: string, onMessage: (data: T, meta: MessageMeta) => void, opts?: SubscribeOptions): Subscription<T>;
+  /**
+   * Publishes `data` (any JSON value) to a topic over this connection; the
+   * server must run with `--client-publish` (else code `disabled`). Resolves
+   * on the server's ack; rejects with the server's code, `offline` (not
+   * connected), or `disconnected` (the connection ended before the reply:
+   * the outcome is unknown).
+   */
+  publish(topic: string, data: unknown): Promise<void>;
   /** Closes for good: no reconnect; pending `ready` promises reject with code `closed`. */
   close(): void;
 }
 
 /** The reconnect delay of attempt n (0-based): uniform in [minDelay, min(maxDelay, minDelay * 2^n)]. */
 export function backoffDelay(attempt: number, minDelay: number, maxDelay: number, random?: () => number): number;
-/** Whether the client reconnects after a close with this code (all but 4000-4999). */
+/** Whether the client reconnects after a close with this code (all but 4000-4999, e.g. 4001 "disconnected by server"). */
 export function shouldReconnect(code: number): boolean;
+/** A JWT's `sub` claim, read without verification: null when it has none, undefined when the token is not a readable JWT. */
+export function tokenSubject(token: string | null | undefined): string | null | undefined;
 
 export default WspushClient;

@@ -7,6 +7,11 @@
 // reconnect resubscribes with "since" so the application sees each message
 // once, in seq order. What cannot be recovered (recovered:false, a reset, a
 // gap in seq) is reported to onReset, never hidden.
+//
+// The user stream (a connect token with "sub") is kept the same way: every
+// connect asks for positions=1, the server's "subscribed" frame names the
+// stream "@<user>" with its position, and a reconnect sends
+// since=@<user>:<epoch>:<seq> so onuser sees each message once, in order.
 
 /** @typedef {'connecting'|'open'|'closed'} State */
 
@@ -29,6 +34,35 @@ export class WspushError extends Error {
 /** Whether a close code is worth a reconnect: everything but 4000-4999. */
 export function shouldReconnect(code) {
   return !(code >= 4000 && code <= 4999);
+}
+
+/**
+ * The "sub" claim of a JWT, read without verifying it (the server does
+ * that): a string, null when the token has none, undefined when the token
+ * is not a readable JWT.
+ */
+export function tokenSubject(token) {
+  if (typeof token !== 'string') return null;
+  const part = token.split('.')[1];
+  if (!part || typeof globalThis.atob !== 'function') return undefined;
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(globalThis.atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    return claims && typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return undefined;
+  }
+}
+
+// advance moves pos (mutated) to a delivery's seq. It returns 'dup' for a
+// seq already seen (drop it), a {from, position} gap when seqs were skipped,
+// or null.
+function advance(pos, seq) {
+  if (seq <= pos.seq) return 'dup';
+  let gap = null;
+  if (seq > pos.seq + 1) gap = { from: { ...pos }, position: { epoch: pos.epoch, seq: seq - 1 } };
+  pos.seq = seq;
+  return gap;
 }
 
 /**
@@ -93,8 +127,16 @@ export class WspushClient {
     this.onstate = opts.onstate ?? null;
     /** Called with a WspushError for errors that belong to no pending request. */
     this.onerror = opts.onerror ?? null;
-    /** Called with reset info for subscriptions that have no onReset. */
+    /** Called with reset info for subscriptions that have no onReset (and user resets without onuserreset). */
     this.onreset = opts.onreset ?? null;
+    /** Called with (data, {user, seq, epoch}) for each message of the user stream. */
+    this.onuser = opts.onuser ?? null;
+    /** Called with {user, reason, from, position} when user stream messages were lost. */
+    this.onuserreset = opts.onuserreset ?? null;
+    /** The user the connect token names (from the server's subscribed frame), or null. */
+    this.user = null;
+    /** The user stream's position {epoch, seq}, or null. */
+    this.userPosition = null;
 
     /** @type {Map<string, Subscription>} */
     this._subs = new Map();
@@ -137,6 +179,26 @@ export class WspushClient {
     return sub;
   }
 
+  /**
+   * Publishes data to a topic through this connection (the server needs
+   * --client-publish, else the promise rejects with code "disabled").
+   * Resolves when the server acked; rejects with the server's error code,
+   * "offline" when not connected, or "disconnected" when the connection
+   * ended before the reply (the publish may or may not have happened).
+   * @param {string} topic
+   * @param {any} data any JSON value
+   * @returns {Promise<void>}
+   */
+  publish(topic, data) {
+    if (this._closed) return Promise.reject(new WspushError('closed', 'wspush: client is closed'));
+    if (typeof topic !== 'string') return Promise.reject(new TypeError('wspush: topic must be a string'));
+    if (data === undefined) return Promise.reject(new TypeError('wspush: data must be a JSON value'));
+    const lost = new WspushError('disconnected', 'wspush: the connection ended before the publish was acked');
+    return this._request({ op: 'publish', topic, data }, { lost }).then((ack) => {
+      if (!ack) throw new WspushError('offline', 'wspush: not connected');
+    });
+  }
+
   /** Closes for good: no reconnect; pending subscriptions reject with code "closed". */
   close() {
     if (this._closed) return;
@@ -177,6 +239,9 @@ export class WspushClient {
       if (typeof token === 'function') token = await token();
       if (gen !== this._conn || this._closed) return;
       if (token) url.searchParams.set('token', token);
+      url.searchParams.set('positions', '1');
+      const since = this._userSince(token);
+      if (since) url.searchParams.set('since', since);
     } catch (err) {
       if (gen !== this._conn || this._closed) return;
       this._report(new WspushError('token', `wspush: ${err && err.message ? err.message : err}`));
@@ -226,6 +291,20 @@ export class WspushClient {
     };
   }
 
+  // The since item that resumes the user stream, or null. A token naming
+  // another user (when it can be read) starts that user's stream afresh.
+  _userSince(token) {
+    const pos = this.userPosition;
+    if (!pos || this.user === null) return null;
+    const sub = tokenSubject(token);
+    if (sub !== undefined && sub !== this.user) {
+      this.user = null;
+      this.userPosition = null;
+      return null;
+    }
+    return `@${this.user}:${pos.epoch}:${pos.seq}`;
+  }
+
   _scheduleReconnect(detail) {
     if (this._closed) return;
     const delay = backoffDelay(this._attempt++, this._minDelay, this._maxDelay);
@@ -273,14 +352,15 @@ export class WspushClient {
 
   // A connection ended (err null) or the client closed: requests of that
   // connection get no reply. Subscriptions stay and are resent on the next
-  // connection; other requests (unsubscribe) resolve, since the server
+  // connection; a publish rejects with its "lost" error (its outcome is
+  // unknown); other requests (unsubscribe) resolve, since the server
   // forgets the connection's subscriptions anyway.
   _failPending(err) {
     const pending = this._pending;
     this._pending = new Map();
     for (const p of pending.values()) {
       if (p.sub) continue;
-      if (err) p.reject(err);
+      if (err || p.lost) p.reject(err || p.lost);
       else p.resolve(null);
     }
   }
@@ -349,8 +429,9 @@ export class WspushClient {
       return;
     }
     if (msg === null || typeof msg !== 'object') return;
-    if (typeof msg.topic === 'string' && typeof msg.seq === 'number' && !('op' in msg)) {
-      this._onDelivery(msg);
+    if (typeof msg.seq === 'number' && !('op' in msg)) {
+      if (typeof msg.topic === 'string') this._onDelivery(msg);
+      else if (typeof msg.user === 'string') this._onUserDelivery(msg);
       return;
     }
     switch (msg.op) {
@@ -366,7 +447,14 @@ export class WspushClient {
         else this._report(err);
         return;
       }
+      case 'subscribed':
+        this._onSubscribedFrame(msg);
+        return;
       case 'reset': {
+        if (typeof msg.user === 'string') {
+          this._onUserResetFrame(msg);
+          return;
+        }
         const sub = this._subs.get(msg.topic);
         const pos = msg.positions && msg.positions[msg.topic];
         if (!sub || !pos) return;
@@ -391,14 +479,9 @@ export class WspushClient {
     const sub = this._subs.get(msg.topic);
     if (!sub || !sub.active) return;
     if (sub.position) {
-      const last = sub.position.seq;
-      if (msg.seq <= last) return; // duplicate
-      if (msg.seq > last + 1) {
-        const from = { ...sub.position };
-        sub.position = { epoch: sub.position.epoch, seq: msg.seq - 1 };
-        this._reset(sub, { topic: msg.topic, reason: 'gap', from, position: { ...sub.position } });
-      }
-      sub.position.seq = msg.seq;
+      const gap = advance(sub.position, msg.seq);
+      if (gap === 'dup') return;
+      if (gap) this._reset(sub, { topic: msg.topic, reason: 'gap', ...gap });
     }
     const epoch = sub.position ? sub.position.epoch : null;
     try {
@@ -408,13 +491,69 @@ export class WspushClient {
     }
   }
 
+  // --- the user stream ---
+
+  // The first frame of every connection (positions=1): the user stream is
+  // the member named "@<user>"; without one the token names no user.
+  _onSubscribedFrame(msg) {
+    const positions = msg.positions && typeof msg.positions === 'object' ? msg.positions : {};
+    const key = Object.keys(positions).find((k) => k.startsWith('@'));
+    if (!key) {
+      this.user = null;
+      this.userPosition = null;
+      return;
+    }
+    const pos = positions[key];
+    const user = key.slice(1);
+    const recovered = msg.recovered && key in msg.recovered ? msg.recovered[key] : undefined;
+    const held = user === this.user ? this.userPosition : null;
+    this.user = user;
+    if (recovered === true && held) {
+      // the missed messages follow; keep our seq in the server's epoch
+      this.userPosition = { epoch: pos.epoch, seq: held.seq };
+      return;
+    }
+    this.userPosition = { epoch: pos.epoch, seq: pos.seq };
+    if (recovered === false) {
+      this._userReset({ user, reason: 'not_recovered', from: held, position: { ...this.userPosition } });
+    }
+  }
+
+  _onUserDelivery(msg) {
+    if (msg.user !== this.user || !this.userPosition) return;
+    const gap = advance(this.userPosition, msg.seq);
+    if (gap === 'dup') return;
+    if (gap) this._userReset({ user: msg.user, reason: 'gap', ...gap });
+    if (typeof this.onuser !== 'function') return;
+    try {
+      this.onuser(msg.data, { user: msg.user, seq: msg.seq, epoch: this.userPosition.epoch });
+    } catch (err) {
+      queueMicrotask(() => { throw err; });
+    }
+  }
+
+  _onUserResetFrame(msg) {
+    const pos = msg.positions && msg.positions['@' + msg.user];
+    if (msg.user !== this.user || !pos) return;
+    const from = this.userPosition;
+    this.userPosition = { epoch: pos.epoch, seq: pos.seq };
+    this._userReset({ user: msg.user, reason: 'reset', from, position: { ...this.userPosition } });
+  }
+
+  _userReset(info) {
+    this._callReset(typeof this.onuserreset === 'function' ? this.onuserreset : this.onreset, info);
+  }
+
   _reset(sub, info) {
-    const fn = typeof sub._onReset === 'function' ? sub._onReset : this.onreset;
+    this._callReset(typeof sub._onReset === 'function' ? sub._onReset : this.onreset, info);
+  }
+
+  _callReset(fn, info) {
     if (typeof fn === 'function') {
       try { fn(info); } catch (err) { queueMicrotask(() => { throw err; }); }
     } else {
       // Never hidden: with no handler, say so on the console.
-      if (globalThis.console) console.warn('wspush: reset without an onReset handler', info);
+      if (globalThis.console) console.warn('wspush: reset without a handler', info);
     }
   }
 

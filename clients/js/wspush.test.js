@@ -6,12 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { WspushClient, WspushError, backoffDelay, shouldReconnect } from './wspush.js';
+import { WspushClient, WspushError, backoffDelay, shouldReconnect, tokenSubject } from './wspush.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -76,16 +77,19 @@ function startServer(extra = []) {
   });
 }
 
-async function publish(server, topic, data) {
-  const res = await fetch(`${server.api}/api/publish`, {
+// api POSTs body to the server's API and returns the 200 answer.
+async function api(server, path, body) {
+  const res = await fetch(`${server.api}${path}`, {
     method: 'POST',
-    body: JSON.stringify({ topic, data }),
+    body: JSON.stringify(body),
     signal: AbortSignal.timeout(5000),
   });
-  const body = await res.json();
-  assert.equal(res.status, 200, `publish: ${res.status} ${JSON.stringify(body)}`);
-  return body;
+  const answer = await res.json();
+  assert.equal(res.status, 200, `${path}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
 }
+
+const publish = (server, topic, data) => api(server, '/api/publish', { topic, data });
 
 async function waitFor(what, cond, ms = 5000) {
   const deadline = Date.now() + ms;
@@ -120,10 +124,12 @@ function recorder() {
 
 let server; // history on, for most tests
 let noHistory; // history off: every recovery answers recovered:false
+let clientPublish; // --client-publish
 
 before(async () => {
   server = await startServer(['--history-size', '100']);
   noHistory = await startServer([]);
+  clientPublish = await startServer(['--client-publish']);
 }, { timeout: 30_000 });
 
 test('subscribe: ready resolves on the ack, deliveries arrive in seq order', { timeout: 20_000 }, async () => {
@@ -263,6 +269,31 @@ test('reconnect: a recovery the server refuses calls onReset', { timeout: 30_000
   }
 });
 
+test('publish: resolves on the ack, rejects with "disabled" without --client-publish', { timeout: 20_000 }, async () => {
+  const c = new WspushClient(clientPublish.ws, { WebSocket });
+  const off = new WspushClient(server.ws, { WebSocket });
+  try {
+    const got = [];
+    const sub = c.subscribe('t.pub', (d, meta) => got.push([meta.seq, d]));
+    await sub.ready;
+    await c.publish('t.pub', { hello: 'world' });
+    // the server sends the publisher's own delivery before the ack
+    assert.deepEqual(got, [[1, { hello: 'world' }]]);
+    await assert.rejects(c.publish('not a topic!', 1), (e) => e instanceof WspushError && e.code === 'bad_topic');
+    await assert.rejects(c.publish('t.pub', undefined), TypeError);
+
+    await off.subscribe('t.pub', () => {}).ready;
+    await assert.rejects(off.publish('t.pub', 1), (e) => {
+      assert.ok(e instanceof WspushError);
+      assert.equal(e.code, 'disabled');
+      return true;
+    });
+  } finally {
+    c.close();
+    off.close();
+  }
+});
+
 test('close() is final: no reconnect, pending subscriptions reject', { timeout: 20_000 }, async () => {
   const rec = recorder();
   const states = [];
@@ -330,6 +361,162 @@ test('a live seq gap calls onReset, duplicates are dropped', { timeout: 5000 }, 
     assert.deepEqual(sub.position, { epoch: 'E2', seq: 41 });
   } finally {
     c.close();
+  }
+});
+
+test('publish: "offline" before the connection opens, "disconnected" when it ends before the ack', { timeout: 5000 }, async () => {
+  const f = fakeSockets();
+  const c = new WspushClient('ws://x/ws', { WebSocket: f.WebSocket, minDelay: 10, maxDelay: 20 });
+  try {
+    await assert.rejects(c.publish('a', 1), (e) => e.code === 'offline');
+    await waitFor('a socket', () => f.sockets.length === 1, 1000);
+    f.sockets[0].open();
+    const acked = c.publish('a', 1);
+    const lost = c.publish('a', 2);
+    const [one, two] = f.sockets[0].sent;
+    assert.deepEqual([one.op, one.topic, one.data, two.data], ['publish', 'a', 1, 2]);
+    f.sockets[0].recv({ op: 'ack', id: one.id });
+    await acked;
+    f.sockets[0].drop(1006);
+    await assert.rejects(lost, (e) => e.code === 'disconnected');
+    c.close();
+    await assert.rejects(c.publish('a', 3), (e) => e.code === 'closed');
+  } finally {
+    c.close();
+  }
+});
+
+// jwt signs claims with HS256 (what wspushd's --jwt-secret verifies).
+function jwt(claims, secret = 'test-secret') {
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+test('user stream: positions at connect, each message once, gaps and resets reported, since on reconnect', { timeout: 5000 }, async () => {
+  const f = fakeSockets();
+  const got = [];
+  const resets = [];
+  const c = new WspushClient('ws://x/ws', {
+    WebSocket: f.WebSocket, minDelay: 10, maxDelay: 20, token: jwt({ sub: 'u:42' }),
+    onuser: (d, m) => got.push([m.seq, d, m.epoch]), onuserreset: (i) => resets.push(i),
+  });
+  try {
+    await waitFor('a socket', () => f.sockets.length === 1, 1000);
+    let q = new URL(f.sockets[0].url).searchParams;
+    assert.equal(q.get('positions'), '1');
+    assert.equal(q.get('since'), null);
+    f.sockets[0].open();
+    f.sockets[0].recv({ op: 'subscribed', positions: { '@u:42': { epoch: 'E1', seq: 3 } } });
+    assert.equal(c.user, 'u:42');
+    assert.deepEqual(c.userPosition, { epoch: 'E1', seq: 3 });
+    for (const seq of [3, 4, 5, 5, 7]) f.sockets[0].recv({ user: 'u:42', seq, data: seq });
+    f.sockets[0].recv({ user: 'someone-else', seq: 8, data: 8 });
+    assert.deepEqual(got, [[4, 4, 'E1'], [5, 5, 'E1'], [7, 7, 'E1']]);
+    assert.deepEqual(resets, [{ user: 'u:42', reason: 'gap', from: { epoch: 'E1', seq: 5 }, position: { epoch: 'E1', seq: 6 } }]);
+    f.sockets[0].recv({ op: 'reset', user: 'u:42', positions: { '@u:42': { epoch: 'E2', seq: 40 } } });
+    assert.deepEqual(resets[1], { user: 'u:42', reason: 'reset', from: { epoch: 'E1', seq: 7 }, position: { epoch: 'E2', seq: 40 } });
+    f.sockets[0].recv({ user: 'u:42', seq: 41, data: 41 });
+
+    // reconnect: since names the user stream; recovered:true keeps our seq
+    f.sockets[0].drop(1006);
+    await waitFor('a reconnect', () => f.sockets.length === 2, 1000);
+    q = new URL(f.sockets[1].url).searchParams;
+    assert.equal(q.get('positions'), '1');
+    assert.equal(q.get('since'), '@u:42:E2:41');
+    f.sockets[1].open();
+    f.sockets[1].recv({ op: 'subscribed', positions: { '@u:42': { epoch: 'E2', seq: 43 } }, recovered: { '@u:42': true } });
+    for (const seq of [41, 42, 43, 44]) f.sockets[1].recv({ user: 'u:42', seq, data: seq });
+    assert.deepEqual(got.slice(3).map((g) => g[0]), [41, 42, 43, 44]);
+    assert.equal(resets.length, 2);
+
+    // recovered:false: a not_recovered reset, delivery goes on from the server's position
+    f.sockets[1].drop(1006);
+    await waitFor('a second reconnect', () => f.sockets.length === 3, 1000);
+    assert.equal(new URL(f.sockets[2].url).searchParams.get('since'), '@u:42:E2:44');
+    f.sockets[2].open();
+    f.sockets[2].recv({ op: 'subscribed', positions: { '@u:42': { epoch: 'E3', seq: 2 } }, recovered: { '@u:42': false } });
+    assert.deepEqual(resets[2], { user: 'u:42', reason: 'not_recovered', from: { epoch: 'E2', seq: 44 }, position: { epoch: 'E3', seq: 2 } });
+    f.sockets[2].recv({ user: 'u:42', seq: 3, data: 3 });
+    assert.deepEqual(got.at(-1), [3, 3, 'E3']);
+  } finally {
+    c.close();
+  }
+});
+
+test('user stream: a token for another user does not resume the first one; no onuserreset falls back to onreset', { timeout: 5000 }, async () => {
+  const f = fakeSockets();
+  let token = jwt({ sub: 'alice' });
+  const resets = [];
+  const c = new WspushClient('ws://x/ws', {
+    WebSocket: f.WebSocket, minDelay: 10, maxDelay: 20, token: () => token, onreset: (i) => resets.push(i),
+  });
+  try {
+    await waitFor('a socket', () => f.sockets.length === 1, 1000);
+    f.sockets[0].open();
+    f.sockets[0].recv({ op: 'subscribed', positions: { '@alice': { epoch: 'E1', seq: 0 } } });
+    f.sockets[0].recv({ user: 'alice', seq: 2, data: null }); // no onuser: tracked all the same
+    assert.deepEqual(c.userPosition, { epoch: 'E1', seq: 2 });
+    assert.equal(resets[0].reason, 'gap');
+    assert.equal(resets[0].user, 'alice');
+    token = jwt({ sub: 'bob' });
+    f.sockets[0].drop(1006);
+    await waitFor('a reconnect', () => f.sockets.length === 2, 1000);
+    assert.equal(new URL(f.sockets[1].url).searchParams.get('since'), null);
+    assert.equal(c.user, null);
+    f.sockets[1].open();
+    f.sockets[1].recv({ op: 'subscribed', positions: { '@bob': { epoch: 'B', seq: 5 } } });
+    assert.equal(c.user, 'bob');
+    assert.deepEqual(c.userPosition, { epoch: 'B', seq: 5 });
+    assert.equal(resets.length, 1);
+  } finally {
+    c.close();
+  }
+  assert.equal(tokenSubject(jwt({ sub: 'x' })), 'x');
+  assert.equal(tokenSubject(jwt({ topics: ['a'] })), null);
+  assert.equal(tokenSubject('opaque'), undefined);
+});
+
+test('user stream (real server): onuser, each message once across a drop, 4001 closes for good', { timeout: 30_000 }, async () => {
+  const auth = await startServer(['--jwt-secret', 'test-secret', '--history-size', '100']);
+  const rec = recorder();
+  const got = [];
+  const resets = [];
+  const states = [];
+  const token = jwt({ sub: 'u-1', topics: ['t.user'], exp: Math.floor(Date.now() / 1000) + 3600 });
+  const c = new WspushClient(auth.ws, {
+    WebSocket: rec.WebSocket, minDelay: 50, maxDelay: 100, token,
+    onuser: (d, m) => got.push([m.seq, d]), onuserreset: (i) => resets.push(i),
+    onstate: (st, d) => states.push([st, d.code]),
+  });
+  try {
+    await waitFor('the subscribed frame', () => c.user === 'u-1');
+    assert.equal(c.userPosition.seq, 0);
+    const first = await api(auth, '/api/publish', { user: 'u-1', data: { n: 1 } });
+    assert.equal(first.recipients, 1);
+    await api(auth, '/api/publish', { user: 'u-1', data: { n: 2 } });
+    await waitFor('2 user messages', () => got.length === 2);
+
+    rec.sockets[0].terminate();
+    await waitFor('the client to notice the drop', () => c.state === 'connecting');
+    for (const n of [3, 4]) await api(auth, '/api/publish', { user: 'u-1', data: { n } });
+    await waitFor('a new connection', () => c.state === 'open');
+    await api(auth, '/api/publish', { user: 'u-1', data: { n: 5 } });
+    await waitFor('5 user messages', () => got.length >= 5);
+    assert.deepEqual(got, [1, 2, 3, 4, 5].map((n) => [n, { n }]));
+    assert.deepEqual(resets, []);
+    const q = new URL(rec.sockets[1].url_).searchParams;
+    assert.equal(q.get('since'), `@u-1:${first.epoch}:2`);
+    assert.deepEqual(rec.sockets[1].received[0].recovered, { '@u-1': true });
+
+    assert.deepEqual(await api(auth, '/api/disconnect', { user: 'u-1' }), { closed: 1 });
+    await waitFor('the 4001 close', () => c.state === 'closed');
+    assert.deepEqual(states.at(-1), ['closed', 4001]);
+    assert.equal(rec.sockets.length, 2); // closed for good: no reconnect scheduled
+    assert.equal((await api(auth, '/api/publish', { user: 'u-1', data: 6 })).recipients, 0);
+  } finally {
+    c.close();
+    auth.stop();
   }
 });
 

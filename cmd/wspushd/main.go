@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),
 		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout, "read_timeout", cc.ReadTimeout,
 		"max_message", cc.MaxMessage, "compression", cc.Compression, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
-		"pprof", cfg.Pprof, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)
+		"pprof", cfg.Pprof, "demo", cfg.Demo, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)
 
 	if !srv.AuthEnabled() {
 		log.Warn("AUTHENTICATION IS OFF: any client may connect and subscribe to any topic; set --jwt-secret or --jwt-public-key to require connect tokens")

@@ -46,7 +46,7 @@ func TestConfigureOptions(t *testing.T) {
 				c.Conn.SlowPolicy != wsconn.DropOldest || c.Conn.Writer != wsconn.WriterOnDemand ||
 				c.Conn.WriteTimeout != wsconn.DefaultWriteTimeout || c.Conn.PingInterval != wsconn.DefaultPingInterval ||
 				c.Conn.IdleTimeout != wsconn.DefaultIdleTimeout || c.Conn.ReadTimeout != wsconn.DefaultReadTimeout ||
-				c.Conn.MaxMessage != wsconn.DefaultMaxMessage || c.ClientPublish || c.Pprof ||
+				c.Conn.MaxMessage != wsconn.DefaultMaxMessage || c.ClientPublish || c.Pprof || c.Demo ||
 				c.ShutdownTimeout != server.DefaultShutdownTimeout || c.MaxConns != 0 || len(c.AllowedOrigins) != 0 ||
 				c.Conn.DrainWaves != wsconn.DefaultDrainWaves || c.Conn.HandshakeTimeout != wsconn.DefaultHandshakeTimeout ||
 				l.MaxSubscriptions != server.DefaultMaxSubscriptions || l.MaxTopics != server.DefaultMaxTopics ||
@@ -101,6 +101,12 @@ func TestConfigureOptions(t *testing.T) {
 			check: func(t *testing.T, o *Options) {
 				if !o.Server.ReusePort {
 					t.Fatal("--reuseport not applied")
+				}
+			}},
+		{name: "demo flag", args: []string{"--demo"},
+			check: func(t *testing.T, o *Options) {
+				if !o.Server.Demo {
+					t.Fatal("--demo not applied")
 				}
 			}},
 		{name: "reuseport from env", env: map[string]string{"WSPUSH_REUSEPORT": "true"},
@@ -171,6 +177,7 @@ var flagDefaults = map[string]string{
 	"compression-min-size": "256",
 	"allowed-origins":      "",
 	"pprof":                "false",
+	"demo":                 "false",
 	"log-level":            "info",
 	"log-format":           "text",
 	"shutdown-timeout":     server.DefaultShutdownTimeout.String(),

@@ -62,6 +62,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.BoolVar(&c.ClientPublish, "client-publish", false, "let clients publish with {\"op\":\"publish\"}")
 	origins := fs.String("allowed-origins", "", "comma-separated Origin values allowed to upgrade (empty: any; \"*\": any)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the API listener")
+	fs.BoolVar(&c.Demo, "demo", false, "serve a demo page at GET / on the WebSocket listener (subscribe, publish with --client-publish, watch deliveries)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroom, "heap growth between garbage collections, in `percent` of the live heap, at least 1 MiB and at most 100 (0: Go's GOGC; a GOGC variable wins)")
