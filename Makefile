@@ -46,7 +46,7 @@ test-js: deps build
 # benchmarks briefly, without -race: a test that asserts 0 allocs fails the
 # target. ALLOC_TESTS names those tests (top-level names).
 ALLOC_PKGS  := ./hub ./protocol ./internal/bpool ./internal/wsframe ./wsconn ./dispatch
-ALLOC_TESTS := ^(TestDeflateAllocs|TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing|TestSendToSocketAllocs)$$
+ALLOC_TESTS := ^(TestDeflateAllocs|TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing|TestSendToSocketAllocs|TestConflatedPushAllocs)$$
 
 ## test-allocs: the zero-allocation tests and hot-path benchmarks (-benchtime 100x), without -race
 test-allocs:

@@ -487,6 +487,13 @@ func TestManyConcurrentPanics(t *testing.T) {
 		if d.Panics() != n || onPanic.Load() != n {
 			return fmt.Errorf("Panics() = %d, OnPanic calls = %d, want %d", d.Panics(), onPanic.Load(), n)
 		}
+		// The hook runs, and the panic is counted, before Abort: wait for
+		// every Abort too.
+		for i, p := range tasks {
+			if len(p.abortErrs()) == 0 {
+				return fmt.Errorf("task %d not aborted yet", i)
+			}
+		}
 		return nil
 	})
 	for i, p := range tasks {

@@ -21,6 +21,12 @@
 // them through, so the switch from history to live has no gap and no
 // duplicate.
 //
+// Each topic run has a slow-consumer policy (Config.Policy, asked once when
+// the topic is created): the hub writes it on every publication's frame
+// (bpool.Frame.Slow) with, for a conflated run, a key no other run has
+// (bpool.Frame.Conflate); the connections' queues apply it. Resets and
+// recovered messages are not marked.
+//
 // Lock order: a shard's mutex, then a topic's mutex, never the reverse; the
 // hub never calls the engine while holding either (the engine may hold its
 // own locks while it calls HandlePublication). See locksordering.txt.

@@ -11,6 +11,7 @@ import (
 	"github.com/wspush/wspush/engine/memory"
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/latency"
+	"github.com/wspush/wspush/internal/slowpolicy"
 )
 
 // Subscriber receives frames published to the topics it is subscribed to.
@@ -54,7 +55,18 @@ type Config struct {
 	// sampled one's frame carries a probe from its arrival here to each
 	// socket write. Nil samples nothing.
 	Latency *latency.Recorder
+	// Policy gives a topic's slow-consumer policy. The hub asks once, when
+	// it creates the topic, and marks the frame of every publication of
+	// that topic run with it (bpool.Frame.Slow; a conflated run also gets
+	// a key of its own, bpool.Frame.Conflate). It is called without hub
+	// locks. Nil gives every topic slowpolicy.Default.
+	Policy func(topic string) slowpolicy.Policy
 }
+
+// conflateKeys hands out the conflation keys of conflated topic runs: one
+// per Topic created, unique in the process (shared by every Hub) and never
+// reused, so a frame of an earlier run never replaces a newer one's.
+var conflateKeys atomic.Uint64
 
 // DefaultTimeout is Config.Timeout's default.
 const DefaultTimeout = 2 * time.Second
@@ -69,6 +81,7 @@ type Hub struct {
 	latency     *latency.Recorder                                    // immutable; may be nil
 	beginFanout func()                                               // immutable; may be nil
 	endFanout   func()                                               // immutable; may be nil
+	policy      func(topic string) slowpolicy.Policy                 // immutable; may be nil
 	gapsFilled  atomic.Int64
 	resets      atomic.Int64
 	eng         engine.Engine // immutable after New
@@ -91,6 +104,11 @@ type Topic struct {
 	shard *shard        // immutable: the shard whose map holds the topic
 	name  string        // immutable
 	ready chan struct{} // closed once the engine's Listen answered
+	// slow and conflate mark every frame this run publishes (immutable;
+	// see Config.Policy): conflate is the run's key when slow is
+	// slowpolicy.Conflate, else 0.
+	slow     slowpolicy.Policy
+	conflate uint64
 
 	mu      sync.Mutex              // guards the fields below; held for a whole fan-out
 	listen  error                   // Listen's error; set before ready closes
@@ -129,7 +147,7 @@ func New(cfg Config, enc Encoder) (*Hub, error) {
 		n = DefaultShards
 	}
 	h := &Hub{encode: enc, encodeReset: cfg.EncodeReset, timeout: cfg.Timeout, latency: cfg.Latency, shards: make([]shard, n),
-		beginFanout: cfg.BeginFanout, endFanout: cfg.EndFanout,
+		beginFanout: cfg.BeginFanout, endFanout: cfg.EndFanout, policy: cfg.Policy,
 		seed: maphash.MakeSeed(), max: int64(cfg.MaxTopics)}
 	if h.timeout <= 0 {
 		h.timeout = DefaultTimeout
@@ -226,6 +244,10 @@ func (h *Hub) getOrCreate(name string) (t *Topic, created bool, err error) {
 	if t := h.lookup(name); t != nil {
 		return t, false, nil
 	}
+	slow := slowpolicy.Default
+	if h.policy != nil {
+		slow = h.policy(name) // before the lock: it is the caller's code
+	}
 	s := h.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,7 +259,10 @@ func (h *Hub) getOrCreate(name string) (t *Topic, created bool, err error) {
 		h.count.Add(-1)
 		return nil, false, ErrTooManyTopics
 	}
-	t = &Topic{hub: h, shard: s, name: name, ready: make(chan struct{}), index: make(map[Subscriber]int)}
+	t = &Topic{hub: h, shard: s, name: name, ready: make(chan struct{}), index: make(map[Subscriber]int), slow: slow}
+	if slow == slowpolicy.Conflate {
+		t.conflate = conflateKeys.Add(1)
+	}
 	s.topics[name] = t
 	return t, true, nil
 }
@@ -394,6 +419,10 @@ func (t *Topic) Epoch() string {
 	defer t.mu.Unlock()
 	return t.epoch
 }
+
+// Policy returns the topic's slow-consumer policy (Config.Policy's answer
+// when the topic was created).
+func (t *Topic) Policy() slowpolicy.Policy { return t.slow }
 
 // Len reports the topic's subscriber count (live and held).
 func (t *Topic) Len() int { return int(t.members.Load()) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/internal/latency"
+	"github.com/wspush/wspush/internal/slowpolicy"
 	"github.com/wspush/wspush/protocol"
 )
 
@@ -98,16 +99,20 @@ func TestPublishAllocs(t *testing.T) {
 		t.Skip("sync.Pool drops Puts at random under -race, so pooled frames are reallocated")
 	}
 	for _, tc := range []struct {
-		name string
-		rec  *latency.Recorder
+		name   string
+		rec    *latency.Recorder
+		policy slowpolicy.Policy
 	}{
-		{"unsampled", nil},
+		{"unsampled", nil, slowpolicy.Default},
 		// Every publish sampled: its probe comes from the recorder's pool
 		// and goes back with the frame's last release.
-		{"every publish sampled", latency.NewRecorder(time.Nanosecond)},
+		{"every publish sampled", latency.NewRecorder(time.Nanosecond), slowpolicy.Default},
+		// A conflated topic: marking its frames costs nothing.
+		{"conflated", nil, slowpolicy.Conflate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := mustHub(hub.Config{Latency: tc.rec}, protocol.NewDeliveryFrame)
+			policy := func(string) slowpolicy.Policy { return tc.policy }
+			h := mustHub(hub.Config{Latency: tc.rec, Policy: policy}, protocol.NewDeliveryFrame)
 			for i := 0; i < 100; i++ {
 				mustSubscribe(t, h, "quotes.ABC", &noopSub{id: i})
 			}

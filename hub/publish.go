@@ -163,6 +163,7 @@ func (t *Topic) deliverLocked(p engine.Publication, born int64) engine.Delivery 
 		return d
 	}
 	f := t.hub.encode(t.name, p.Pos.Seq, p.Data)
+	f.Slow, f.Conflate = t.slow, t.conflate // before the frame is shared
 	if born != 0 {
 		f.Probe = t.hub.latency.NewProbe(born)
 	}

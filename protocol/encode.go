@@ -103,16 +103,21 @@ type SubState struct {
 	Pos       engine.Position // the topic's epoch and seq S at subscription
 	Since     bool            // a recovery was asked for this topic
 	Recovered bool            // with Since: the messages after the client's seq follow
+	// Conflate says the topic is conflated (--topic-policy): a slow
+	// connection gets its latest message, not every one, so its seq may
+	// jump. Written as "conflate":true in the topic's position.
+	Conflate bool
 }
 
 // AppendSubscribeAck appends the ack of a subscribe with an id (protocol
 // v1.1):
 //
-//	{"op":"ack","id":1,"positions":{"a":{"epoch":"E","seq":12}},"recovered":{"a":true}}
+//	{"op":"ack","id":1,"positions":{"a":{"epoch":"E","seq":12},"p":{"epoch":"F","seq":3,"conflate":true}},"recovered":{"a":true}}
 //
-// positions has a member per sub, in the order given; recovered has a
-// member per sub with Since, and is left out when no sub has Since. The
-// topics must be distinct valid names and the epochs valid epochs.
+// positions has a member per sub, in the order given, with "conflate":true
+// for a sub with Conflate; recovered has a member per sub with Since, and
+// is left out when no sub has Since. The topics must be distinct valid
+// names and the epochs valid epochs.
 func AppendSubscribeAck(dst []byte, id int64, subs []SubState) []byte {
 	dst = append(dst, `{"op":"ack","id":`...)
 	dst = strconv.AppendInt(dst, id, 10)
@@ -141,7 +146,7 @@ func appendSubStates(dst []byte, subs []SubState) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendPosition(dst, subs[i].Topic, subs[i].Pos)
+		dst = appendPosition(dst, subs[i].Topic, subs[i].Pos, subs[i].Conflate)
 		since = since || subs[i].Since
 	}
 	dst = append(dst, '}')
@@ -166,14 +171,18 @@ func appendSubStates(dst []byte, subs []SubState) []byte {
 	return append(dst, '}')
 }
 
-// appendPosition appends "topic":{"epoch":"E","seq":N}.
-func appendPosition(dst []byte, topic string, pos engine.Position) []byte {
+// appendPosition appends "topic":{"epoch":"E","seq":N}, or with conflate
+// "topic":{"epoch":"E","seq":N,"conflate":true}.
+func appendPosition(dst []byte, topic string, pos engine.Position, conflate bool) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, topic...)
 	dst = append(dst, `":{"epoch":"`...)
 	dst = append(dst, pos.Epoch...)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, pos.Seq, 10)
+	if conflate {
+		dst = append(dst, `,"conflate":true`...)
+	}
 	return append(dst, '}')
 }
 
@@ -194,7 +203,7 @@ func AppendReset(dst []byte, topic string, pos engine.Position) []byte {
 		dst = append(dst, topic...)
 	}
 	dst = append(dst, `","positions":{`...)
-	dst = appendPosition(dst, topic, pos)
+	dst = appendPosition(dst, topic, pos, false)
 	return append(dst, "}}"...)
 }
 

@@ -261,6 +261,7 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 		{Topic: "quotes.ABC", Pos: engine.Position{Epoch: "q3F8aZ0-x_c", Seq: 12}, Since: true, Recovered: true},
 		{Topic: "quotes.XYZ", Pos: engine.Position{Epoch: "F", Seq: 0}},
 		{Topic: "news", Pos: engine.Position{Epoch: "G", Seq: 1 << 40}, Since: true},
+		{Topic: "prices.ABC", Pos: engine.Position{Epoch: "H", Seq: 7}, Conflate: true},
 	}
 	tests := []struct {
 		name string
@@ -303,11 +304,18 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 // subReply is the decoded shape of a subscribe ack, a subscribed message
 // and a reset.
 type subReply struct {
-	Op        string                     `json:"op"`
-	ID        *int64                     `json:"id"`
-	Topic     *string                    `json:"topic"`
-	Positions map[string]engine.Position `json:"positions"`
-	Recovered map[string]bool            `json:"recovered"`
+	Op        string              `json:"op"`
+	ID        *int64              `json:"id"`
+	Topic     *string             `json:"topic"`
+	Positions map[string]posReply `json:"positions"`
+	Recovered map[string]bool     `json:"recovered"`
+}
+
+// posReply is the decoded shape of one position.
+type posReply struct {
+	Epoch    string `json:"epoch"`
+	Seq      uint64 `json:"seq"`
+	Conflate bool   `json:"conflate"`
 }
 
 // decodeReply decodes b strictly into a subReply and returns it with the
@@ -365,12 +373,23 @@ func TestAppendSubscribeAckAndSubscribed(t *testing.T) {
 			},
 			members: `"positions":{"z:y.x":{"epoch":"q3F8aZ0-x_c","seq":18446744073709551615},"A-_":{"epoch":"0","seq":9}},"recovered":{"z:y.x":false,"A-_":false}}`,
 			wantRec: map[string]bool{"z:y.x": false, "A-_": false}},
+		{name: "conflated_topic",
+			subs:    []protocol.SubState{{Topic: "prices.a", Pos: P{Epoch: "E", Seq: 12}, Conflate: true}},
+			members: `"positions":{"prices.a":{"epoch":"E","seq":12,"conflate":true}}}`},
+		{name: "conflated_among_others_with_since",
+			subs: []protocol.SubState{
+				{Topic: "a", Pos: P{Epoch: "E", Seq: 1}, Since: true, Recovered: true},
+				{Topic: "p", Pos: P{Epoch: "F", Seq: 0}, Conflate: true, Since: true, Recovered: true},
+				{Topic: "c", Pos: P{Epoch: "G", Seq: 3}},
+			},
+			members: `"positions":{"a":{"epoch":"E","seq":1},"p":{"epoch":"F","seq":0,"conflate":true},"c":{"epoch":"G","seq":3}},"recovered":{"a":true,"p":true}}`,
+			wantRec: map[string]bool{"a": true, "p": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantPos := map[string]engine.Position{}
+			wantPos := map[string]posReply{}
 			for _, s := range tt.subs {
-				wantPos[s.Topic] = s.Pos
+				wantPos[s.Topic] = posReply{Epoch: s.Pos.Epoch, Seq: s.Pos.Seq, Conflate: s.Conflate}
 			}
 			wantKeys := []string{"op", "positions"}
 			if tt.wantRec != nil {
@@ -426,7 +445,7 @@ func TestAppendReset(t *testing.T) {
 				t.Fatalf("AppendReset =\n  %s\nwant\n  x%s", got, tt.want)
 			}
 			r, keys := decodeReply(t, got[1:])
-			if r.Op != "reset" || r.Topic == nil || *r.Topic != tt.topic || !maps.Equal(r.Positions, map[string]engine.Position{tt.topic: tt.pos}) {
+			if r.Op != "reset" || r.Topic == nil || *r.Topic != tt.topic || !maps.Equal(r.Positions, map[string]posReply{tt.topic: {Epoch: tt.pos.Epoch, Seq: tt.pos.Seq}}) {
 				t.Errorf("reset decodes to %+v", r)
 			}
 			if want := []string{"op", "positions", "topic"}; !slices.Equal(keys, want) {

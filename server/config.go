@@ -54,6 +54,11 @@ type Config struct {
 	HubShards int
 	// Conn tunes the connections; its zero value is valid too.
 	Conn wsconn.Config
+	// TopicPolicy gives the topics whose names match its globs their own
+	// slow-consumer policy (conflate, close, drop-oldest, drop-newest)
+	// instead of Conn.SlowPolicy. The zero value has no entry: every
+	// topic follows Conn.SlowPolicy.
+	TopicPolicy TopicPolicy
 	// Limits bounds what clients may use; its zero value is valid too.
 	Limits Limits
 	// JWTSecret turns on connect tokens signed with HS256 and this secret.

@@ -132,8 +132,9 @@ type reply struct {
 
 // wirePos is a position as the protocol writes it.
 type wirePos struct {
-	Epoch string `json:"epoch"`
-	Seq   uint64 `json:"seq"`
+	Epoch    string `json:"epoch"`
+	Seq      uint64 `json:"seq"`
+	Conflate bool   `json:"conflate"` // a conflated topic's
 }
 
 // expectOnlyReply checks that nothing but deliveries is left before the

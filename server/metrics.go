@@ -92,6 +92,7 @@ var (
 	descRecipients    = prometheus.NewDesc("wspush_publish_recipients_total", "Sum over publishes of the subscribers each was offered to.", nil, nil)
 	descDelivered     = prometheus.NewDesc("wspush_messages_delivered_total", "Messages written to client sockets.", nil, nil)
 	descDropped       = prometheus.NewDesc("wspush_messages_dropped_total", "Messages dropped by the slow-consumer policy, by policy.", []string{"policy"}, nil)
+	descConflated     = prometheus.NewDesc("wspush_conflated_total", "Queued, unwritten messages of a conflated topic (--topic-policy conflate) replaced by a newer one of the same topic.", nil, nil)
 	descLost          = prometheus.NewDesc("wspush_messages_lost_total", "Messages discarded because their connection closed before delivery.", nil, nil)
 	descSlowClosed    = prometheus.NewDesc("wspush_slow_consumer_closes_total", "Connections closed as slow consumers.", nil, nil)
 	descTimeoutClosed = prometheus.NewDesc("wspush_timeout_closes_total", "Connections the server closed on a timeout, by kind: idle (nothing, not even a pong, for --idle-timeout) or read (a message incomplete for --read-timeout).", []string{"kind"}, nil)
@@ -124,7 +125,7 @@ var (
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
-		descPublished, descRecipients, descDelivered, descDropped, descLost, descSlowClosed, descTimeoutClosed, descWrites, descWriteErr,
+		descPublished, descRecipients, descDelivered, descDropped, descConflated, descLost, descSlowClosed, descTimeoutClosed, descWrites, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
 		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped, descCompressed} {
 		ch <- d
@@ -159,6 +160,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedOldest.Load(), "drop-oldest")
 	counter(descDropped, st.DroppedNewest.Load(), "drop-newest")
 	counter(descDropped, st.DroppedClose.Load(), "close")
+	counter(descConflated, st.Conflated.Load())
 	counter(descLost, st.LostClosed.Load())
 	counter(descSlowClosed, st.SlowClosed.Load())
 	counter(descTimeoutClosed, st.IdleClosed.Load(), "idle")

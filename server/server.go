@@ -86,7 +86,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.ws = ws
 	s.hub, err = hub.New(hub.Config{Shards: cfg.HubShards, MaxTopics: maxTopics, Timeout: cfg.EngineTimeout,
 		NewEngine: s.newEngine, EncodeReset: encodeReset, Latency: s.latency,
-		BeginFanout: ws.BeginBatch, EndFanout: ws.EndBatch}, encodeFrame)
+		BeginFanout: ws.BeginBatch, EndFanout: ws.EndBatch, Policy: s.cfg.TopicPolicy.policy}, encodeFrame)
 	if err != nil {
 		ws.Shutdown(context.Background())
 		return nil, err

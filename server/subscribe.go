@@ -6,6 +6,7 @@ import (
 	"github.com/wspush/wspush/engine"
 	"github.com/wspush/wspush/hub"
 	"github.com/wspush/wspush/internal/bpool"
+	"github.com/wspush/wspush/internal/slowpolicy"
 	"github.com/wspush/wspush/protocol"
 	"github.com/wspush/wspush/wsconn"
 )
@@ -118,7 +119,8 @@ func deliveries(topic string, pubs []engine.Publication) *bpool.Frame {
 func subStates(js []joined) []protocol.SubState {
 	out := make([]protocol.SubState, len(js))
 	for i, j := range js {
-		out[i] = protocol.SubState{Topic: j.t.Name(), Pos: j.pos, Since: j.since, Recovered: j.recovered}
+		out[i] = protocol.SubState{Topic: j.t.Name(), Pos: j.pos, Since: j.since, Recovered: j.recovered,
+			Conflate: j.t.Policy() == slowpolicy.Conflate}
 	}
 	return out
 }

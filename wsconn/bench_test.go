@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/wspush/wspush/internal/slowpolicy"
 	"github.com/wspush/wspush/protocol"
 )
 
@@ -12,21 +13,39 @@ import (
 // connection whose client reads everything, through the queue, the writer
 // (started on demand or persistent) and writev. It reports allocations per
 // message, which must be zero: frames, entry slices and writer scratch are
-// pooled.
+// pooled. The conflated variants send deliveries of one conflated topic:
+// each replaces the one still queued, if any.
 func BenchmarkSendToSocket(b *testing.B) {
-	for _, mode := range []WriterMode{WriterOnDemand, WriterPersistent} {
-		b.Run(mode.String(), func(b *testing.B) { benchSendToSocket(b, mode) })
+	for _, tc := range sendCases {
+		b.Run(tc.name, func(b *testing.B) { benchSendToSocket(b, tc.mode, tc.key) })
 	}
 }
 
-func benchSendToSocket(b *testing.B, mode WriterMode) {
+// sendCases are BenchmarkSendToSocket's variants: both writer modes, plain
+// and conflated (key: bpool.Frame.Conflate).
+var sendCases = []struct {
+	name string
+	mode WriterMode
+	key  uint64
+}{
+	{"on-demand", WriterOnDemand, 0},
+	{"persistent", WriterPersistent, 0},
+	{"on-demand/conflated", WriterOnDemand, 7},
+	{"persistent/conflated", WriterPersistent, 7},
+}
+
+func benchSendToSocket(b *testing.B, mode WriterMode, key uint64) {
 	ts := startServer(b, Config{Writer: mode, SendQueue: 1 << 16}, nil)
 	c, rec := ts.dialRec(b)
 	go io.Copy(io.Discard, c.Conn)
 	data := []byte(`{"price":101.25,"sym":"ABC"}`)
 	send := func(n int) {
 		for i := range n {
-			rec.conn.Send(protocol.NewDeliveryFrame("prices", uint64(i+1), data))
+			f := protocol.NewDeliveryFrame("prices", uint64(i+1), data)
+			if key != 0 {
+				f.Slow, f.Conflate = slowpolicy.Conflate, key
+			}
+			rec.conn.Send(f)
 			// Publish no faster than the socket drains (a backlog would
 			// only measure the pool growing to hold it).
 			for rec.conn.Pending() > 64 {
@@ -38,9 +57,13 @@ func benchSendToSocket(b *testing.B, mode WriterMode) {
 	waitQueuedEmpty(b, ts)
 	b.ReportAllocs()
 	b.ResetTimer()
+	before := ts.srv.Stats().Conflated.Load()
 	send(b.N)
 	b.StopTimer()
 	waitQueuedEmpty(b, ts)
+	if key != 0 {
+		b.ReportMetric(float64(ts.srv.Stats().Conflated.Load()-before)/float64(b.N), "replaced/op")
+	}
 }
 
 // TestSendToSocketAllocs asserts what BenchmarkSendToSocket reports: the
@@ -50,9 +73,9 @@ func TestSendToSocketAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops Puts at random under -race")
 	}
-	for _, mode := range []WriterMode{WriterOnDemand, WriterPersistent} {
-		t.Run(mode.String(), func(t *testing.T) {
-			r := testing.Benchmark(func(b *testing.B) { benchSendToSocket(b, mode) })
+	for _, tc := range sendCases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testing.Benchmark(func(b *testing.B) { benchSendToSocket(b, tc.mode, tc.key) })
 			if a := r.AllocsPerOp(); a != 0 {
 				t.Fatalf("%d allocs per message over %d messages, want 0", a, r.N)
 			}

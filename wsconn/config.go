@@ -103,7 +103,11 @@ type Config struct {
 	// Control frames and command replies are never dropped, but a connection
 	// with more than twice this many frames pending is closed as slow.
 	SendQueue int
-	// SlowPolicy is applied when the queue is full. Zero means DropOldest.
+	// SlowPolicy is applied when the queue is full, to a delivery that
+	// carries no policy of its own (bpool.Frame.Slow: the hub marks a
+	// topic's frames with its --topic-policy) and to a conflated one that
+	// found no queued message of its topic to replace. Zero means
+	// DropOldest.
 	SlowPolicy SlowPolicy
 	// Writer selects the writer goroutine's lifetime. Zero means
 	// WriterOnDemand.

@@ -18,8 +18,12 @@
 //
 // Writing. A socket has one writer at a time (read/write separation), fed by
 // a bounded out queue that belongs to the connection's write side
-// (writer.go: the queue, the policy and the claim on the socket). Send never
-// blocks; a full queue follows the SlowPolicy and every drop is counted.
+// (writer.go: the queue, the policy and the claim on the socket; the writer
+// goroutine in writeloop.go). Send never blocks; a full queue follows the
+// delivery's own policy (bpool.Frame.Slow, set by the frame's creator),
+// else the SlowPolicy, and every drop is counted. A conflated
+// delivery (bpool.Frame.Conflate) replaces its topic's unwritten one
+// instead of queueing behind it.
 // With WriterOnDemand a push that finds the write side idle hands it to one
 // of a few flusher goroutines (flush.go), which write everything queued with
 // one non-blocking writev; a writer goroutine starts only when a socket is

@@ -20,7 +20,10 @@ type Stats struct {
 	DroppedNewest       atomic.Int64 // messages dropped by drop-newest
 	DroppedClose        atomic.Int64 // messages discarded by the close policy
 	LostClosed          atomic.Int64 // messages discarded because the connection closed first
-	SlowClosed          atomic.Int64 // connections closed as slow consumers
+	// Conflated counts queued, unwritten messages of a conflated topic
+	// (bpool.Frame.Conflate) replaced by a newer one of the same topic.
+	Conflated  atomic.Int64
+	SlowClosed atomic.Int64 // connections closed as slow consumers
 	// IdleClosed counts connections closed because the client sent
 	// nothing, not even a pong, for IdleTimeout.
 	IdleClosed atomic.Int64

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wspush/wspush/internal/bpool"
-	"github.com/wspush/wspush/internal/latency"
+	"github.com/wspush/wspush/internal/slowpolicy"
 )
 
 // The write side of a connection is one writer: a bounded out queue and a
@@ -15,6 +15,18 @@ import (
 // connection's writer goroutine (run), persistent or on demand. The
 // full-queue policy lives here too, so the connection never reasons about
 // queue contents.
+//
+// A delivery may carry its own policy (bpool.Frame.Slow and Conflate, set
+// by the hub from its topic's --topic-policy). A conflated delivery takes
+// the place of the queued, unwritten delivery with the same key, whose
+// frame is released and counted (Stats.Conflated), so a queue holds at most
+// one unwritten message per conflated topic run and replacing one neither
+// grows the queue nor applies a full-queue policy. Only when no entry has
+// its key does it count against the limit like any delivery. On a full
+// queue a delivery's own policy (close, drop-oldest, drop-newest) applies,
+// else the Server's SlowPolicy; a conflated one that found nothing to
+// replace applies the Server's. Every other entry (replies, pings, the
+// final frame) and the pressure flag work the same for every delivery.
 
 // entry is one frame waiting for the writer.
 type entry struct {
@@ -47,8 +59,9 @@ var (
 )
 
 // queuePolicy is what every writer of a Server shares: the bound, the
-// full-queue policy, the writer's lifetime, the counters and the pacing
-// flag. Immutable after NewServer but for the atomics (counters, pressure).
+// Server's full-queue policy (a delivery's own, bpool.Frame.Slow, comes
+// first), the writer's lifetime, the counters and the pacing flag.
+// Immutable after NewServer but for the atomics (counters, pressure).
 type queuePolicy struct {
 	limit      int32 // data frames one queue holds (Config.SendQueue)
 	slow       SlowPolicy
@@ -79,7 +92,12 @@ const (
 
 // writer is a connection's write side. Every field but pol is guarded by mu.
 // It holds no memory while empty: the entry slice comes from a pool with the
-// first frame and goes back once written.
+// first frame and goes back once written. The queue owns one reference to
+// each frame in items; whoever removes an entry (the writer that took it,
+// a drop, a conflated replacement, close) releases that reference, after
+// unlocking mu. A non-empty queue always has its writer (wRunning or the
+// persistent goroutine) or waits for the upgrade (wGated), so a push that
+// only replaces an entry starts nothing.
 type writer struct {
 	pol *queuePolicy // immutable
 
@@ -112,9 +130,10 @@ const (
 func (r pushResult) started() bool { return r == pushedStart }
 
 // push queues f (data or control). It owns one reference to f in every case
-// and never blocks. A full queue applies the SlowPolicy to data; a connection
-// with more than twice the limit pending (control frames are never dropped)
-// is a slow consumer whatever the policy.
+// and never blocks. Conflated data replaces its topic's queued message (see
+// conflateLocked). A full queue applies f's own policy to data, else the
+// SlowPolicy; a connection with more than twice the limit pending (control
+// frames are never dropped) is a slow consumer whatever the policy.
 func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 	st := w.pol.stats
 	var dropped *bpool.Frame
@@ -127,9 +146,17 @@ func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 		}
 		return refused
 	}
+	if kind == kindData && f.Conflate != 0 {
+		if old := w.conflateLocked(f); old != nil {
+			w.mu.Unlock()
+			old.Release()
+			st.Conflated.Add(1)
+			return pushed // the queue was not empty: its writer is there
+		}
+	}
 	switch {
 	case kind == kindData && w.nData >= w.pol.limit:
-		switch w.pol.slow {
+		switch w.slowFor(f) {
 		case DropNewest:
 			w.mu.Unlock()
 			f.Release()
@@ -162,6 +189,55 @@ func (w *writer) push(f *bpool.Frame, kind entryKind) pushResult {
 		st.DroppedOldest.Add(1)
 	}
 	return r
+}
+
+// slowFor is the full-queue policy for the delivery f: its own (set by the
+// hub from its topic's), else the Server's SlowPolicy (slowpolicy.Default,
+// and a conflated delivery that found nothing to replace).
+func (w *writer) slowFor(f *bpool.Frame) SlowPolicy {
+	switch f.Slow {
+	case slowpolicy.DropOldest:
+		return DropOldest
+	case slowpolicy.DropNewest:
+		return DropNewest
+	case slowpolicy.Close:
+		return CloseSlow
+	}
+	return w.pol.slow
+}
+
+// conflateLocked puts the delivery f in the place of the queued delivery
+// with f's conflation key and returns that one's frame (the caller releases
+// it after unlocking), or nil when no entry has the key. The entry is
+// replaced in place when only conflated deliveries follow it. When anything
+// else follows (a reply, recovered messages, a reset, a plain delivery, a
+// ping) the old entry is taken out and f goes to the back instead, so f
+// never overtakes what was queued after the old one: a reply to a command
+// still comes before every delivery published after the command. Other
+// entries keep their order either way; only the order between two
+// conflated topics' messages may change. w.mu must be held.
+func (w *writer) conflateLocked(f *bpool.Frame) *bpool.Frame {
+	if w.items == nil {
+		return nil
+	}
+	s := *w.items
+	inPlace := true
+	for i := len(s) - 1; i >= 0; i-- {
+		e := s[i]
+		if e.kind == kindData && e.f.Conflate == f.Conflate {
+			if inPlace {
+				s[i].f = f
+			} else {
+				copy(s[i:], s[i+1:])
+				s[len(s)-1] = entry{f: f, kind: kindData}
+			}
+			return e.f
+		}
+		if e.kind != kindData || e.f.Conflate == 0 {
+			inPlace = false
+		}
+	}
+	return nil
 }
 
 // refuseSlowLocked releases f and reports pushSlow the first time, refused
@@ -465,129 +541,6 @@ func (w *writer) len() int {
 		return 0
 	}
 	return len(*w.items)
-}
-
-// socket is what the writer goroutine drains into: the connection.
-type socket interface {
-	// writeBatch writes rw.rest (see rawio.go); without wait it returns
-	// errWouldBlock, with rw.rest what is left, when the socket is full.
-	writeBatch(rw *rawWriter, wait bool) error
-	// wroteFinal runs once the final frame is out.
-	wroteFinal()
-	// writeFailed ends the connection after a write error or timeout.
-	writeFailed(err error)
-}
-
-// run is a writer goroutine, the socket's only writer while it runs. It
-// takes everything queued, writes it with one writev where the socket
-// allows (waiting for it when full), and repeats. On-demand it exits when
-// the queue is empty; persistent it waits on the doorbell. It exits after
-// the final frame or a write error, and always releases every frame it
-// took. items and rw, when not nil, are a batch a flusher began and could
-// not finish (the socket filled up): run inherits it with the write side.
-func (w *writer) run(s socket, items *[]entry, rw *rawWriter) {
-	defer w.pol.stats.Writers.Add(-1)
-	w.loop(s, items, rw)
-}
-
-// loop writes batches until the queue is empty (on-demand), the final frame
-// is out or a write fails. items and rw, when not nil, are a batch begun
-// elsewhere.
-func (w *writer) loop(s socket, items *[]entry, rw *rawWriter) {
-	for {
-		if items == nil {
-			var wake chan struct{}
-			items, wake = w.take()
-			if items == nil {
-				if wake == nil {
-					return
-				}
-				<-wake
-				continue
-			}
-			// The scratch (iovecs, doorbell) is held only while writing,
-			// so a persistent writer waiting for work holds nothing but
-			// its stack.
-			rw = fillWriter(items, w.deflate)
-		}
-		err := s.writeBatch(rw, true)
-		if !w.finish(s, items, rw, err) {
-			return
-		}
-		items, rw = nil, nil
-	}
-}
-
-// fillWriter takes a pooled scratch listing the bytes of items: with
-// deflate, a data frame's compressed encoding when it has one.
-func fillWriter(items *[]entry, deflate bool) *rawWriter {
-	rw := writerPool.Get().(*rawWriter)
-	for _, e := range *items {
-		b := e.f.B
-		if deflate && e.kind == kindData {
-			if z, _ := e.f.Alt(); len(z) > 0 {
-				b = z
-				rw.zipped++
-			}
-		}
-		rw.bufs = append(rw.bufs, b)
-	}
-	rw.rest = rw.bufs
-	return rw
-}
-
-// finish ends a written batch (err is the write's outcome): the scratch goes
-// back, sampled publications are marked written, the frames are released
-// and counted. It reports whether the write side goes on: false after the
-// final frame or an error.
-func (w *writer) finish(s socket, items *[]entry, rw *rawWriter, err error) bool {
-	st := w.pol.stats
-	zipped := rw.zipped
-	putWriter(rw)
-	final, data, probed := false, 0, false
-	for _, e := range *items {
-		probed = probed || e.f.Probe != nil
-		switch e.kind {
-		case kindFinal:
-			final = true
-		case kindData:
-			data++
-		}
-	}
-	if probed && err == nil {
-		writtenProbes(*items)
-	}
-	for _, e := range *items {
-		e.f.Release()
-	}
-	putEntries(items)
-	if err != nil {
-		st.WriteErrors.Add(1)
-		st.LostClosed.Add(int64(data))
-		s.writeFailed(err)
-		return false
-	}
-	st.Delivered.Add(int64(data))
-	if zipped > 0 {
-		st.DeliveredCompressed.Add(int64(zipped))
-	}
-	if final {
-		s.wroteFinal()
-		return false
-	}
-	return true
-}
-
-// writtenProbes tells the probes of sampled publications in a written
-// batch that they reached this socket now (before their frames are
-// released: the last release ends a probe).
-func writtenProbes(items []entry) {
-	now := latency.Now()
-	for _, e := range items {
-		if e.f.Probe != nil {
-			e.f.Probe.Written(now)
-		}
-	}
 }
 
 // putEntries returns an entry slice to its pool (only the two standard

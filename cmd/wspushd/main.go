@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"ws", srv.WSAddr().String(), "api", srv.APIAddr().String(), "reuseport", cfg.ReusePort,
 		"max_conns", cfg.MaxConns, "max_conns_reason", srv.MaxConnsReason(),
 		"pollers", srv.Pollers(), "workers", srv.Workers(), "gomaxprocs", runtime.GOMAXPROCS(0),
-		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "writer", cc.Writer.String(),
+		"send_queue", cc.SendQueue, "slow_policy", cc.SlowPolicy.String(), "topic_policy", cfg.TopicPolicy.String(), "writer", cc.Writer.String(),
 		"write_timeout", cc.WriteTimeout, "ping_interval", cc.PingInterval, "idle_timeout", cc.IdleTimeout, "read_timeout", cc.ReadTimeout,
 		"max_message", cc.MaxMessage, "compression", cc.Compression, "client_publish", cfg.ClientPublish, "allowed_origins", cfg.AllowedOrigins,
 		"pprof", cfg.Pprof, "demo", cfg.Demo, "shutdown_timeout", cfg.ShutdownTimeout, "gc", gc)

@@ -118,6 +118,26 @@ func TestConfigureOptions(t *testing.T) {
 		{name: "bad proxy protocol peer", args: []string{"--proxy-protocol", "ten"}, err: "bad address or CIDR"},
 		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.300"}, err: "bad address or CIDR"},
 		{name: "bad policy", args: []string{"--slow-policy", "drop-all"}, err: "slow policy"},
+		{name: "topic policy", args: []string{"--topic-policy", "prices.*=conflate, chat.*=close"},
+			check: func(t *testing.T, o *Options) {
+				if got := o.Server.TopicPolicy.String(); got != "prices.*=conflate,chat.*=close" {
+					t.Fatalf("topic policy = %q", got)
+				}
+			}},
+		{name: "topic policy from env", env: map[string]string{"WSPUSH_TOPIC_POLICY": "scores.*=conflate"},
+			check: func(t *testing.T, o *Options) {
+				if got := o.Server.TopicPolicy.String(); got != "scores.*=conflate" {
+					t.Fatalf("topic policy = %q", got)
+				}
+			}},
+		{name: "topic policy flag beats env", args: []string{"--topic-policy", "a=close"}, env: map[string]string{"WSPUSH_TOPIC_POLICY": "b=conflate"},
+			check: func(t *testing.T, o *Options) {
+				if got := o.Server.TopicPolicy.String(); got != "a=close" {
+					t.Fatalf("topic policy = %q, want the flag's", got)
+				}
+			}},
+		{name: "bad topic policy", args: []string{"--topic-policy", "prices.*=conflate,chat.*=keep"}, err: `entry "chat.*=keep"`},
+		{name: "bad topic policy in env", env: map[string]string{"WSPUSH_TOPIC_POLICY": "@*=close"}, err: `WSPUSH_TOPIC_POLICY`},
 		{name: "bad writer", args: []string{"--writer", "sometimes"}, err: "writer mode"},
 		{name: "bad env", env: map[string]string{"WSPUSH_WRITE_TIMEOUT": "soon"}, err: "WSPUSH_WRITE_TIMEOUT"},
 		{name: "read timeout", args: []string{"--read-timeout", "5s"},
@@ -166,6 +186,7 @@ var flagDefaults = map[string]string{
 	"workers":              "0",
 	"send-queue":           fmt.Sprint(wsconn.DefaultSendQueue),
 	"slow-policy":          wsconn.DropOldest.String(),
+	"topic-policy":         "",
 	"writer":               wsconn.WriterOnDemand.String(),
 	"write-timeout":        wsconn.DefaultWriteTimeout.String(),
 	"ping-interval":        wsconn.DefaultPingInterval.String(),

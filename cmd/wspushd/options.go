@@ -45,6 +45,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	fs.IntVar(&c.Conn.Workers, "workers", 0, "dispatch worker pool size (0: 64 x GOMAXPROCS)")
 	fs.IntVar(&c.Conn.SendQueue, "send-queue", wsconn.DefaultSendQueue, "messages queued per connection before the slow policy applies")
 	slow := fs.String("slow-policy", "drop-oldest", "full-queue policy: drop-oldest, drop-newest or close (1008 \"slow consumer\")")
+	fs.Var(&c.TopicPolicy, "topic-policy", "per-topic full-queue policy: comma list of glob=policy, first match wins, e.g. 'prices.*=conflate,chat.*=close'; * matches any run of characters; policies conflate (keep only the latest unwritten message of the topic), close, drop-oldest, drop-newest; other topics, and users' streams, follow --slow-policy")
 	writer := fs.String("writer", "on-demand", "writer goroutine lifetime: on-demand (exits when idle) or persistent")
 	fs.DurationVar(&c.Conn.WriteTimeout, "write-timeout", wsconn.DefaultWriteTimeout, "close a connection whose socket takes no bytes for this long (every write that makes progress restarts it)")
 	fs.DurationVar(&c.Conn.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "how often silent connections are pinged (negative: never)")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wspush/wspush/internal/bpool"
 	"github.com/wspush/wspush/internal/latency"
+	"github.com/wspush/wspush/internal/slowpolicy"
 	"github.com/wspush/wspush/internal/testutil"
 )
 
@@ -410,5 +411,22 @@ func TestFrameAlt(t *testing.T) {
 	h.Release() // must not put NoAlt into a pool
 	if cap(*bpool.NoAlt) != 0 {
 		t.Fatal("NoAlt was pooled")
+	}
+}
+
+// TestFramePolicyResetOnRelease: the queue policy a creator set on a frame
+// survives every release but the last, which clears it, so a recycled frame
+// is a plain delivery again.
+func TestFramePolicyResetOnRelease(t *testing.T) {
+	f := bpool.NewFrame(16)
+	f.Slow, f.Conflate = slowpolicy.Conflate, 42
+	f.Retain(1)
+	f.Release()
+	if f.Slow != slowpolicy.Conflate || f.Conflate != 42 {
+		t.Fatalf("policy %v, key %d with a reference left; want conflate, 42", f.Slow, f.Conflate)
+	}
+	f.Release()
+	if f.Slow != slowpolicy.Default || f.Conflate != 0 {
+		t.Fatalf("policy %v, key %d after the last release; want default, 0", f.Slow, f.Conflate)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wspush/wspush/internal/latency"
+	"github.com/wspush/wspush/internal/slowpolicy"
 )
 
 // Frame is one encoded WebSocket frame (or raw HTTP response bytes) shared by
@@ -21,6 +22,20 @@ type Frame struct {
 	// before the frame is shared, Written by each writer that writes it,
 	// ended by the last Release.
 	Probe *latency.Probe
+
+	// The queue policy of a delivery: set by the creator (the hub, from
+	// its topic's policy) before the frame is shared, read by every queue
+	// it enters, immutable after, zeroed when the frame returns to the
+	// pool. The zero values mean a plain delivery under the receiving
+	// server's own slow policy.
+	//
+	// Slow is what a full queue does with this frame (slowpolicy.Default:
+	// the server's SlowPolicy).
+	Slow slowpolicy.Policy
+	// Conflate, when not 0, names the conflated topic run the frame
+	// belongs to (unique in the process, never reused): a queue keeps at
+	// most one unwritten frame per key, the newest.
+	Conflate uint64
 
 	buf    *[]byte      // pooled backing of B; nil for static frames
 	refs   atomic.Int32 // live references; static frames ignore it
@@ -95,6 +110,7 @@ func (f *Frame) Release() {
 		f.Probe.Done()
 		f.Probe = nil
 	}
+	f.Slow, f.Conflate = slowpolicy.Default, 0
 	if f.buf != nil {
 		*f.buf = f.B[:0]
 		Put(f.buf)
