@@ -92,7 +92,7 @@ func TestTopicPolicyMatch(t *testing.T) {
 		{&p, "news.eu", slowpolicy.DropNewest},
 		{&p, "prices", slowpolicy.DropOldest}, // no '.': only * matches
 		{&p, "anything", slowpolicy.DropOldest},
-		{&p, "@42", slowpolicy.Default},      // a user's stream is no topic
+		{&p, "@42", slowpolicy.Default},       // a user's stream is no topic
 		{&p, "@prices.x", slowpolicy.Default}, // not even when it looks like one
 		{&p, controlTopic, slowpolicy.Default},
 		{&p, "", slowpolicy.Default},
