@@ -96,6 +96,12 @@ export interface Subscription<T = unknown> {
   readonly topic: string;
   /** The latest position: from the ack, then each delivery processed, or a reset. */
   readonly position: Position | null;
+  /**
+   * The server conflates this topic (`--topic-policy topic=conflate`): a slow
+   * client gets the latest value, so seq may jump; such jumps are not
+   * reported to onReset.
+   */
+  readonly conflated: boolean;
   /** False after unsubscribe(), close(), or a refused subscribe. */
   readonly active: boolean;
   /** Resolves with the subscription on the server's ack; rejects with a WspushError carrying the server's code and message. */

@@ -83,6 +83,8 @@ class Subscription {
     this._onError = opts.onError;
     /** @type {{epoch: string, seq: number} | null} */
     this.position = null;
+    /** The server conflates this topic: its seq may jump by design. */
+    this.conflated = false;
     this.active = true;
     this._settled = false;
     this.ready = new Promise((resolve, reject) => {
@@ -380,6 +382,7 @@ export class WspushClient {
     const pos = ack.positions && ack.positions[sub.topic];
     const hadSince = !!(ack.recovered && sub.topic in ack.recovered);
     if (pos) {
+      sub.conflated = pos.conflate === true;
       if (hadSince && ack.recovered[sub.topic] === false) {
         const from = sub.position;
         sub.position = { epoch: pos.epoch, seq: pos.seq };
@@ -481,7 +484,8 @@ export class WspushClient {
     if (sub.position) {
       const gap = advance(sub.position, msg.seq);
       if (gap === 'dup') return;
-      if (gap) this._reset(sub, { topic: msg.topic, reason: 'gap', ...gap });
+      // A conflated topic skips the values a slow client missed by design.
+      if (gap && !sub.conflated) this._reset(sub, { topic: msg.topic, reason: 'gap', ...gap });
     }
     const epoch = sub.position ? sub.position.epoch : null;
     try {

@@ -364,6 +364,28 @@ test('a live seq gap calls onReset, duplicates are dropped', { timeout: 5000 }, 
   }
 });
 
+test('a conflated topic: seq jumps are not gaps, duplicates still dropped', { timeout: 5000 }, async () => {
+  const f = fakeSockets();
+  const c = new WspushClient('ws://x/ws', { WebSocket: f.WebSocket });
+  try {
+    await waitFor('a socket', () => f.sockets.length === 1, 1000);
+    const got = [];
+    const resets = [];
+    const sub = c.subscribe('prices', (d, m) => got.push(m.seq), { onReset: (i) => resets.push(i) });
+    f.sockets[0].open();
+    const cmd = f.sockets[0].sent[0];
+    f.sockets[0].recv({ op: 'ack', id: cmd.id, positions: { prices: { epoch: 'E1', seq: 3, conflate: true } } });
+    await sub.ready;
+    assert.equal(sub.conflated, true);
+    for (const seq of [4, 9, 9, 7, 20]) f.sockets[0].recv({ topic: 'prices', seq, data: null });
+    assert.deepEqual(got, [4, 9, 20]);
+    assert.deepEqual(resets, []);
+    assert.deepEqual(sub.position, { epoch: 'E1', seq: 20 });
+  } finally {
+    c.close();
+  }
+});
+
 test('publish: "offline" before the connection opens, "disconnected" when it ends before the ack', { timeout: 5000 }, async () => {
   const f = fakeSockets();
   const c = new WspushClient('ws://x/ws', { WebSocket: f.WebSocket, minDelay: 10, maxDelay: 20 });
