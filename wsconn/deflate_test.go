@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -261,4 +262,55 @@ func BenchmarkDeflatePublish(b *testing.B) {
 		srv.prepareDeflate(f)
 		f.Release()
 	}
+}
+
+// FuzzInflate checks the inflate path of compressed client messages
+// against compress/flate: any input is inflated to exactly what flate
+// reads from it, refused as too big only when that is over the limit,
+// refused as bad only when flate fails; and whatever a client compresses
+// comes back whole within the limit.
+func FuzzInflate(f *testing.F) {
+	for _, s := range []string{"", "hello", `{"op":"subscribe","topics":["a"],"id":1}`, strings.Repeat("a", 5000)} {
+		f.Add(deflatePayload(f, []byte(s)), uint16(1024))
+		f.Add([]byte(s), uint16(64))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0x00}, uint16(100))
+	f.Add(deflatePayload(f, make([]byte, 70000)), uint16(65535))
+	f.Fuzz(func(t *testing.T, p []byte, limit uint16) {
+		lim := int(limit)
+		ref, refErr := io.ReadAll(io.LimitReader(flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader(deflateTail))), int64(lim)+1))
+		if errors.Is(refErr, io.ErrUnexpectedEOF) {
+			refErr = nil // a sync-flushed message ends without a final block
+		}
+		out, err := inflate(p, lim)
+		switch {
+		case err == nil:
+			if !bytes.Equal(*out, ref) || len(*out) > lim {
+				t.Fatalf("inflated %d bytes, flate reads %d (limit %d)", len(*out), len(ref), lim)
+			}
+			bpool.Put(out)
+		case errors.Is(err, errInflateTooBig):
+			if len(ref) <= lim {
+				t.Fatalf("refused as over %d, flate reads %d bytes", lim, len(ref))
+			}
+		case errors.Is(err, errInflateBad):
+			if refErr == nil && len(ref) <= lim {
+				t.Fatalf("refused as bad, flate reads %d bytes without error", len(ref))
+			}
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+		// What a client compresses comes back whole.
+		back, err := inflate(deflatePayload(t, p), lim)
+		switch {
+		case len(p) > lim:
+			if !errors.Is(err, errInflateTooBig) {
+				t.Fatalf("%d bytes over the limit %d: %v", len(p), lim, err)
+			}
+		case err != nil || !bytes.Equal(*back, p):
+			t.Fatalf("round trip of %d bytes: %v", len(p), err)
+		default:
+			bpool.Put(back)
+		}
+	})
 }
