@@ -322,7 +322,8 @@ func FuzzParseSince(f *testing.F) {
 		}
 		items := make([]string, 0, len(since))
 		for topic, p := range since {
-			if !protocol.ValidTopic(topic) || !engine.ValidEpoch(p.Epoch) {
+			user, isUser := protocol.UserOf(topic)
+			if !(protocol.ValidTopic(topic) || isUser && protocol.ValidUser(user)) || !engine.ValidEpoch(p.Epoch) {
 				t.Fatalf("accepted topic %q epoch %q", topic, p.Epoch)
 			}
 			items = append(items, topic+":"+p.Epoch+":"+strconv.FormatUint(p.Seq, 10))
