@@ -94,7 +94,7 @@ clean:
 # (git-ignored); BENCH_FLAGS adds suite flags, e.g. BENCH_FLAGS=--quick.
 BENCH_ROUNDS ?= 3
 BENCH_FLAGS  ?=
-.PHONY: bench bench-compare bench-cluster bench-million
+.PHONY: bench bench-compare bench-compression bench-cluster bench-million
 
 ## bench: the standard suite against wspush only (both writer modes), medians of BENCH_ROUNDS rounds
 bench:
@@ -116,6 +116,26 @@ bench-compare:
 	  --server nbio=bin/peer-nbio --server floor=bin/peer-floor \
 	  --server 'floor-write=bin/peer-floor -mode write-per-delivery' --rounds $(BENCH_ROUNDS) \
 	  --out-md bench/results/compare.md --json bench/results/compare.json $(BENCH_FLAGS)
+
+## bench-compression: permessage-deflate on and off, wspush and gorilla, 10,000 subscribers, 1 KiB and 4 KiB JSON (issue 10), BENCH_ROUNDS rounds
+# Two suite runs (connect only in the first): the same four servers, the
+# clients of the -z ones offering permessage-deflate (--client-args).
+ZIP_SERVERS := --server wspush=bin/wspushd --server 'wspush-z=bin/wspushd --compression' \
+  --server gorilla=bin/peer-gorilla --server 'gorilla-z=bin/peer-gorilla -compression' \
+  --client-args wspush-z=--compression --client-args gorilla-z=--compression --persistent off --rounds $(BENCH_ROUNDS)
+bench-compression:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/wspushd ./cmd/wspushd
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	cd bench/peers && $(GO) build -o ../../bin/peer-gorilla ./gorilla
+	rm -rf bench/results/compression-1k.raw bench/results/compression-4k.raw
+	bin/bench suite $(ZIP_SERVERS) --only connect,broadcast-large,throughput \
+	  --extra 'connect=-n 10000' --extra 'broadcast-large=-n 10000 -m 40 --rate 4 --payload json -s 1024' \
+	  --extra 'throughput=--duration 10s --payload json -s 1024' \
+	  --out-md bench/results/compression-1k.md --json bench/results/compression-1k.json $(BENCH_FLAGS)
+	bin/bench suite $(ZIP_SERVERS) --only broadcast-large,throughput \
+	  --extra 'broadcast-large=-n 10000 -m 40 --rate 4 --payload json -s 4096' \
+	  --extra 'throughput=--duration 10s --payload json -s 4096' \
+	  --out-md bench/results/compression-4k.md --json bench/results/compression-4k.json $(BENCH_FLAGS)
 
 ## bench-cluster: broadcast and throughput against 3 wspushd nodes on one Redis and against one node, BENCH_ROUNDS rounds
 bench-cluster:

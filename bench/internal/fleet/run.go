@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -50,10 +51,10 @@ func dialers(spec Spec) [][]*wsclient.Dialer {
 	for _, addr := range spec.Endpoints() {
 		var ds []*wsclient.Dialer
 		for _, s := range spec.Sources {
-			ds = append(ds, &wsclient.Dialer{Addr: addr, Source: net.ParseIP(s), Timeout: spec.DialTimeout})
+			ds = append(ds, &wsclient.Dialer{Addr: addr, Source: net.ParseIP(s), Timeout: spec.DialTimeout, Compression: spec.Compression})
 		}
 		if len(ds) == 0 {
-			ds = append(ds, &wsclient.Dialer{Addr: addr, Timeout: spec.DialTimeout})
+			ds = append(ds, &wsclient.Dialer{Addr: addr, Timeout: spec.DialTimeout, Compression: spec.Compression})
 		}
 		out = append(out, ds)
 	}
@@ -126,10 +127,13 @@ func runHold(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 
 	res := &Result{Procs: 1, Failures: stats.Causes{}}
 	hs := stats.NewHist()
-	readerTopics := dialAll(ctx, spec, eng, &cnt, res, hs)
+	readerTopics, err := dialAll(ctx, spec, eng, &cnt, res, hs)
 	res.Handshake = hs.Export()
 	res.Up = eng.Up()
 	res.Failed = cnt.failed.Load()
+	if err != nil {
+		return nil, err
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -157,19 +161,23 @@ func runHold(ctx context.Context, spec Spec, ctl Control) (*Result, error) {
 	res.Other, res.Unknown, res.Pings, res.Readers = er.Other, er.Unknown, er.Pings, er.Readers
 	res.Latency = er.Latency.Export()
 	res.LastRecvNs = er.LastRecvNs
+	res.WireBytes, res.MessageBytes, res.Inflated = er.WireBytes, er.MessageBytes, er.Inflated
 	return res, nil
 }
 
 // dialAll dials spec.Conns readers and spec.Slow non-readers, DialConcurrency
 // at a time, paced at DialRate. It returns the topics of each reader that
-// came up (one entry per reader and topic).
-func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters, res *Result, hs *stats.Hist) []int {
+// came up (one entry per reader and topic). A server that declines the
+// compression asked for stops the dials and fails the run: what would be
+// measured is not what was asked.
+func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters, res *Result, hs *stats.Hist) ([]int, error) {
 	total := spec.Conns + spec.Slow
 	ds := dialers(spec)
 	conc := min(max(spec.DialConcurrency, 1), max(total, 1))
 	var mu sync.Mutex
 	var readerTopics []int
 	var next atomic.Int64
+	var declined atomic.Pointer[error]
 	start := time.Now()
 	res.ConnectStartNs = start.UnixNano()
 	var wg sync.WaitGroup
@@ -182,7 +190,7 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 			var tops []int
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= total || ctx.Err() != nil {
+				if i >= total || ctx.Err() != nil || declined.Load() != nil {
 					break
 				}
 				pace(ctx, start, i, spec.DialRate)
@@ -192,6 +200,9 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 				}
 				topics := spec.ReaderTopics(g)
 				_, took, err := eng.Connect(ctx, dialerFor(ds, g, i), topics, read)
+				if errors.Is(err, wsclient.ErrCompressionDeclined) || errors.Is(err, wsclient.ErrBadExtension) {
+					declined.CompareAndSwap(nil, &err)
+				}
 				if err != nil {
 					cnt.failed.Add(1)
 					fails.Add(wsclient.Classify(err), 1)
@@ -211,7 +222,10 @@ func dialAll(ctx context.Context, spec Spec, eng *wsclient.Engine, cnt *counters
 	}
 	wg.Wait()
 	res.ConnectEndNs = time.Now().UnixNano()
-	return readerTopics
+	if e := declined.Load(); e != nil {
+		return nil, fmt.Errorf("fleet: compression was asked for: %w (is the server running with compression on?)", *e)
+	}
+	return readerTopics, nil
 }
 
 // drain waits until want deliveries have arrived, or settle passes without
@@ -342,7 +356,7 @@ func cycle(ctx context.Context, d *wsclient.Dialer, spec Spec, cnt *counters) (h
 	if _, err := nc.Write(wsclient.AppendClientFrame(nil, ws.OpClose, []byte{0x03, 0xe8}, wsclient.MaskKey())); err != nil {
 		return handshake, 0, err
 	}
-	var p wsclient.Parser
+	p := wsclient.Parser{Deflate: spec.Compression}
 	gotClose := errors.New("close")
 	if len(rest) > 0 {
 		if err := p.Feed(rest, func(op ws.OpCode, _ []byte) error {

@@ -64,6 +64,9 @@ type Spec struct {
 	DialConcurrency int `json:"dial_concurrency"`
 	// DialTimeout bounds one dial plus handshake.
 	DialTimeout time.Duration `json:"dial_timeout"`
+	// Compression makes every connection offer permessage-deflate (and
+	// the run fail if the server declines it).
+	Compression bool `json:"compression,omitempty"`
 	// Pollers and Workers size the engine (0: its defaults).
 	Pollers int `json:"pollers"`
 	// Workers is the number of read workers.
@@ -208,6 +211,14 @@ type Result struct {
 	TopicReaders []int64 `json:"topic_readers"`
 	// LastRecvNs is when the latest delivery arrived (Unix ns, 0: none).
 	LastRecvNs int64 `json:"last_recv_ns"`
+	// WireBytes counts what the reading connections read from their
+	// sockets after the 101s; MessageBytes their data messages' payloads
+	// (inflated); Inflated the messages that came compressed.
+	WireBytes int64 `json:"wire_bytes"`
+	// MessageBytes counts data message payload bytes, after inflating.
+	MessageBytes int64 `json:"message_bytes"`
+	// Inflated counts compressed messages.
+	Inflated int64 `json:"inflated"`
 	// Handshake, Latency and Cycle are the histograms as snapshots.
 	Handshake stats.Snap `json:"handshake"`
 	// Latency is the delivery latency histogram.
@@ -253,6 +264,9 @@ func Merge(rs []*Result) (*Merged, error) {
 			m.TopicReaders[i] += n
 		}
 		m.LastRecvNs = max(m.LastRecvNs, r.LastRecvNs)
+		m.WireBytes += r.WireBytes
+		m.MessageBytes += r.MessageBytes
+		m.Inflated += r.Inflated
 		m.Cycles += r.Cycles
 		m.CycleFailed += r.CycleFailed
 		for _, p := range []struct {

@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wspush/wspush/bench/internal/check"
 	"github.com/wspush/wspush/bench/internal/stats"
 	"github.com/wspush/wspush/bench/internal/wsclient"
 )
@@ -33,6 +32,10 @@ type Reply struct {
 
 // Client publishes through the HTTP API.
 type Client struct {
+	// Payload is the kind of data object published (zero: PayloadPad).
+	// Set it before publishing.
+	Payload Payload
+
 	urls []string
 	next atomic.Uint64
 	size int
@@ -86,18 +89,19 @@ func (e *StatusError) Error() string { return fmt.Sprintf("publish: HTTP %d: %s"
 func (c *Client) Endpoints() int { return len(c.urls) }
 
 // Publish sends one message to topic through the next endpoint in turn,
-// its data stamped with the send time.
+// its data (of the client's Payload kind) stamped with the send time.
 func (c *Client) Publish(ctx context.Context, topic string) (Reply, error) {
 	return c.PublishVia(ctx, int(c.next.Add(1)-1), topic)
 }
 
-// PublishVia is Publish through endpoint i mod Endpoints().
+// PublishVia is Publish through endpoint i mod Endpoints(), with the data
+// of message i (a PayloadJSON object depends on i).
 func (c *Client) PublishVia(ctx context.Context, i int, topic string) (Reply, error) {
 	body := make([]byte, 0, c.size+len(topic)+32)
 	body = append(body, `{"topic":"`...)
 	body = append(body, topic...)
 	body = append(body, `","data":`...)
-	body = check.AppendData(body, time.Now().UnixNano(), c.size)
+	body = c.Payload.appendData(body, time.Now().UnixNano(), c.size, i)
 	body = append(body, '}')
 	url := c.urls[max(i, 0)%len(c.urls)]
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))

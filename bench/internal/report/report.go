@@ -44,6 +44,8 @@ type Report struct {
 	Publish *Publish `json:"publish,omitempty"`
 	// Throughput is the throughput scenario's figures.
 	Throughput *Throughput `json:"throughput,omitempty"`
+	// Cost is what each delivery cost: bytes on the wire, server CPU.
+	Cost *DeliveryCost `json:"delivery_cost,omitempty"`
 	// Churn is the churn scenario's figures.
 	Churn *Churn `json:"churn,omitempty"`
 	// Recover is the recover scenario's figures.
@@ -171,6 +173,33 @@ type Throughput struct {
 	ServerCPUSeconds float64 `json:"server_cpu_s"`
 	// CPUPerMillion is ServerCPUSeconds per million deliveries.
 	CPUPerMillion float64 `json:"server_cpu_s_per_million_deliveries"`
+}
+
+// DeliveryCost is what the deliveries of a run cost, per delivery: the
+// bytes the reading clients read from their sockets (frames as sent,
+// compressed or not, with the pings and replies among them) and the
+// server's CPU over the run.
+type DeliveryCost struct {
+	// Compression tells whether the clients negotiated permessage-deflate.
+	Compression bool `json:"compression"`
+	// Deliveries counts deliveries received.
+	Deliveries int64 `json:"deliveries"`
+	// WireBytes counts the bytes read from the sockets after the 101s.
+	WireBytes int64 `json:"wire_bytes"`
+	// MessageBytes counts the data messages' payloads, inflated.
+	MessageBytes int64 `json:"message_bytes"`
+	// Compressed counts the messages that came compressed.
+	Compressed int64 `json:"compressed_messages"`
+	// WireBytesPerDelivery is WireBytes / Deliveries.
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
+	// MessageBytesPerDelivery is MessageBytes / Deliveries.
+	MessageBytesPerDelivery float64 `json:"message_bytes_per_delivery"`
+	// ServerCPUSeconds is the server's utime+stime between the before and
+	// after snapshots (-1: unknown); ServerCPUUsPerDelivery per delivery,
+	// in microseconds.
+	ServerCPUSeconds float64 `json:"server_cpu_s"`
+	// ServerCPUUsPerDelivery is ServerCPUSeconds per delivery, in µs.
+	ServerCPUUsPerDelivery float64 `json:"server_cpu_us_per_delivery"`
 }
 
 // Churn is the churn scenario's figures.
@@ -314,6 +343,9 @@ func (r *Report) sections() []section {
 		}
 		out = append(out, s)
 	}
+	if c := r.Cost; c != nil {
+		out = append(out, c.section())
+	}
 	if c := r.Churn; c != nil {
 		s := section{title: "churn"}
 		s.add("cycles", "%d ok, %d failed, %.1f/s", c.Cycles, c.Failed, c.CyclesPerSec)
@@ -418,4 +450,20 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// section lays the delivery cost out for the table.
+func (c *DeliveryCost) section() section {
+	s := section{title: "per delivery"}
+	mode := "off"
+	if c.Compression {
+		mode = fmt.Sprintf("permessage-deflate negotiated, %d messages came compressed", c.Compressed)
+	}
+	s.add("compression", "%s", mode)
+	s.add("bytes on the wire", "%.1f per delivery (%d over %d deliveries)", c.WireBytesPerDelivery, c.WireBytes, c.Deliveries)
+	s.add("message bytes", "%.1f per delivery (inflated)", c.MessageBytesPerDelivery)
+	if c.ServerCPUSeconds >= 0 {
+		s.add("server CPU", "%.3f µs per delivery (%.3f s)", c.ServerCPUUsPerDelivery, c.ServerCPUSeconds)
+	}
+	return s
 }

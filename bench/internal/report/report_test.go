@@ -35,12 +35,14 @@ func sample() *Report {
 		Checks:         &Checks{Expected: 50, Received: 50, Pass: true, Verdict: "fine <&>", ServerDropped: -1},
 		Publish:        &Publish{Sent: 5, API: sum},
 		Throughput:     &Throughput{Deliveries: 50, Seconds: 1, DeliveriesPerSec: 50, ServerCPUSeconds: 0.5},
-		Churn:          &Churn{Cycles: 3},
-		Server:         &Server{PID: 1},
-		Notes:          []string{"a note"},
-		Series:         []stats.Point{{T: 0, Conns: 1}, {T: 1, Conns: 10, Deliveries: 5, ServerRSS: 1 << 20}},
-		CDF:            h.CDF(100),
-		CDFName:        "delivery latency",
+		Cost: &DeliveryCost{Compression: true, Deliveries: 50, WireBytes: 20000, MessageBytes: 51200, Compressed: 50,
+			WireBytesPerDelivery: 400, MessageBytesPerDelivery: 1024, ServerCPUSeconds: 0.001, ServerCPUUsPerDelivery: 20},
+		Churn:   &Churn{Cycles: 3},
+		Server:  &Server{PID: 1},
+		Notes:   []string{"a note"},
+		Series:  []stats.Point{{T: 0, Conns: 1}, {T: 1, Conns: 10, Deliveries: 5, ServerRSS: 1 << 20}},
+		CDF:     h.CDF(100),
+		CDFName: "delivery latency",
 	}
 	r.Server.Add("before", serverstat.Snapshot{Proc: &serverstat.Proc{RSS: 1 << 20, FDs: 3}, Metrics: map[string]float64{serverstat.Goroutines: 4}})
 	r.Server.PerConn = map[string]float64{"fds": 1}
@@ -52,7 +54,8 @@ func TestTable(t *testing.T) {
 	if err := sample().WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"== broadcast", "-- clients", "refused=1", "-- checks", "PASS: fine <&>", "server dropped / lost", "n/a", "per connection: fds", "a note", "rss 1.0 MiB"} {
+	for _, want := range []string{"== broadcast", "-- clients", "refused=1", "-- checks", "PASS: fine <&>", "server dropped / lost", "n/a", "per connection: fds", "a note", "rss 1.0 MiB",
+		"-- per delivery", "50 messages came compressed", "400.0 per delivery (20000 over 50 deliveries)", "1024.0 per delivery (inflated)", "20.000 µs per delivery"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -23,6 +23,8 @@ type BroadcastConfig struct {
 	Rate float64 `json:"rate"`
 	// Publishers is the number of concurrent publishers.
 	Publishers int `json:"publishers"`
+	// Payload is the data objects' kind (publish.ParsePayload).
+	Payload string `json:"payload"`
 }
 
 // Register adds the broadcast flags to fs.
@@ -32,6 +34,7 @@ func (c *BroadcastConfig) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Size, "s", 128, "bytes of each message's data object")
 	fs.Float64Var(&c.Rate, "rate", 0, "publishes per second (0: back to back)")
 	fs.IntVar(&c.Publishers, "publishers", 1, "concurrent publishers")
+	payloadFlag(fs, &c.Payload)
 }
 
 func (c *BroadcastConfig) validate() error {
@@ -44,7 +47,8 @@ func (c *BroadcastConfig) validate() error {
 	if c.Publishers < 1 {
 		return errors.New("--publishers must be >= 1")
 	}
-	return nil
+	_, err := publish.ParsePayload(c.Payload)
+	return err
 }
 
 // Broadcast runs the broadcast scenario.
@@ -77,6 +81,7 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	r.mark("connected", ready.Up)
 	before := r.snap(ctx, "before")
 	pub := publish.NewClient(cfg.API, cfg.Size, cfg.Publishers)
+	pub.Payload, _ = publish.ParsePayload(cfg.Payload)
 	defer pub.Close()
 	pres, err := pub.Run(ctx, publish.Plan{Topics: topics, Count: cfg.Messages, Rate: cfg.Rate, Publishers: cfg.Publishers}, &r.pub)
 	if err != nil {
@@ -89,6 +94,7 @@ func broadcast(ctx context.Context, r *run, cfg BroadcastConfig) error {
 	}
 	after := r.snap(ctx, "after")
 	r.clients(m, int64(cfg.Conns), 0)
+	r.cost(m, before, after)
 	r.rep.Publish = publishSummary(pres)
 	r.rateNote(cfg.Rate)
 	r.rep.LastSubscriber = LastSubscriber(m, pres.LastSeq)

@@ -53,6 +53,9 @@ type Common struct {
 	DialConcurrency int `json:"dial_concurrency"`
 	// DialTimeout bounds one dial plus handshake.
 	DialTimeout time.Duration `json:"dial_timeout_ns"`
+	// Compression makes every client offer permessage-deflate; a server
+	// that declines it fails the run.
+	Compression bool `json:"compression"`
 	// Pollers and Workers size each process's client engine.
 	Pollers int `json:"pollers"`
 	// Workers is the number of read workers per process (0: GOMAXPROCS).
@@ -104,6 +107,8 @@ func (c *Common) Register(fs *flag.FlagSet, defConns int) {
 	fs.Float64Var(&c.DialRate, "dial-rate", 0, "connections per second over all processes (0: as fast as --dial-concurrency goes)")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "dials in flight at once over all processes")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "bound on one dial plus upgrade")
+	fs.BoolVar(&c.Compression, "compression", false, "clients offer permessage-deflate (client_max_window_bits) and inflate compressed messages; "+
+		"the server must accept it with server_no_context_takeover, else the run fails")
 	fs.IntVar(&c.Pollers, "pollers", 1, "epoll instances per client process")
 	fs.IntVar(&c.Workers, "workers", 0, "read workers per client process (0: GOMAXPROCS)")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "longest sampling interval of the time series (short runs are sampled more finely, down to 20ms)")
@@ -175,7 +180,7 @@ func topicNames(n int) []string {
 // baseSpec is the fleet.Spec shared by the scenarios.
 func (c *Common) baseSpec(mode string, topics []string) fleet.Spec {
 	return fleet.Spec{
-		Mode: mode, WS: c.WS, Topics: topics, Conns: c.Conns,
+		Mode: mode, WS: c.WS, Topics: topics, Conns: c.Conns, Compression: c.Compression,
 		DialRate: c.DialRate, DialConcurrency: c.DialConcurrency, DialTimeout: c.DialTimeout,
 		Pollers: c.Pollers, Workers: c.Workers, StatEvery: c.statEvery(),
 		Drain: c.Drain, Settle: c.Settle, MaxLife: c.Timeout + time.Minute,
@@ -426,6 +431,36 @@ func (r *run) clients(m *fleet.Merged, target, slow int64) {
 	} else if m.HandshakeH.Count() > 0 {
 		r.rep.CDF, r.rep.CDFName = m.HandshakeH.CDF(400), "handshake"
 	}
+}
+
+// cost fills the report's per-delivery section from merged results and
+// the server's snapshots before and after the deliveries.
+func (r *run) cost(m *fleet.Merged, before, after serverstat.Snapshot) {
+	c := &report.DeliveryCost{
+		Compression: r.c.Compression, Deliveries: int64(m.Counts.Received),
+		WireBytes: m.WireBytes, MessageBytes: m.MessageBytes, Compressed: m.Inflated, ServerCPUSeconds: -1,
+	}
+	if before.Proc != nil && after.Proc != nil {
+		c.ServerCPUSeconds = after.Proc.CPU - before.Proc.CPU
+	}
+	if c.Deliveries > 0 {
+		n := float64(c.Deliveries)
+		c.WireBytesPerDelivery, c.MessageBytesPerDelivery = float64(c.WireBytes)/n, float64(c.MessageBytes)/n
+		if c.ServerCPUSeconds >= 0 {
+			c.ServerCPUUsPerDelivery = c.ServerCPUSeconds / n * 1e6
+		}
+	}
+	r.rep.Cost = c
+	if c.Compression && c.Deliveries > 0 && c.Compressed == 0 {
+		r.rep.Notes = append(r.rep.Notes, "the clients negotiated permessage-deflate but no message came compressed "+
+			"(under the server's minimum size, or not smaller compressed?)")
+	}
+}
+
+// payloadFlag registers --payload on fs into p.
+func payloadFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "payload", "pad", `data objects published: pad ({"t":…,"p":"xxx…"}, compresses to almost nothing) or json `+
+		`(market-data-like quotes with repeating keys and varying numbers, deterministic per message; compresses 2-4×), each of -s bytes`)
 }
 
 // SleepCtx waits d or until ctx ends.

@@ -25,6 +25,8 @@ type FlowConfig struct {
 	Publishers int `json:"publishers"`
 	// Size is the data object's size in bytes.
 	Size int `json:"size"`
+	// Payload is the data objects' kind (publish.ParsePayload).
+	Payload string `json:"payload"`
 }
 
 func (c *FlowConfig) register(fs *flag.FlagSet, conns int, rate float64, size int) {
@@ -33,6 +35,7 @@ func (c *FlowConfig) register(fs *flag.FlagSet, conns int, rate float64, size in
 	fs.Float64Var(&c.Rate, "rate", rate, "publishes per second over all publishers (0: as fast as --publishers go)")
 	fs.IntVar(&c.Publishers, "publishers", 1, "concurrent publishers")
 	fs.IntVar(&c.Size, "s", size, "bytes of each message's data object")
+	payloadFlag(fs, &c.Payload)
 }
 
 func (c *FlowConfig) validate() error {
@@ -45,7 +48,8 @@ func (c *FlowConfig) validate() error {
 	if c.Publishers < 1 {
 		return errors.New("--publishers must be >= 1")
 	}
-	return nil
+	_, err := publish.ParsePayload(c.Payload)
+	return err
 }
 
 // flowResult is what a flow run gathered.
@@ -76,6 +80,7 @@ func flow(ctx context.Context, r *run, cfg FlowConfig, slow int) (*flowResult, e
 	r.mark("connected", ready.Up)
 	fr := &flowResult{before: r.snap(ctx, "before")}
 	pub := publish.NewClient(cfg.API, cfg.Size, cfg.Publishers)
+	pub.Payload, _ = publish.ParsePayload(cfg.Payload)
 	defer pub.Close()
 	fr.pubStart = time.Now()
 	fr.pub, err = pub.Run(ctx, publish.Plan{Topics: topics, Duration: cfg.Duration, Rate: cfg.Rate, Publishers: cfg.Publishers}, &r.pub)
@@ -88,6 +93,7 @@ func flow(ctx context.Context, r *run, cfg FlowConfig, slow int) (*flowResult, e
 	}
 	fr.after = r.snap(ctx, "after")
 	r.clients(fr.m, int64(cfg.Conns+slow), int64(slow))
+	r.cost(fr.m, fr.before, fr.after)
 	r.rep.Publish = publishSummary(fr.pub)
 	r.rateNote(cfg.Rate)
 	if !fr.m.Drained {

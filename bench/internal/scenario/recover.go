@@ -59,6 +59,8 @@ func (c *RecoverConfig) validate() error {
 		return errors.New("recover uses one topic: --topics must be 1")
 	case c.Procs != 1:
 		return errors.New("recover runs its clients in this process: --procs must be 1")
+	case c.Compression:
+		return errors.New("recover's clients do not negotiate compression: --compression is not supported")
 	case c.Conns > fleet.PerProcessLimit():
 		return fmt.Errorf("-n %d exceeds this process's open-file limit of %d", c.Conns, fleet.PerProcessLimit())
 	}

@@ -329,6 +329,17 @@ func TestExtract(t *testing.T) {
 	if m = Extract(ScBcastLarge, bc); m["last_sub_median_ms"] != 4 || m["last_sub_p99_ms"] != 8 {
 		t.Errorf("broadcast %v", m)
 	}
+	bc.Cost = &report.DeliveryCost{Deliveries: 100, WireBytesPerDelivery: 412.5, ServerCPUSeconds: 0.0002, ServerCPUUsPerDelivery: 2}
+	if m = Extract(ScBcastSmall, bc); m["wire_bytes_per_delivery"] != 412.5 || m["server_cpu_us_per_delivery"] != 2 {
+		t.Errorf("broadcast cost %v", m)
+	}
+	tp.Cost, bc.Cost.ServerCPUSeconds = bc.Cost, -1
+	if m = Extract(ScThroughput, tp); m["wire_bytes_per_delivery"] != 412.5 || m["server_cpu_us_per_delivery"] != 0 {
+		t.Errorf("throughput cost %v", m)
+	}
+	if _, ok := Extract(ScBcastLarge, bc)["server_cpu_us_per_delivery"]; ok {
+		t.Error("CPU per delivery without a pid")
+	}
 	if len(Extract(ScConnect, nil)) != 0 || len(Extract("nope", conn)) != 0 {
 		t.Error("extract of nothing")
 	}

@@ -232,6 +232,7 @@ func Extract(id string, r *report.Report) map[string]float64 {
 			m["publish_api_p99_ms"] = p.API.P99
 			m["published_per_s"] = p.RatePerSec
 		}
+		extractCost(m, id, r.Cost)
 	}
 	switch id {
 	case ScRecover:
@@ -270,6 +271,18 @@ func Extract(id string, r *report.Report) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// extractCost puts the bytes on the wire per delivery into m, and for the
+// broadcasts the server's CPU per delivery (throughput has its own).
+func extractCost(m map[string]float64, id string, c *report.DeliveryCost) {
+	if c == nil || c.Deliveries == 0 || id == ScSlow {
+		return
+	}
+	m["wire_bytes_per_delivery"] = c.WireBytesPerDelivery
+	if c.ServerCPUSeconds >= 0 && id != ScThroughput {
+		m["server_cpu_us_per_delivery"] = c.ServerCPUUsPerDelivery
+	}
 }
 
 func boolNum(b bool) float64 {

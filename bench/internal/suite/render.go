@@ -41,6 +41,9 @@ func Format(d MetricDef, v float64) string {
 	case UnitSec:
 		return fmt.Sprintf("%.3f s", v)
 	case UnitUs:
+		if math.Abs(v) < 10 {
+			return fmt.Sprintf("%.2f µs", v)
+		}
 		return fmt.Sprintf("%.1f µs", v)
 	case UnitPerCon:
 		return fmt.Sprintf("%.2f", v)
@@ -348,6 +351,9 @@ func WriteMarkdown(w io.Writer, r *Results) error {
 		line := fmt.Sprintf("- %s: `%s %s`", s.Name, s.Path, strings.Join(startArgs(s), " "))
 		if len(s.Only) > 0 {
 			line += " (only " + strings.Join(s.Only, ", ") + ")"
+		}
+		if len(s.ClientArgs) > 0 {
+			line += "; every scenario against it also with `" + strings.Join(s.ClientArgs, " ") + "`"
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -44,6 +44,10 @@ type ServerSpec struct {
 	Kind string `json:"kind"`
 	// Only lists the scenarios run against this server (empty: all).
 	Only []string `json:"only,omitempty"`
+	// ClientArgs are appended to every scenario's command against this
+	// server (the suite's --client-args), e.g. --compression for a
+	// server that compresses.
+	ClientArgs []string `json:"client_args,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)

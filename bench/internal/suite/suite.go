@@ -12,7 +12,6 @@
 package suite
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,16 +20,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/wspush/wspush/bench/internal/report"
-	"github.com/wspush/wspush/bench/internal/serverstat"
 )
 
 // Persistent-writer variants of wspushd servers.
@@ -63,6 +57,9 @@ type Config struct {
 	Only []string
 	// Extra holds flags appended to a scenario's command, by scenario ID.
 	Extra map[string][]string
+	// ClientArgs holds flags appended to every scenario's command against
+	// one server, by server name (its persistent variant's too).
+	ClientArgs map[string][]string
 	// CPUProfile is a scenario ID during which wspushd servers are
 	// CPU-profiled (through --pprof) into RawDir.
 	CPUProfile string
@@ -118,6 +115,18 @@ func (c *Config) Register(fs *flag.FlagSet) {
 		c.Extra[id] = append(c.Extra[id], strings.Fields(flags)...)
 		return nil
 	})
+	fs.Func("client-args", "append flags to every scenario run against one server, `name=flags` (repeatable), "+
+		"e.g. wspush-z=--compression for a server started with --compression", func(s string) error {
+		name, flags, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want name=flags")
+		}
+		if c.ClientArgs == nil {
+			c.ClientArgs = map[string][]string{}
+		}
+		c.ClientArgs[name] = append(c.ClientArgs[name], strings.Fields(flags)...)
+		return nil
+	})
 	fs.StringVar(&c.From, "from", "", "instead of running, re-read a previous --json `file` and its per-run reports; metrics, medians, ratios and targets are computed again")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "CPU-profile wspushd servers during scenario `id` (into the raw dir)")
 }
@@ -142,6 +151,11 @@ func (c *Config) validate() error {
 	}
 	if c.Ref == "" {
 		c.Ref = c.Servers[0].Name
+	}
+	for name := range c.ClientArgs {
+		if !seen[name] {
+			return fmt.Errorf("--client-args: %q is not a --server", name)
+		}
 	}
 	if !seen[c.Ref] {
 		return fmt.Errorf("--ref %q is not a --server", c.Ref)
@@ -181,6 +195,7 @@ func (c *Config) entries() []ServerSpec {
 		if s.Kind == KindWspushd {
 			s.Args = wspushdDefaults(s.Args)
 		}
+		s.ClientArgs = c.ClientArgs[s.Name]
 		out = append(out, s)
 		if s.Kind != KindWspushd || c.Persistent == PersistentOff || slices.ContainsFunc(s.Args, func(a string) bool {
 			return strings.HasPrefix(strings.TrimLeft(a, "-"), "writer")
@@ -188,7 +203,7 @@ func (c *Config) entries() []ServerSpec {
 			continue
 		}
 		v := ServerSpec{Name: s.Name + "-persistent", Path: s.Path, Kind: s.Kind,
-			Args: append(slices.Clone(s.Args), "--writer", "persistent"), Only: s.Only}
+			Args: append(slices.Clone(s.Args), "--writer", "persistent"), Only: s.Only, ClientArgs: s.ClientArgs}
 		if c.Persistent == PersistentIdle {
 			v.Only = []string{ScConnect}
 		}
@@ -210,7 +225,9 @@ func wspushdDefaults(args []string) []string {
 	return append(pre, args...)
 }
 
-// plan is the standard suite at the configured size, restricted by Only.
+// plan is the standard suite at the configured size, restricted by Only,
+// with the Extra flags (which the titles then name, since they may change
+// the sizes).
 func (c *Config) plan() []Scenario {
 	sz := FullSizes
 	if c.Quick {
@@ -219,7 +236,10 @@ func (c *Config) plan() []Scenario {
 	var out []Scenario
 	for _, s := range Plan(sz) {
 		if len(c.Only) == 0 || slices.Contains(c.Only, s.ID) {
-			s.Args = append(s.Args, c.Extra[s.ID]...)
+			if extra := c.Extra[s.ID]; len(extra) > 0 {
+				s.Args = append(s.Args, extra...)
+				s.Title += " + " + strings.Join(extra, " ")
+			}
 			out = append(out, s)
 		}
 	}
@@ -422,6 +442,7 @@ func (c *Config) runOne(ctx context.Context, round int, s ServerSpec, sc Scenari
 	if s.Kind == KindWspushd {
 		args = append(args, sc.WspushdArgs...)
 	}
+	args = append(args, s.ClientArgs...)
 	pids := strconv.Itoa(ep.PID)
 	if ep.PIDs != "" {
 		pids = ep.PIDs
@@ -490,84 +511,4 @@ func progressLine(r RunRecord) string {
 		}
 	}
 	return b.String()
-}
-
-// StepResult is what one bench run gave.
-type StepResult struct {
-	// Report is its --json report (nil: none).
-	Report *report.Report
-	// Exit is its exit status (-1: unknown).
-	Exit int
-	// CPU is its user+system time with its reaped children's, seconds.
-	CPU float64
-}
-
-// StepRunner runs bench with args (writing its report to jsonPath and its
-// output to logPath, bounded by timeout); the error says why there is no
-// report.
-type StepRunner func(ctx context.Context, exe string, args []string, jsonPath, logPath string, timeout time.Duration) (StepResult, error)
-
-// runBench is the StepRunner of real bench subprocesses.
-func runBench(ctx context.Context, exe string, args []string, jsonPath, logPath string, timeout time.Duration) (StepResult, error) {
-	res := StepResult{Exit: -1}
-	_ = os.Remove(jsonPath)
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return res, err
-	}
-	defer logf.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
-	runErr := cmd.Run()
-	if ps := cmd.ProcessState; ps != nil {
-		// wait4's rusage covers the child and the children it reaped
-		// (bench's --procs client processes).
-		res.Exit, res.CPU = ps.ExitCode(), (ps.UserTime() + ps.SystemTime()).Seconds()
-	}
-	res.Report, err = ReadReport(jsonPath)
-	if err != nil {
-		return res, fmt.Errorf("no report (%v; %v): %s", runErr, err, lastLine(logPath))
-	}
-	return res, nil
-}
-
-// ReadReport reads a report written by bench --json.
-func ReadReport(path string) (*report.Report, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r report.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
-}
-
-// lastLine returns the last non-empty line of a file (for error messages).
-func lastLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
-
-// fetchProfile saves a CPU profile of seconds from a --pprof server.
-func fetchProfile(ctx context.Context, api string, seconds int, path string) error {
-	var buf bytes.Buffer
-	endpoint := fmt.Sprintf("profile?seconds=%d", seconds)
-	if err := serverstat.Pprof(ctx, api, endpoint, time.Duration(seconds+30)*time.Second, &buf); err != nil {
-		return err
-	}
-	return writeFile(path, func(w io.Writer) error {
-		_, err := buf.WriteTo(w)
-		return err
-	})
 }

@@ -67,6 +67,7 @@ func fakeReport(server, id string, round int) *report.Report {
 	case ScThroughput:
 		r.Latency = &sum
 		r.Throughput = &report.Throughput{DeliveriesPerSec: v.tput * k, Deliveries: int64(v.tput * k * 20), ServerCPUSeconds: -1}
+		r.Cost = &report.DeliveryCost{Deliveries: 10, WireBytesPerDelivery: 180, ServerCPUSeconds: -1}
 	default:
 		r.Latency = &sum
 	}
@@ -86,8 +87,9 @@ func testConfig(t *testing.T, rounds int) (*Config, *[]string, *[]string) {
 		},
 		Rounds: rounds, Exe: "bin/bench", Out: &bytes.Buffer{},
 		JSON: filepath.Join(dir, "out", "r.json"), MD: filepath.Join(dir, "out", "r.md"),
-		Command: []string{"bin/bench", "suite", "--rounds", "2"},
-		Extra:   map[string][]string{ScThroughput: {"--duration", "1s"}},
+		Command:    []string{"bin/bench", "suite", "--rounds", "2"},
+		Extra:      map[string][]string{ScThroughput: {"--duration", "1s"}},
+		ClientArgs: map[string][]string{"gorilla": {"--compression"}},
 		launch: func(_ context.Context, s ServerSpec, _ string) (Server, error) {
 			mu.Lock()
 			name := s.Name
@@ -126,6 +128,9 @@ func testConfig(t *testing.T, rounds int) (*Config, *[]string, *[]string) {
 		}
 		if id == ScChurn && slices.Contains(args, "--server-gc") != strings.HasPrefix(server, "wspush") {
 			t.Errorf("%s churn args %q", server, args)
+		}
+		if slices.Contains(args, "--compression") != (server == "gorilla") {
+			t.Errorf("%s %s: client args %q", server, id, args)
 		}
 		if server == "floor" && id == ScSlow && r == 1 {
 			return StepResult{Exit: 1}, errors.New("no report")
@@ -216,6 +221,9 @@ func TestRunInterleavesAndSummarizes(t *testing.T) {
 		"bin/bench churn --rate 1000 --duration 30s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"#   against wspushd also: --server-gc",
 		"bin/bench throughput -n 10000 --duration 20s --publishers 4 -s 128 --procs 2 --timeout 8m --duration 1s",
+		"### throughput to 10,000 for 20s + --duration 1s",
+		"- gorilla: `bin/peer-gorilla -listen 127.0.0.1:0 -api-listen 127.0.0.1:0`; every scenario against it also with `--compression`",
+		"| bytes on the wire per delivery | 180 B | 180 B | 180 B |",
 		"- wspush-persistent: `bin/wspushd --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --log-level info --pprof --ping-interval 5s --latency-sample 10ms --writer persistent` (only connect)",
 		"bin/bench connect -n 19000 --baseline --keepalive-hold 16s --procs 2 --timeout 8m --ws $WS --api $API --server-pid $PID --json FILE",
 		"[2 of 3 rounds]",
@@ -326,6 +334,36 @@ func TestConfig(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--extra", "no-equals"}); err == nil {
 		t.Error("--extra without =")
+	}
+	if err := fs.Parse([]string{"--client-args", "no-equals"}); err == nil {
+		t.Error("--client-args without =")
+	}
+}
+
+// TestClientArgs: --client-args go to one server and its persistent
+// variant, and must name a server.
+func TestClientArgs(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Register(fs)
+	err := fs.Parse([]string{"--server", "wspush=bin/wspushd", "--server", "wspush-z=bin/wspushd --compression",
+		"--client-args", "wspush-z=--compression", "--client-args", "wspush-z=--payload json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--compression", "--payload", "json"}
+	for _, e := range c.entries() {
+		if got := e.ClientArgs; slices.Equal(got, want) != strings.HasPrefix(e.Name, "wspush-z") {
+			t.Errorf("%s: client args %q", e.Name, got)
+		}
+	}
+	c.ClientArgs["nope"] = nil
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("--client-args for no server: %v", err)
 	}
 }
 

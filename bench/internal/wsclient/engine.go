@@ -75,6 +75,7 @@ type Engine struct {
 	up         atomic.Int64
 	deliveries atomic.Int64
 	lostN      atomic.Int64
+	restBytes  atomic.Int64 // frame bytes that came with the 101s
 }
 
 // worker is one read goroutine's private state; read after Stop only.
@@ -87,6 +88,8 @@ type worker struct {
 	unknown int64 // deliveries on a topic the connection did not subscribe to
 	pings   int64
 	lastNs  int64 // receive time of the latest delivery
+	wire    int64 // bytes read from the sockets
+	msg     int64 // bytes of data messages (inflated)
 	c       *Conn // the connection being served
 }
 
@@ -140,8 +143,10 @@ func (e *Engine) Target(topics []int) string {
 }
 
 // Connect dials and upgrades one connection subscribed to topics and adds
-// it (reading it when read is set). It returns the handshake time: from the
-// start of the dial until the 101 was verified.
+// it (reading it when read is set; its messages compressed when d asked
+// for compression, which a successful dial means was negotiated). It
+// returns the handshake time: from the start of the dial until the 101 was
+// verified.
 func (e *Engine) Connect(ctx context.Context, d *Dialer, topics []int, read bool) (*Conn, time.Duration, error) {
 	start := time.Now()
 	nc, rest, err := d.Dial(ctx, e.Target(topics))
@@ -149,7 +154,7 @@ func (e *Engine) Connect(ctx context.Context, d *Dialer, topics []int, read bool
 	if err != nil {
 		return nil, took, err
 	}
-	c, err := e.Add(nc, rest, topics, read)
+	c, err := e.add(nc, rest, topics, read, d.Compression)
 	if err != nil {
 		nc.Close()
 		return nil, took, err
@@ -173,19 +178,26 @@ type Conn struct {
 	seqs   []check.Seq
 }
 
-// Add takes over an upgraded connection. rest are bytes read past the
-// upgrade response. With read false the socket is never read (a client
-// that stopped reading), rest is dropped, and the connection only counts
-// as up.
+// Add takes over an upgraded connection that negotiated no extension.
+// rest are bytes read past the upgrade response. With read false the
+// socket is never read (a client that stopped reading), rest is dropped,
+// and the connection only counts as up.
 func (e *Engine) Add(nc *net.TCPConn, rest []byte, topics []int, read bool) (*Conn, error) {
+	return e.add(nc, rest, topics, read, false)
+}
+
+// add is Add for a connection that negotiated permessage-deflate when
+// deflate is set.
+func (e *Engine) add(nc *net.TCPConn, rest []byte, topics []int, read, deflate bool) (*Conn, error) {
 	e.stopMu.RLock()
 	defer e.stopMu.RUnlock()
 	if e.stopped {
 		return nil, ErrStopped
 	}
 	c := &Conn{e: e, nc: nc, topics: topics}
-	c.parser.MaxMessage = e.cfg.MaxMessage
+	c.parser.MaxMessage, c.parser.Deflate = e.cfg.MaxMessage, deflate
 	if read {
+		e.restBytes.Add(int64(len(rest)))
 		fd, err := own(nc)
 		if err != nil {
 			return nil, err
@@ -282,6 +294,7 @@ func (w *worker) serve(c *Conn) {
 	for i := 1; err == nil; i++ {
 		n, rerr := unix.Read(c.fd, w.buf)
 		if n > 0 {
+			w.wire += int64(n)
 			err = c.parser.Feed(w.buf[:n], w.onMessage)
 		}
 		switch {
@@ -327,6 +340,7 @@ func (w *worker) onMessage(op ws.OpCode, p []byte) error {
 	c := w.c
 	switch op {
 	case ws.OpText, ws.OpBinary:
+		w.msg += int64(len(p))
 		d, ok := check.ParseDelivery(p)
 		if !ok {
 			w.other++
@@ -493,15 +507,26 @@ type Result struct {
 	Readers int64
 	// LastRecvNs is when the latest delivery arrived (Unix ns, 0: none).
 	LastRecvNs int64
+	// WireBytes counts the bytes the reading connections read from their
+	// sockets after the upgrade responses: frames as sent, compressed or
+	// not. MessageBytes counts their data messages' payloads, inflated;
+	// Inflated the messages that came compressed.
+	WireBytes int64
+	// MessageBytes counts data message payload bytes, after inflating.
+	MessageBytes int64
+	// Inflated counts compressed messages.
+	Inflated int64
 }
 
 // Result finalises the counts; expectLast[topic] is the last seq published
 // to each topic (the tail beyond what a connection got counts as missing).
 // Call it after Stop.
 func (e *Engine) Result(expectLast []uint64) Result {
-	r := Result{Latency: stats.NewHist(), Msgs: e.msgs.Export(), Lost: stats.Causes{}}
+	r := Result{Latency: stats.NewHist(), Msgs: e.msgs.Export(), Lost: stats.Causes{}, WireBytes: e.restBytes.Load()}
 	for _, w := range e.wks {
 		r.Latency.Merge(w.lat)
+		r.WireBytes += w.wire
+		r.MessageBytes += w.msg
 		r.Other += w.other
 		r.Unknown += w.unknown
 		r.Pings += w.pings
@@ -515,6 +540,7 @@ func (e *Engine) Result(expectLast []uint64) Result {
 		}
 		r.Readers++
 		c.mu.Lock()
+		r.Inflated += c.parser.Inflated()
 		for k, t := range c.topics {
 			var want uint64
 			if t < len(expectLast) {

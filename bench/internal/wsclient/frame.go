@@ -1,7 +1,8 @@
 // Package wsclient is the load tool's client engine: it dials and upgrades
 // WebSocket connections (handshake written by hand), watches their sockets
 // with the project's own netpoll (no goroutine per connection), parses the
-// server's frames incrementally on a small fixed set of worker goroutines,
+// server's frames incrementally on a small fixed set of worker goroutines
+// (inflating permessage-deflate messages when that was negotiated),
 // answers pings and closes, and feeds every delivery to the checks (seq
 // order, latency histogram, per-message table).
 //
@@ -41,22 +42,53 @@ const keepCap = 4096
 // may come between fragments. The zero value is ready to use. Not safe for
 // concurrent use.
 type Parser struct {
-	// MaxMessage limits a message's size after reassembly; 0 means
-	// DefaultMaxMessage.
+	// MaxMessage limits a message's size after reassembly (and after
+	// inflating); 0 means DefaultMaxMessage.
 	MaxMessage int
+	// Deflate says permessage-deflate was negotiated: RSV1 on the first
+	// frame of a data message marks it compressed, and the message is
+	// inflated before it is handed on. Without it RSV1 is an error.
+	Deflate bool
 
-	pend   []byte // bytes of an incomplete frame
-	frag   []byte // payload of a fragmented message so far
-	fragOp ws.OpCode
-	inFrag bool
+	pend     []byte // bytes of an incomplete frame
+	frag     []byte // payload of a fragmented message so far
+	fragOp   ws.OpCode
+	fragZ    bool // the fragmented message is compressed
+	inFrag   bool
+	inflated int64 // compressed messages inflated
 }
 
 // header is a parsed frame header.
 type header struct {
 	fin  bool
+	rsv1 bool // compressed (permessage-deflate), on a message's first frame
 	op   ws.OpCode
 	len  int
 	size int // header bytes
+}
+
+// limit is the largest message p accepts.
+func (p *Parser) limit() int {
+	if p.MaxMessage <= 0 {
+		return DefaultMaxMessage
+	}
+	return p.MaxMessage
+}
+
+// checkRSV checks a frame's reserved bits: RSV2 and RSV3 never, RSV1 only
+// with Deflate and on the first frame of a data message.
+func (p *Parser) checkRSV(h header, rsv byte) error {
+	switch {
+	case rsv&0x30 != 0:
+		return fmt.Errorf("%w: reserved bits RSV2/RSV3 set", ErrProtocol)
+	case rsv == 0:
+		return nil
+	case !p.Deflate:
+		return fmt.Errorf("%w: RSV1 set without permessage-deflate", ErrProtocol)
+	case h.op.IsControl() || h.op == ws.OpContinuation:
+		return fmt.Errorf("%w: RSV1 set on a control frame or a continuation", ErrProtocol)
+	}
+	return nil
 }
 
 // parseHeader reads a frame header at the start of b. ok is false when b
@@ -66,10 +98,11 @@ func (p *Parser) parseHeader(b []byte) (h header, ok bool, err error) {
 		return h, false, nil
 	}
 	h.fin = b[0]&0x80 != 0
-	if b[0]&0x70 != 0 {
-		return h, false, fmt.Errorf("%w: reserved bits set", ErrProtocol)
-	}
 	h.op = ws.OpCode(b[0] & 0x0f)
+	if err := p.checkRSV(h, b[0]&0x70); err != nil {
+		return h, false, err
+	}
+	h.rsv1 = b[0]&0x40 != 0
 	if b[1]&0x80 != 0 {
 		return h, false, ErrMaskedServerFrame
 	}
@@ -92,11 +125,7 @@ func (p *Parser) parseHeader(b []byte) (h header, ok bool, err error) {
 			return h, false, fmt.Errorf("%w: 64-bit length with top bit set", ErrProtocol)
 		}
 	}
-	limit := p.MaxMessage
-	if limit <= 0 {
-		limit = DefaultMaxMessage
-	}
-	if n > uint64(limit) {
+	if n > uint64(p.limit()) {
 		return h, false, ErrTooLarge
 	}
 	h.len = int(n)
@@ -166,36 +195,45 @@ func (p *Parser) frame(h header, payload []byte, fn func(ws.OpCode, []byte) erro
 		if !p.inFrag {
 			return fmt.Errorf("%w: continuation without a start", ErrProtocol)
 		}
-		limit := p.MaxMessage
-		if limit <= 0 {
-			limit = DefaultMaxMessage
-		}
-		if len(p.frag)+len(payload) > limit {
+		if len(p.frag)+len(payload) > p.limit() {
 			return ErrTooLarge
 		}
 		p.frag = append(p.frag, payload...)
 		if !h.fin {
 			return nil
 		}
-		op, msg := p.fragOp, p.frag
-		p.inFrag, p.frag = false, nil
-		return fn(op, msg)
+		op, msg, z := p.fragOp, p.frag, p.fragZ
+		p.inFrag, p.frag, p.fragZ = false, nil, false
+		return p.message(op, msg, z, fn)
 	default:
 		if p.inFrag {
 			return fmt.Errorf("%w: new message inside a fragmented one", ErrProtocol)
 		}
 		if h.fin {
-			return fn(h.op, payload)
+			return p.message(h.op, payload, h.rsv1, fn)
 		}
-		p.inFrag, p.fragOp = true, h.op
+		p.inFrag, p.fragOp, p.fragZ = true, h.op, h.rsv1
 		p.frag = append([]byte(nil), payload...)
 		return nil
 	}
 }
 
-func (p *Parser) reset() {
-	p.pend, p.frag, p.inFrag = nil, nil, false
+// message hands a whole data message to fn, inflated first when it came
+// compressed.
+func (p *Parser) message(op ws.OpCode, payload []byte, compressed bool, fn func(ws.OpCode, []byte) error) error {
+	if !compressed {
+		return fn(op, payload)
+	}
+	p.inflated++
+	return inflate(op, payload, p.limit(), fn)
 }
+
+func (p *Parser) reset() {
+	p.pend, p.frag, p.inFrag, p.fragZ = nil, nil, false, false
+}
+
+// Inflated reports how many compressed messages the parser inflated.
+func (p *Parser) Inflated() int64 { return p.inflated }
 
 // Buffered reports how many bytes of incomplete frames the parser holds.
 func (p *Parser) Buffered() int { return len(p.pend) + len(p.frag) }

@@ -51,6 +51,10 @@ type Dialer struct {
 	Source net.IP
 	// Timeout bounds the dial and the handshake together.
 	Timeout time.Duration
+	// Compression offers permessage-deflate (deflateOffer); a server
+	// that does not accept it, with server_no_context_takeover, fails the
+	// dial (ErrCompressionDeclined, ErrBadExtension).
+	Compression bool
 }
 
 // bindNoPort sets IP_BIND_ADDRESS_NO_PORT so that binding a source address
@@ -93,7 +97,7 @@ func (d *Dialer) Dial(ctx context.Context, target string) (*net.TCPConn, []byte,
 		return nil, nil, err
 	}
 	tc := nc.(*net.TCPConn)
-	rest, err := Handshake(tc, d.Addr, target, deadline)
+	rest, err := Handshake(tc, d.Addr, target, deadline, d.Compression)
 	if err != nil {
 		tc.Close()
 		return nil, nil, err
@@ -102,8 +106,11 @@ func (d *Dialer) Dial(ctx context.Context, target string) (*net.TCPConn, []byte,
 }
 
 // Handshake writes the upgrade request on nc and reads the response until
-// deadline. It returns the bytes that followed the response header.
-func Handshake(nc net.Conn, host, target string, deadline time.Time) ([]byte, error) {
+// deadline. It returns the bytes that followed the response header. With
+// deflate it offers permessage-deflate and fails unless the server
+// accepted it (see Dialer.Compression); without, a response that names
+// any extension fails.
+func Handshake(nc net.Conn, host, target string, deadline time.Time, deflate bool) ([]byte, error) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
@@ -114,7 +121,11 @@ func Handshake(nc net.Conn, host, target string, deadline time.Time) ([]byte, er
 	req = append(req, host...)
 	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
 	req = append(req, key...)
-	req = append(req, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
+	req = append(req, "\r\nSec-WebSocket-Version: 13\r\n"...)
+	if deflate {
+		req = append(req, "Sec-WebSocket-Extensions: "+deflateOffer+"\r\n"...)
+	}
+	req = append(req, "\r\n"...)
 	if err := nc.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -146,7 +157,7 @@ func Handshake(nc net.Conn, host, target string, deadline time.Time) ([]byte, er
 		return nil, err
 	}
 	head, rest := buf[:end+2], buf[end+4:]
-	if err := checkResponse(head, key); err != nil {
+	if err := checkResponse(head, key, deflate); err != nil {
 		return nil, err
 	}
 	if len(rest) == 0 {
@@ -155,9 +166,10 @@ func Handshake(nc net.Conn, host, target string, deadline time.Time) ([]byte, er
 	return append([]byte(nil), rest...), nil
 }
 
-// checkResponse verifies a 101 with the right accept key. head holds the
-// status line and header lines, each ending in CRLF.
-func checkResponse(head []byte, key string) error {
+// checkResponse verifies a 101 with the right accept key and the
+// extensions asked for (checkExtensions). head holds the status line and
+// header lines, each ending in CRLF.
+func checkResponse(head []byte, key string, deflate bool) error {
 	line, hdrs, _ := bytes.Cut(head, []byte("\r\n"))
 	parts := bytes.SplitN(line, []byte(" "), 3)
 	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
@@ -172,23 +184,34 @@ func checkResponse(head []byte, key string) error {
 	}
 	sum := sha1.Sum([]byte(key + wsGUID))
 	want := base64.StdEncoding.EncodeToString(sum[:])
+	accepted := false
+	var exts [][]byte
 	for len(hdrs) > 0 {
 		var l []byte
 		l, hdrs, _ = bytes.Cut(hdrs, []byte("\r\n"))
 		name, val, ok := bytes.Cut(l, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
-			if string(bytes.TrimSpace(val)) == want {
-				return nil
+		name, val = bytes.TrimSpace(name), bytes.TrimSpace(val)
+		switch {
+		case !ok:
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
+			if accepted || string(val) != want {
+				return ErrBadAccept
 			}
-			return ErrBadAccept
+			accepted = true
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Extensions")):
+			exts = append(exts, val)
 		}
 	}
-	return ErrBadAccept
+	if !accepted {
+		return ErrBadAccept
+	}
+	return checkExtensions(exts, deflate)
 }
 
 // Classify names the cause of a dial, handshake or connection error for the
 // failure tables: refused, reset, timeout, addr_not_avail, too_many_files,
-// eof, http_<code>, bad_accept, bad_response, protocol, closed, other.
+// eof, http_<code>, bad_accept, bad_response, compression_declined,
+// bad_extension, protocol, closed, other.
 func Classify(err error) string {
 	var se *StatusError
 	var ne net.Error
@@ -201,7 +224,11 @@ func Classify(err error) string {
 		return "bad_accept"
 	case errors.Is(err, ErrBadResponse):
 		return "bad_response"
-	case errors.Is(err, ErrMaskedServerFrame), errors.Is(err, ErrProtocol), errors.Is(err, ErrTooLarge):
+	case errors.Is(err, ErrCompressionDeclined):
+		return "compression_declined"
+	case errors.Is(err, ErrBadExtension):
+		return "bad_extension"
+	case errors.Is(err, ErrMaskedServerFrame), errors.Is(err, ErrProtocol), errors.Is(err, ErrTooLarge), errors.Is(err, ErrInflate):
 		return "protocol"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"

@@ -6,6 +6,14 @@
 // exit). Each publish is framed once with websocket.PreparedMessage and the
 // writer writes it with a 10 s write deadline.
 //
+// With -compression the upgrader accepts permessage-deflate
+// (Upgrader.EnableCompression; gorilla always runs it without context
+// takeover either way, at its default level, 1): a PreparedMessage then
+// keeps one compressed frame next to the plain one, made by the first
+// writer of a connection that negotiated the extension, so each publish
+// is compressed once, whatever the number of such subscribers. Every
+// message goes out compressed to them, whatever its size.
+//
 // It models the goroutine-per-connection design most Go WebSocket servers
 // start from: simple and fair, paying two goroutines and their stacks per
 // connection plus a channel hop per delivery.
@@ -68,6 +76,7 @@ func start(args []string) (*server, error) {
 	fs := flag.NewFlagSet("gorilla", flag.ContinueOnError)
 	var addrs peerutil.Addrs
 	addrs.Register(fs)
+	compression := fs.Bool("compression", false, "accept permessage-deflate from clients that offer it (no context takeover; each publish compressed once)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -79,8 +88,9 @@ func start(args []string) (*server, error) {
 			WriteBufferSize: 1024,
 			// Writers only send PreparedMessages, which bypass the write
 			// buffer; a pool keeps idle connections from pinning one.
-			WriteBufferPool: &sync.Pool{},
-			CheckOrigin:     func(*http.Request) bool { return true },
+			WriteBufferPool:   &sync.Pool{},
+			CheckOrigin:       func(*http.Request) bool { return true },
+			EnableCompression: *compression,
 		},
 	}
 	mux := http.NewServeMux()
