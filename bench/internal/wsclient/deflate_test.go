@@ -244,28 +244,9 @@ func TestHandshakeOffersDeflate(t *testing.T) {
 // Sec-WebSocket-Extensions.
 func fakeServerReq(t *testing.T, serve func(c net.Conn, key, ext string) error) (string, <-chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		defer ln.Close()
-		c, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			done <- err
-			return
-		}
-		done <- serve(c, req.Header.Get("Sec-WebSocket-Key"), req.Header.Get("Sec-WebSocket-Extensions"))
-	}()
-	return ln.Addr().String(), done
+	return fakeServerHTTP(t, func(c net.Conn, _ *bufio.Reader, req *http.Request) error {
+		return serve(c, req.Header.Get("Sec-WebSocket-Key"), req.Header.Get("Sec-WebSocket-Extensions"))
+	})
 }
 
 // TestEngineCompressed runs one compressed connection through the engine:

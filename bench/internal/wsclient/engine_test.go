@@ -26,6 +26,14 @@ import (
 // serve on it once the request head has been read.
 func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader, key string) error) (string, <-chan error) {
 	t.Helper()
+	return fakeServerHTTP(t, func(c net.Conn, r *bufio.Reader, req *http.Request) error {
+		return serve(c, r, req.Header.Get("Sec-WebSocket-Key"))
+	})
+}
+
+// fakeServerHTTP is fakeServer handing serve the whole request.
+func fakeServerHTTP(t *testing.T, serve func(c net.Conn, r *bufio.Reader, req *http.Request) error) (string, <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +54,7 @@ func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader, key string
 			done <- err
 			return
 		}
-		done <- serve(c, r, req.Header.Get("Sec-WebSocket-Key"))
+		done <- serve(c, r, req)
 	}()
 	return ln.Addr().String(), done
 }
