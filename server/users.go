@@ -50,6 +50,7 @@ type control struct {
 	node    string            // this node's random id; immutable
 	ch      chan *bpool.Frame // the messages' data for the background loop
 	topic   *hub.Topic        // set once subscribed; background loop only
+	failing atomic.Bool       // the last subscribe failed (logged once); set by the background loop
 	dropped atomic.Int64      // messages dropped with ch full
 }
 
@@ -98,8 +99,13 @@ func (s *Server) listenControl() {
 	defer cancel()
 	t, _, err := s.hub.SubscribeAt(ctx, controlTopic, s.ctl, false)
 	if err != nil {
-		s.log.Warn("control topic not listened to yet; disconnects from other nodes wait for it", "err", err)
+		if !s.ctl.failing.Swap(true) {
+			s.log.Warn("control topic not listened to yet (retried every second): disconnects asked of other nodes do not reach this one", "err", err)
+		}
 		return
+	}
+	if s.ctl.failing.Swap(false) {
+		s.log.Info("control topic listened to: disconnects from other nodes reach this one again")
 	}
 	s.ctl.topic = t
 }

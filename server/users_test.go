@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -220,5 +221,41 @@ func TestClusterUsers(t *testing.T) {
 	st, body := postAPI(t, nodes[0], "/api/publish", `{"topics":["a","b"],"data":1}`)
 	if st != 503 || strings.Count(body, `"error":"internal"`) != 2 {
 		t.Fatalf("multi-topic publish with Redis down: %d %s", st, body)
+	}
+}
+
+// TestControlAfterRedisComesBack: a node started while Redis is down
+// listens to the control topic once Redis is back (the background loop
+// retries), so a disconnect asked of another node reaches it.
+func TestControlAfterRedisComesBack(t *testing.T) {
+	rs := redistest.Start(t)
+	rs.Stop()
+	late := startServer(t, Config{Broker: rs.URL(), JWTSecret: userSecret, EngineTimeout: 300 * time.Millisecond})
+	// Its first try at the control topic fails (Redis is down).
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !late.ctl.failing.Load() {
+			return errors.New("the control topic's subscribe has not failed yet")
+		}
+		return nil
+	})
+	if _, _, ok := late.hub.Position(controlTopic); ok {
+		t.Fatal("listening to the control topic with Redis down")
+	}
+	rs.Restart(t)
+	other := startServer(t, Config{Broker: rs.URL(), JWTSecret: userSecret, EngineTimeout: time.Second})
+	for _, n := range []*Server{late, other} {
+		testutil.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+			if _, _, ok := n.hub.Position(controlTopic); !ok {
+				return fmt.Errorf("node %s does not listen to the control topic", n.cfg.NodeName)
+			}
+			return nil
+		})
+	}
+	c := dial(t, late, "/ws?token="+userToken(t, "42"))
+	if st, body := postAPI(t, other, "/api/disconnect", `{"user":"42"}`); st != 200 || body != "{\"closed\":0}\n" {
+		t.Fatalf("disconnect on the other node: %d %q", st, body)
+	}
+	if cf, err := c.ExpectClose(readWait); err != nil || cf.Code != 4001 {
+		t.Fatalf("the late node's connection: close %+v, %v; want 4001", cf, err)
 	}
 }
