@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testutil"
 )
 
 // TestInteropCompression: real clients with their own permessage-deflate
@@ -34,9 +36,9 @@ func TestInteropCompression(t *testing.T) {
 			return []string{py, filepath.Join(dir, "client.py")}
 		}},
 		{name: "node-ws", cmd: func(t *testing.T) []string {
-			node := need(t, "node", "nodejs")
+			node := testutil.RequireCommand(t, "node", "run scripts/deps.sh as root, or: apt-get install -y nodejs")
 			if _, err := os.Stat(filepath.Join(root, "clients", "js", "node_modules", "ws", "package.json")); err != nil {
-				missing(t, "the ws package in clients/js/node_modules (make test-js installs it)")
+				testutil.MissingDependency(t, "the ws package in clients/js/node_modules", "make test-js installs it")
 			}
 			return []string{node, filepath.Join(dir, "client.cjs")}
 		}, env: []string{"NODE_PATH=" + filepath.Join(root, "clients", "js", "node_modules")}},
@@ -87,28 +89,8 @@ func needPython(t *testing.T) string {
 			return py
 		}
 	}
-	missing(t, "python3 with the websockets module (Debian python3-websockets)")
+	testutil.MissingDependency(t, "python3's websockets module", "run scripts/deps.sh as root, or: apt-get install -y python3-websockets")
 	return ""
-}
-
-// need returns the path of command, or fails (CI) or skips.
-func need(t *testing.T, command, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(command)
-	if err != nil {
-		missing(t, command+" (Debian "+pkg+")")
-	}
-	return p
-}
-
-// missing fails in CI, where a missing dependency is a failure, and skips
-// elsewhere.
-func missing(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("missing %s: scripts/deps.sh installs it", what)
-	}
-	t.Skipf("missing %s: run scripts/deps.sh as root", what)
 }
 
 // metric reads one counter from the server's /metrics.

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wspush/wspush/internal/testutil"
 )
 
 const (
@@ -59,15 +61,7 @@ func RequireCommands(t testing.TB, names ...string) []string {
 	t.Helper()
 	paths := make([]string, len(names))
 	for i, name := range names {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			msg := fmt.Sprintf("redistest: %s not on PATH: %s", name, depsHint)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg + " (CI=true: a missing dependency is a failure)")
-			}
-			t.Skip(msg)
-		}
-		paths[i] = p
+		paths[i] = testutil.RequireCommand(t, name, depsHint)
 	}
 	return paths
 }

@@ -1,6 +1,6 @@
 // Package testutil holds helpers shared by the test suites: waiting for a
-// condition without sleeping blindly, and the goleak options every package
-// uses.
+// condition without sleeping blindly, the goleak options every package
+// uses, and what a test does when a dependency is missing (deps.go).
 package testutil
 
 import (

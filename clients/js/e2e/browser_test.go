@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,21 +29,6 @@ type browser struct {
 	console *testutil.SyncBuffer
 }
 
-// requireChromium returns chromium's path. Without it the test skips, or
-// fails when CI=true: in CI a missing dependency is a failure.
-func requireChromium(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		msg := "chromium not on PATH: run scripts/deps.sh as root (or make test), or: apt-get install -y chromium"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: a missing dependency is a failure)")
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
 // newBrowser starts a headless Chromium (no sandbox: the tests may run as
 // root; a fresh profile in the test's temp dir) with a 1000x700 window. It
 // is stopped at cleanup; when the test failed, what the page wrote to its
@@ -53,7 +36,7 @@ func requireChromium(t *testing.T) string {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(requireChromium(t)),
+		chromedp.ExecPath(testutil.RequireCommand(t, "chromium", "run scripts/deps.sh as root (or make test), or: apt-get install -y chromium")),
 		chromedp.NoSandbox,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1000, 700),
