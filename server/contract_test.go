@@ -367,6 +367,16 @@ func TestPprofFlag(t *testing.T) {
 
 func get(t *testing.T, url string, status int) string {
 	t.Helper()
+	resp, b := httpGet(t, url)
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, status)
+	}
+	return string(b)
+}
+
+// httpGet GETs url and returns the response with its whole body read.
+func httpGet(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -376,10 +386,7 @@ func get(t *testing.T, url string, status int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != status {
-		t.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, status)
-	}
-	return string(b)
+	return resp, b
 }
 
 func TestUpgradeFailureMetricsByReason(t *testing.T) {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"testing"
 
@@ -23,15 +22,7 @@ func TestServesJSClient(t *testing.T) {
 		{"/wspush.js?v=1", http.StatusOK},
 		{"/nope.js", http.StatusBadRequest}, // not a file: the upgrade refuses it
 	} {
-		resp, err := http.Get(base + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := httpGet(t, base+tc.path)
 		if resp.StatusCode != tc.status {
 			t.Fatalf("GET %s: %d, want %d", tc.path, resp.StatusCode, tc.status)
 		}
@@ -54,15 +45,7 @@ func TestServesJSClient(t *testing.T) {
 func TestServesDemoPage(t *testing.T) {
 	for _, demo := range []bool{true, false} {
 		s := startServer(t, Config{Demo: demo})
-		resp, err := http.Get("http://" + s.WSAddr().String() + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := httpGet(t, "http://"+s.WSAddr().String()+"/")
 		if !demo {
 			if resp.StatusCode != http.StatusBadRequest || bytes.Equal(body, js.Demo()) {
 				t.Fatalf("without Demo, GET /: %d (want %d, as for /nope.js) and %d bytes", resp.StatusCode, http.StatusBadRequest, len(body))

@@ -222,17 +222,7 @@ func TestHandshakeOffersDeflate(t *testing.T) {
 				_, err := c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + accept(key) + "\r\n" + tc.ext + "\r\n"))
 				return err
 			})
-			d := &Dialer{Addr: addr, Target: "/ws", Timeout: 10 * time.Second, Compression: true}
-			nc, _, err := d.Dial(context.Background(), "")
-			if nc != nil {
-				nc.Close()
-			}
-			if got := Classify(err); got != tc.cause {
-				t.Errorf("cause %q (%v), want %q", got, err, tc.cause)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			dialFor(t, &Dialer{Addr: addr, Target: "/ws", Timeout: 10 * time.Second, Compression: true}, done, tc.cause)
 			if got := <-offer; got != deflateOffer {
 				t.Errorf("offered %q, want %q", got, deflateOffer)
 			}

@@ -59,6 +59,22 @@ func fakeServerHTTP(t *testing.T, serve func(c net.Conn, r *bufio.Reader, req *h
 	return ln.Addr().String(), done
 }
 
+// dialFor dials with d (against a fake server that reports through done)
+// and checks that the dial ends with cause (Classify).
+func dialFor(t *testing.T, d *Dialer, done <-chan error, cause string) {
+	t.Helper()
+	nc, _, err := d.Dial(context.Background(), "")
+	if nc != nil {
+		nc.Close()
+	}
+	if got := Classify(err); got != cause {
+		t.Errorf("cause %q (%v), want %q", got, err, cause)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func accept(key string) string {
 	s := sha1.Sum([]byte(key + wsGUID))
 	return base64.StdEncoding.EncodeToString(s[:])
@@ -187,17 +203,7 @@ func TestHandshakeRefusals(t *testing.T) {
 				_, err := c.Write([]byte(tc.resp(key)))
 				return err
 			})
-			d := &Dialer{Addr: addr, Target: "/ws", Timeout: 10 * time.Second}
-			nc, _, err := d.Dial(context.Background(), "")
-			if nc != nil {
-				nc.Close()
-			}
-			if got := Classify(err); got != tc.cause {
-				t.Errorf("cause %q (%v), want %q", got, err, tc.cause)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			dialFor(t, &Dialer{Addr: addr, Target: "/ws", Timeout: 10 * time.Second}, done, tc.cause)
 		})
 	}
 }
