@@ -59,6 +59,9 @@ type server struct {
 	api    *peerutil.Server
 	wsAddr string
 	up     *websocket.Upgrader
+	// releaseProbes closes awaitPollers' probe connections; stop runs it
+	// after the engine has stopped.
+	releaseProbes func()
 }
 
 func start(args []string) (*server, error) {
@@ -125,13 +128,14 @@ func start(args []string) (*server, error) {
 		_ = ln.Close()
 		return nil, err
 	}
-	if err := awaitPollers(s.engine, 10*time.Second); err != nil {
+	if s.releaseProbes, err = awaitPollers(s.engine, 10*time.Second); err != nil {
 		go s.engine.Stop() // may never return if a poller never started
 		_ = ln.Close()
 		return nil, err
 	}
 	if s.api, err = peerutil.Listen(addrs.API, peerutil.APIHandler(s.hub, 0)); err != nil {
 		s.engine.Stop()
+		s.releaseProbes()
 		return nil, err
 	}
 	s.api.Start()
@@ -141,6 +145,7 @@ func start(args []string) (*server, error) {
 func (s *server) stop() error {
 	err := s.api.Close(5 * time.Second)
 	s.engine.Stop() // closes the listener and every connection
+	s.releaseProbes()
 	return err
 }
 
