@@ -19,7 +19,7 @@ func (s *Server) sweepLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
-	nextPing := time.Now().Add(s.cfg.PingInterval)
+	sched := newPingSchedule(&s.cfg, time.Now())
 	// owed: idle connections whose ping of the last sweep waits for a
 	// delivery to carry it; the next sweep writes those still owed.
 	var buf, owed []*Conn
@@ -35,17 +35,14 @@ func (s *Server) sweepLoop() {
 			}
 			clear(owed)
 			owed = owed[:0]
-			ping := s.cfg.PingInterval > 0 && !now.Before(nextPing)
-			if ping {
-				nextPing = now.Add(s.cfg.PingInterval)
-			}
+			pings := sched.next(now)
 			for i := range s.shards {
 				sh := &s.shards[i]
 				sh.mu.Lock()
 				buf = append(buf[:0], sh.conns...)
 				sh.mu.Unlock()
 				for _, c := range buf {
-					if s.sweepConn(c, now.UnixNano(), ping) {
+					if s.sweepConn(c, now.UnixNano(), pings) {
 						owed = append(owed, c)
 					}
 				}
@@ -53,6 +50,62 @@ func (s *Server) sweepLoop() {
 			clear(buf)
 		}
 	}
+}
+
+// pingSchedule spreads keepalives over the ping interval: a connection's
+// phase (its descriptor modulo the sweeps per interval) says in which sweep
+// of each interval it is pinged, so every sweep pings about 1/phases of the
+// connections and their pongs come back as a steady trickle, not as one
+// burst of every connection's pong per interval (19,000 pongs at once took
+// ~130 ms of the server's two cores and delayed the broadcast that met
+// them; at a million connections it would be a million every 25 s).
+// Owned by the sweeper goroutine.
+type pingSchedule struct {
+	phases int64 // sweeps per ping interval, at least 1; 0: pings off
+	sweep  time.Duration
+	start  time.Time // sweep index 0
+	last   int64     // the last sweep index whose phase was pinged
+}
+
+func newPingSchedule(cfg *Config, start time.Time) pingSchedule {
+	if cfg.PingInterval <= 0 {
+		return pingSchedule{}
+	}
+	// Rounded down, so that a connection is pinged at least every
+	// PingInterval.
+	phases := max(int64(cfg.PingInterval/cfg.SweepInterval), 1)
+	return pingSchedule{phases: phases, sweep: cfg.SweepInterval, start: start}
+}
+
+// next returns the phases due at now: those of every sweep index since the
+// last call, so that a sweep the ticker dropped (a slow sweep, a loaded
+// host) delays its connections' pings instead of skipping them for an
+// interval.
+func (p *pingSchedule) next(now time.Time) pingWindow {
+	if p.phases == 0 {
+		return pingWindow{}
+	}
+	cur := int64(now.Sub(p.start) / p.sweep)
+	if cur <= p.last {
+		return pingWindow{}
+	}
+	w := pingWindow{phases: p.phases, from: (p.last + 1) % p.phases, n: min(cur-p.last, p.phases)}
+	p.last = cur
+	return w
+}
+
+// pingWindow is the phases one sweep pings: n of them from from on, modulo
+// phases. The zero value pings nobody.
+type pingWindow struct {
+	phases, from, n int64
+}
+
+// has reports whether the connection on descriptor fd is in the window.
+func (w pingWindow) has(fd int32) bool {
+	if w.n == 0 {
+		return false
+	}
+	return (int64(fd)%w.phases-w.from+w.phases)%w.phases < w.n
 }
 
 // pingFrame is shared by every ping; it is never pooled.
@@ -64,10 +117,10 @@ var (
 	readClose = &CloseError{Code: ws.StatusPolicyViolation, Reason: "read timeout", Err: ErrReadTimeout}
 )
 
-// sweepConn acts on c's deadlines and, in a ping round, on its keepalive.
-// It reports whether c now owes a ping that the next sweep must write if
-// no push carried it.
-func (s *Server) sweepConn(c *Conn, now int64, ping bool) (owes bool) {
+// sweepConn acts on c's deadlines and, when c is in this sweep's ping
+// window, on its keepalive. It reports whether c now owes a ping that the
+// next sweep must write if no push carried it.
+func (s *Server) sweepConn(c *Conn, now int64, pings pingWindow) (owes bool) {
 	switch c.state.Load() {
 	case stateHandshake:
 		// 0: the worker is completing the upgrade right now; negative:
@@ -90,7 +143,7 @@ func (s *Server) sweepConn(c *Conn, now int64, ping bool) (owes bool) {
 			c.closeWith(idleClose, false)
 			return
 		}
-		if ping && s.cfg.pingDue(silent) {
+		if pings.has(c.fd) && s.cfg.pingDue(silent) {
 			return c.ping()
 		}
 	}
