@@ -42,9 +42,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	redis.SetLogger(log)
 	gc := "GOGC"
 	if opts.GCHeadroom > 0 && getenv("GOGC") == "" {
-		tuner := gctune.Start(gctune.Config{Headroom: opts.GCHeadroom})
+		tuner := gctune.Start(gctune.Config{Headroom: opts.GCHeadroom, IdleRelease: opts.GCIdleRelease})
 		defer tuner.Stop()
-		gc = "headroom " + strconv.Itoa(opts.GCHeadroom) + "%"
+		gc = "headroom " + strconv.Itoa(opts.GCHeadroom) + "%, idle release " + opts.GCIdleRelease.String()
 	}
 	srv, err := server.New(opts.Server, log)
 	if err != nil {

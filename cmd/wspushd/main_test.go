@@ -224,6 +224,7 @@ var flagDefaults = map[string]string{
 	"engine-timeout":       server.DefaultEngineTimeout.String(),
 	"latency-sample":       server.DefaultLatencySample.String(),
 	"gc-headroom":          strconv.Itoa(gctune.DefaultHeadroom),
+	"gc-idle-release":      gctune.DefaultIdleRelease.String(),
 }
 
 // helpBlocks splits flag.PrintDefaults output into one block per flag.

@@ -9,8 +9,13 @@
 // so a small heap is not collected on every few allocations): after every
 // collection it sets the GC percent from the live heap just marked.
 //
-// It owns the process's GC percent while it runs and nothing else; it
-// starts no goroutine (it runs as a cleanup after each collection).
+// When the process is quiet it also returns the heap's garbage and free
+// pages to the operating system (release.go).
+//
+// It owns the process's GC percent while it runs, and the forced
+// collections of its idle release, and nothing else; it starts no
+// goroutine of its own (the tuning runs as a cleanup after each
+// collection, the release check on a time.AfterFunc timer).
 package gctune
 
 import (
@@ -20,6 +25,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults for Config's zero fields.
@@ -40,6 +46,10 @@ type Config struct {
 	// MinHeadroom is the least growth allowed, in bytes. Zero means
 	// DefaultMinHeadroom.
 	MinHeadroom uint64
+	// IdleRelease is how often the Tuner checks for a quiet process whose
+	// garbage and free pages it should return to the operating system
+	// (release.go). Zero means DefaultIdleRelease; negative turns it off.
+	IdleRelease time.Duration
 }
 
 // Percent is the GC percent that gives a live heap of live bytes the
@@ -63,6 +73,9 @@ func (c Config) withDefaults() Config {
 	if c.MinHeadroom == 0 {
 		c.MinHeadroom = DefaultMinHeadroom
 	}
+	if c.IdleRelease == 0 {
+		c.IdleRelease = DefaultIdleRelease
+	}
 	return c
 }
 
@@ -72,12 +85,21 @@ type Tuner struct {
 	applied atomic.Int64
 	percent atomic.Int64 // the GC percent set last
 
-	// mu serialises apply (Start, then the cleanup goroutine) with Stop, so
-	// nothing sets the percent after Stop restored it.
+	releases atomic.Int64 // idle releases done
+
+	// mu serialises apply (Start, then the cleanup goroutine) and the
+	// release checks with Stop, so nothing sets the percent or arms a
+	// check after Stop.
 	mu      sync.Mutex
 	stopped bool             // guarded by mu
 	prev    int              // GC percent before Start; immutable
 	sample  []metrics.Sample // guarded by mu
+	// releaseTimer is the pending release check, nil when off; guarded by
+	// mu. lastCheck is the heap the last check read; releaseSample its
+	// metrics buffer; both guarded by mu.
+	releaseTimer  *time.Timer
+	lastCheck     heapState
+	releaseSample []metrics.Sample
 }
 
 // sentinel is garbage whose cleanup runs after the collection that found it
@@ -87,10 +109,17 @@ type sentinel struct{ _ [16]byte }
 // Start applies cfg now and after every collection, and returns the Tuner.
 func Start(cfg Config) *Tuner {
 	t := &Tuner{cfg: cfg.withDefaults(), sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	for _, name := range releaseMetrics {
+		t.releaseSample = append(t.releaseSample, metrics.Sample{Name: name})
+	}
 	t.prev = debug.SetGCPercent(100)
 	debug.SetGCPercent(t.prev)
 	t.apply()
 	t.arm()
+	t.mu.Lock()
+	t.lastCheck = readHeap(t.releaseSample)
+	t.armRelease()
+	t.mu.Unlock()
 	return t
 }
 
@@ -133,7 +162,8 @@ func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 // collection.
 func (t *Tuner) Applied() int64 { return t.applied.Load() }
 
-// Stop ends the tuning and restores the GC percent found at Start.
+// Stop ends the tuning and the idle release, and restores the GC percent
+// found at Start. A release check already running finishes on its own.
 func (t *Tuner) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -141,5 +171,8 @@ func (t *Tuner) Stop() {
 		return
 	}
 	t.stopped = true
+	if t.releaseTimer != nil {
+		t.releaseTimer.Stop()
+	}
 	debug.SetGCPercent(t.prev)
 }

@@ -3,6 +3,7 @@ package gctune_test
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -76,4 +77,58 @@ func TestTunerFollowsCollections(t *testing.T) {
 	if tu.Applied() != applied {
 		t.Fatal("the tuner ran after Stop")
 	}
+}
+
+// TestIdleRelease: garbage left behind by a burst is collected and its
+// pages returned to the OS once the process is quiet, once: with nothing
+// new to give back the Tuner does not collect again, and after Stop it
+// never does.
+func TestIdleRelease(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	// A burst: 32 MiB of short-lived garbage, then quiet. It is made with
+	// the collector off and before Start, so that it is all garbage the
+	// first check sees (not live heap a collection marked mid-burst) and
+	// no check sees it half done; Start turns the collector back on.
+	debug.SetGCPercent(-1)
+	for range 32 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	const period = 20 * time.Millisecond
+	tu := gctune.Start(gctune.Config{IdleRelease: period})
+	defer tu.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for tu.Releases() == 0 && time.Now().Before(deadline) {
+		time.Sleep(period)
+	}
+	if tu.Releases() == 0 {
+		t.Fatal("no idle release within 10 s of a 32 MiB burst")
+	}
+	if free := heapFree(); free >= gctune.MinRelease {
+		t.Fatalf("after the release %d bytes of free heap are still resident, want under %d", free, gctune.MinRelease)
+	}
+	// Quiet with nothing new: no more collections.
+	n := tu.Releases()
+	time.Sleep(10 * period)
+	if got := tu.Releases(); got != n {
+		t.Fatalf("%d more releases in a quiet process with nothing to give back", got-n)
+	}
+	tu.Stop()
+	sink = append(sink, make([]byte, 8<<20))
+	sink = nil
+	runtime.GC()
+	time.Sleep(10 * period)
+	if got := tu.Releases(); got != n {
+		t.Fatal("a release after Stop")
+	}
+}
+
+// sink keeps the test's garbage reachable until it drops it.
+var sink [][]byte
+
+func heapFree() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
