@@ -1,10 +1,15 @@
 package gctune
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestReleaseDue(t *testing.T) {
 	const mib = 1 << 20
-	idle := heapState{cycles: 10, live: 64 * mib}
+	t0 := time.Unix(1_000_000, 0)
+	idle := heapState{cycles: 10, live: 64 * mib, cpu: time.Minute, at: t0}
+	later := t0.Add(5 * time.Second)
 	for _, tc := range []struct {
 		name string
 		now  heapState
@@ -20,6 +25,9 @@ func TestReleaseDue(t *testing.T) {
 		{"small heap: at least MinRelease", heapState{cycles: 10, live: mib, objects: mib + mib/2}, false},
 		{"small heap over MinRelease", heapState{cycles: 10, live: mib, objects: mib, free: 2 * mib}, true},
 		{"objects under live (read between a mark and its sweep)", heapState{cycles: 10, live: 64 * mib, objects: 60 * mib}, false},
+		{"quiet CPU: a tenth of a core", heapState{cycles: 10, live: 64 * mib, objects: 69 * mib, cpu: time.Minute + 500*time.Millisecond, at: later}, true},
+		{"busy CPU: fanning out without allocating", heapState{cycles: 10, live: 64 * mib, objects: 69 * mib, cpu: time.Minute + 2*time.Second, at: later}, false},
+		{"just over a quarter of a core", heapState{cycles: 10, live: 64 * mib, objects: 69 * mib, cpu: time.Minute + 1300*time.Millisecond, at: later}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := releaseDue(idle, tc.now); got != tc.want {
