@@ -72,7 +72,7 @@ func ConfigureOptions(fs *flag.FlagSet, args []string, getenv func(string) strin
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&o.GCHeadroom, "gc-headroom", gctune.DefaultHeadroom, "heap growth between garbage collections, in `percent` of the live heap, at least 1 MiB and at most 100 (0: Go's GOGC; a GOGC variable wins)")
-	fs.DurationVar(&o.GCIdleRelease, "gc-idle-release", gctune.DefaultIdleRelease, "how often a quiet process (at most one collection since the last look) returns its garbage and free heap pages to the OS (negative: never; needs --gc-headroom)")
+	fs.DurationVar(&o.GCIdleRelease, "gc-idle-release", gctune.DefaultIdleRelease, "how often a quiet process (at most one collection and a quarter of a core of CPU since the last look) returns its garbage and free heap pages to the OS (negative: never; needs --gc-headroom)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "graceful shutdown budget on SIGINT/SIGTERM")
 	fs.IntVar(&c.Conn.DrainWaves, "drain-waves", wsconn.DefaultDrainWaves, "on shutdown, close clients in this many waves with jitter over half the budget")
 	fs.DurationVar(&c.Conn.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "drop clients that have not completed the upgrade request after this long")
