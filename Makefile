@@ -42,11 +42,12 @@ test-js: deps build
 	WSPUSHD_BIN=$(BIN)/wspushd node --test
 
 # Under -race sync.Pool drops Puts at random, so the zero-allocation tests
-# skip there (grep raceEnabled). test-allocs runs them, and the hot-path
+# of pooled paths live in allocs_test.go files built only without -race (no
+# test skips). test-allocs runs them, and the hot-path
 # benchmarks briefly, without -race: a test that asserts 0 allocs fails the
 # target. ALLOC_TESTS names those tests (top-level names).
 ALLOC_PKGS  := ./hub ./protocol ./internal/bpool ./internal/wsframe ./wsconn ./dispatch
-ALLOC_TESTS := ^(TestDeflateAllocs|TestPublishAllocs|TestEncodersDoNotAllocate|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing|TestSendToSocketAllocs|TestConflatedPushAllocs)$$
+ALLOC_TESTS := ^(TestDeflateAllocs|TestPublishAllocs|TestEncodersDoNotAllocate|TestNewDeliveryFrameAllocs|TestGetPutAllocs|TestFrameAllocs|TestAppendHeaderAllocatesNothing|TestSendToSocketAllocs|TestConflatedPushAllocs)$$
 
 ## test-allocs: the zero-allocation tests and hot-path benchmarks (-benchtime 100x), without -race
 test-allocs:

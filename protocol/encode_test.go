@@ -287,18 +287,6 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 			}
 		})
 	}
-	t.Run("NewDeliveryFrame", func(t *testing.T) {
-		if raceEnabled {
-			t.Skip("sync.Pool drops Puts at random under -race")
-		}
-		protocol.NewDeliveryFrame("quotes.ABC", 1, data).Release() // warm up
-		allocs := testing.AllocsPerRun(100, func() {
-			protocol.NewDeliveryFrame("quotes.ABC", 2, data).Release()
-		})
-		if allocs != 0 {
-			t.Fatalf("NewDeliveryFrame+Release allocates %.1f times per call, want 0", allocs)
-		}
-	})
 }
 
 // subReply is the decoded shape of a subscribe ack, a subscribed message

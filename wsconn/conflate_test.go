@@ -283,34 +283,3 @@ func TestQueueConflateOnSocket(t *testing.T) {
 		t.Fatalf("Dropped = %d", d)
 	}
 }
-
-// TestConflatedPushAllocs: a conflated push that replaces a queued frame
-// allocates nothing (make test-allocs runs it without -race; the write path
-// of a conflated delivery is TestSendToSocketAllocs/conflated).
-func TestConflatedPushAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops Puts at random under -race")
-	}
-	w := gatedWriter(64, DropOldest)
-	push := func(key uint64) {
-		f := bpool.NewFrame(64)
-		f.B = append(f.B, `{"topic":"prices","seq":1,"data":1}`...)
-		f.Slow, f.Conflate = slowpolicy.Conflate, key
-		w.push(f, kindData)
-	}
-	for key := uint64(1); key <= 8; key++ { // eight topics queued
-		push(key)
-	}
-	key := uint64(0)
-	allocs := testing.AllocsPerRun(1000, func() {
-		push(key%8 + 1)
-		key++
-	})
-	if got := w.pol.stats.Conflated.Load(); got < 1000 {
-		t.Fatalf("Conflated = %d after 1000 pushes onto 8 topics' frames", got)
-	}
-	w.close()
-	if allocs != 0 {
-		t.Fatalf("a conflated push allocates %.2f times, want 0", allocs)
-	}
-}

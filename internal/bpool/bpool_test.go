@@ -291,43 +291,6 @@ func TestStaticFrame(t *testing.T) {
 	}
 }
 
-func TestGetPutAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops Puts at random under -race")
-	}
-	for _, n := range []int{64, 4096, bpool.MaxPooled} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			bpool.Put(bpool.Get(n)) // warm up
-			allocs := testing.AllocsPerRun(200, func() {
-				bp := bpool.Get(n)
-				*bp = append(*bp, 1, 2, 3)
-				bpool.Put(bp)
-			})
-			if allocs != 0 {
-				t.Fatalf("Get/Put(%d) allocates %.1f times per run, want 0", n, allocs)
-			}
-		})
-	}
-}
-
-func TestFrameAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops Puts at random under -race")
-	}
-	bpool.NewFrame(512).Release() // warm up
-	allocs := testing.AllocsPerRun(200, func() {
-		f := bpool.NewFrame(512)
-		f.B = append(f.B, "data"...)
-		f.Retain(3)
-		for i := 0; i < 4; i++ {
-			f.Release()
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("NewFrame/Release allocates %.1f times per run, want 0", allocs)
-	}
-}
-
 func BenchmarkGetPut(b *testing.B) {
 	for _, n := range []int{64, 1000, 64 << 10, bpool.MaxPooled} {
 		b.Run(fmt.Sprintf("size=%d/class=%d", n, 1<<bits.Len(uint(n-1))), func(b *testing.B) {

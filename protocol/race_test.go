@@ -1,8 +1,0 @@
-//go:build race
-
-package protocol_test
-
-// raceEnabled is true when the race detector is on. sync.Pool (behind
-// NewDeliveryFrame) drops a random share of Puts under -race, so allocation
-// counts of pooled paths are only asserted without it.
-const raceEnabled = true
