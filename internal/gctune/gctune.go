@@ -94,8 +94,8 @@ type Tuner struct {
 	stopped bool             // guarded by mu
 	prev    int              // GC percent before Start; immutable
 	sample  []metrics.Sample // guarded by mu
-	// releaseTimer is the pending release check, nil when off; guarded by
-	// mu. lastCheck is the heap the last check read; releaseSample its
+	// releaseTimer fires the release checks, nil when off; set by Start,
+	// reset by each check unless stopped, both under mu. lastCheck is the heap the last check read; releaseSample its
 	// metrics buffer; both guarded by mu.
 	releaseTimer  *time.Timer
 	lastCheck     heapState
@@ -118,7 +118,9 @@ func Start(cfg Config) *Tuner {
 	t.arm()
 	t.mu.Lock()
 	t.lastCheck = readHeap(t.releaseSample)
-	t.armRelease()
+	if t.cfg.IdleRelease > 0 {
+		t.releaseTimer = time.AfterFunc(t.cfg.IdleRelease, t.checkRelease)
+	}
 	t.mu.Unlock()
 	return t
 }

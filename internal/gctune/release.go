@@ -88,16 +88,8 @@ func releaseDue(prev, now heapState) bool {
 	return garbage+now.free >= max(MinRelease, now.live/16)
 }
 
-// armRelease schedules the next check; t.mu must be held.
-func (t *Tuner) armRelease() {
-	if t.cfg.IdleRelease <= 0 || t.stopped {
-		return
-	}
-	t.releaseTimer = time.AfterFunc(t.cfg.IdleRelease, t.checkRelease)
-}
-
 // checkRelease runs on its timer's goroutine: it compares the heap with the
-// last check, releases when due, and schedules the next check.
+// last check, releases when due, and sets the timer for the next check.
 func (t *Tuner) checkRelease() {
 	t.mu.Lock()
 	if t.stopped {
@@ -120,7 +112,9 @@ func (t *Tuner) checkRelease() {
 		// The release's own collection is not a sign of work.
 		t.lastCheck = readHeap(t.releaseSample)
 	}
-	t.armRelease()
+	if !t.stopped {
+		t.releaseTimer.Reset(t.cfg.IdleRelease)
+	}
 }
 
 // Releases counts the idle releases so far.
