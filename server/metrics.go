@@ -120,6 +120,7 @@ var (
 	descCompressed    = prometheus.NewDesc("wspush_messages_compressed_total", "Messages written compressed (permessage-deflate, --compression): a part of wspush_messages_delivered_total.", nil, nil)
 	descDisconnected  = prometheus.NewDesc("wspush_user_disconnects_total", "Connections this node closed with 4001 for POST /api/disconnect (sent to any node).", nil, nil)
 	descCtlDropped    = prometheus.NewDesc("wspush_control_dropped_total", "Control messages from other nodes (disconnects) dropped because 256 were waiting.", nil, nil)
+	descPingsSkipped  = prometheus.NewDesc("wspush_pings_skipped_total", "Keepalive rounds that sent no ping because deliveries were written to the connection since its last round (they prove it alive).", nil, nil)
 	descPongs         = prometheus.NewDesc("wspush_pongs_received_total", "Pong frames received.", nil, nil)
 )
 
@@ -127,7 +128,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descRegistered, descAccepted, descUpgrades, descUpFail,
 		descPublished, descRecipients, descDelivered, descDropped, descConflated, descLost, descSlowClosed, descTimeoutClosed, descWrites, descWriteErr,
 		descCloseSent, descCloseRecv, descQueued, descWriters, descPoolRunning, descPoolAlive, descPoolCap, descPanics, descTopics, descHistory, descEngTopics,
-		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped, descCompressed} {
+		descNode, descGaps, descResets, descBrokerUp, descReconnects, descPings, descPingsSkipped, descPongs, descDelivLat, descFanout, descDisconnected, descCtlDropped, descCompressed} {
 		ch <- d
 	}
 }
@@ -182,6 +183,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPings, direct, "direct")
 	counter(descPings, carried, "carried")
 	counter(descPings, st.Pings.Load()-direct-carried, "queued")
+	counter(descPingsSkipped, st.PingsSkipped.Load())
 	counter(descPongs, st.Pongs.Load())
 	if r := s.latency; r != nil {
 		for d, h := range map[*prometheus.Desc]*latency.Hist{descDelivLat: &r.Delivery, descFanout: &r.Fanout} {

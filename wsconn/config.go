@@ -125,11 +125,17 @@ type Config struct {
 	MaxHandshake int
 	// PingInterval is how often the server pings each connection that
 	// sent nothing since the last ping round (a pong counts as something
-	// for the round after it only). Zero means DefaultPingInterval;
-	// negative turns pings off.
+	// for the round after it only) and was sent no delivery either (written
+	// deliveries prove the peer alive: see IdleTimeout). Zero means
+	// DefaultPingInterval; negative turns pings off.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection from which nothing was read for this
-	// long. Zero means DefaultIdleTimeout; negative turns it off.
+	// long, counting a ping round that found deliveries written since the
+	// one before as a read. It is also every accepted socket's
+	// TCP_USER_TIMEOUT: the kernel ends a connection whose written bytes stay unacknowledged this
+	// long, so a dead peer that is sent deliveries (and therefore no pings)
+	// is found as soon as one that is pinged. Zero means DefaultIdleTimeout;
+	// negative turns it off.
 	IdleTimeout time.Duration
 	// ReadTimeout bounds one client message: once its first byte has
 	// arrived, the rest (every frame of a fragmented message) must follow

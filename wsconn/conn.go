@@ -48,9 +48,11 @@ type Conn struct {
 	// While open the worker changes a non-negative value only with
 	// CompareAndSwap, so a close's deadline always wins.
 	deadline atomic.Int64
-	// lastRead is when bytes were last read, in unix nanos. Written by the
-	// worker, read by the sweeper.
-	lastRead atomic.Int64
+	// lastSeen is when the peer last showed it is alive, in unix nanos:
+	// when bytes were last read (written by the worker), or the keepalive
+	// round that found deliveries written since the one before (written by
+	// the sweeper, see Conn.ping). Read by the sweeper.
+	lastSeen atomic.Int64
 
 	// Worker-only: touched only on c's dispatch slot (inside Serve).
 	rbuf *[]byte // bytes read but not yet parsed (partial frame or request)

@@ -73,7 +73,7 @@ func (c *Conn) serveHandshake() {
 	rest := copy(data, data[end+len(headerEnd):])
 	*bp = data[:rest]
 	if rest > 0 && c.state.Load() == stateOpen {
-		c.lastRead.Store(time.Now().UnixNano())
+		c.lastSeen.Store(time.Now().UnixNano())
 		used := c.parseFrames(*bp)
 		n := copy(*bp, (*bp)[used:])
 		*bp = (*bp)[:n]

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -373,63 +372,68 @@ func TestPingsWrittenBySweeper(t *testing.T) {
 	}
 }
 
-// TestPingsCarriedByDeliveries: a connection that gets a delivery within a
-// sweep of its ping being due has the ping written with that delivery, not
-// by a system call of its own; every client still gets every ping.
+// TestPingsCarriedByDeliveries: a ping owed by an idle connection goes out
+// in the write of the next delivery, not by a system call of its own, and
+// the client gets both. The keepalive round is run by hand (the sweeper's
+// pings are off) so that the delivery comes between the ping being owed
+// and the next sweep.
 func TestPingsCarriedByDeliveries(t *testing.T) {
-	const conns, pings = 5, 3
-	ts := startServer(t, Config{PingInterval: 50 * time.Millisecond, SweepInterval: 25 * time.Millisecond, IdleTimeout: -1}, nil)
-	var recs []*connRec
-	done := make(chan error, conns)
-	for range conns {
+	const conns = 5
+	ts := startServer(t, Config{PingInterval: -1, IdleTimeout: -1}, nil)
+	for i := range conns {
 		c, rec := ts.dialRec(t)
-		recs = append(recs, rec)
-		go func() {
-			for n := 0; n < pings; {
-				h, _, err := c.Read(waitShort)
-				if err != nil {
-					done <- fmt.Errorf("after %d pings: %w", n, err)
-					return
-				}
-				if h.OpCode == ws.OpPing {
-					n++
-				}
-			}
-			done <- nil
-		}()
-	}
-	// A delivery to every connection each millisecond until all clients
-	// have their pings (bounded by waitShort).
-	finished := 0
-	for deadline := time.Now().Add(waitShort); finished < conns && time.Now().Before(deadline); {
-		for _, rec := range recs {
-			rec.conn.Send(textFrame("tick"))
+		waitWriteIdle(t, rec.conn)
+		if owes := rec.conn.ping(time.Now().UnixNano()); !owes {
+			t.Fatalf("client %d: an idle connection's ping was not owed", i)
 		}
-		time.Sleep(time.Millisecond)
-		for drained := false; !drained; {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-				finished++
-			default:
-				drained = true
+		rec.conn.Send(textFrame("tick"))
+		var got []frameOut
+		for len(got) < 2 {
+			h, p, err := c.Read(waitShort)
+			if err != nil {
+				t.Fatalf("client %d: %v after %v", i, err, got)
 			}
+			got = append(got, frameOut{h.OpCode, p})
+		}
+		if got[0].Op != ws.OpText || got[1].Op != ws.OpPing {
+			t.Fatalf("client %d got %v, want the delivery and then the ping it carried", i, got)
 		}
 	}
-	if finished < conns {
-		t.Fatalf("%d of %d clients got %d pings", finished, conns, pings)
-	}
-	// A ping due while the write side was busy is queued behind the
-	// deliveries (also no write of its own); one due while it was idle is
-	// owed and carried by the next delivery. Written alone only by
-	// accident of scheduling (no delivery for a whole sweep).
 	st := ts.srv.Stats()
-	carried, direct, all := st.PingsCarried.Load(), st.PingsDirect.Load(), st.Pings.Load()
-	if carried == 0 || direct > all/2 {
-		t.Fatalf("of %d pings %d carried by a delivery and %d written alone; want some carried, most not alone", all, carried, direct)
+	if carried, direct, all := st.PingsCarried.Load(), st.PingsDirect.Load(), st.Pings.Load(); carried != conns || direct != 0 || all != conns {
+		t.Fatalf("pings: %d carried, %d direct, %d in all; want %d carried, 0 direct", carried, direct, all, conns)
 	}
+}
+
+// TestDeliveriesStandInForPings: a connection that is written deliveries
+// is not pinged and not closed as idle, though its client sends nothing
+// for three idle timeouts; once the deliveries stop, it is pinged and,
+// never answering, closed as idle.
+func TestDeliveriesStandInForPings(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	ts := startServer(t, Config{PingInterval: 100 * time.Millisecond, IdleTimeout: idle, SweepInterval: 20 * time.Millisecond}, nil)
+	c, rec := ts.dialRec(t)
+	for end := time.Now().Add(3 * idle); time.Now().Before(end); {
+		rec.conn.Send(textFrame("tick"))
+		h, p, err := c.Read(waitShort)
+		if err != nil {
+			t.Fatalf("while deliveries flowed: %v", err)
+		}
+		if h.OpCode != ws.OpText {
+			t.Fatalf("while deliveries flowed the client got %v, want only deliveries", frameOut{h.OpCode, p})
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ts.srv.Stats().PingsSkipped.Load(); n == 0 {
+		t.Fatal("PingsSkipped = 0 after three idle timeouts of deliveries")
+	}
+	h, p, err := c.Read(waitShort)
+	if err != nil || h.OpCode != ws.OpPing {
+		t.Fatalf("after the deliveries stopped: %v, %v; want a ping", frameOut{h.OpCode, p}, err)
+	}
+	expectClose(t, c, ws.StatusGoingAway, "idle timeout")
+	send(t, c, wstest.Frame{Op: ws.OpClose, Payload: closePayload(1001, "")})
+	waitClosed(t, rec)
 }
 
 // TestPollerReleasedAfterEnd: a new connection is served straight from the

@@ -40,7 +40,7 @@ func (c *Conn) serveFrames() {
 		before := len(*bp)
 		_, err := c.readInto(bp)
 		if len(*bp) > before {
-			c.lastRead.Store(time.Now().UnixNano())
+			c.lastSeen.Store(time.Now().UnixNano())
 			used := c.parseFrames(*bp)
 			rest := copy(*bp, (*bp)[used:])
 			*bp = (*bp)[:rest]
@@ -260,7 +260,7 @@ func (c *Conn) handleControl(op ws.OpCode, p []byte, closing bool) bool {
 			c.sendControl(newControlFrame(ws.OpPong, p))
 		}
 	case ws.OpPong:
-		// lastRead already moved: that is all a pong is for.
+		// lastSeen already moved: that is all a pong is for.
 		c.srv.stats.Pongs.Add(1)
 	case ws.OpClose:
 		code, reason, failCode := parseClose(p)

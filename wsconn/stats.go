@@ -54,6 +54,10 @@ type Stats struct {
 	// write of a frame pushed within a sweep of the ping being due: no
 	// system call of their own.
 	PingsCarried atomic.Int64
+	// PingsSkipped counts keepalive rounds that sent no ping because
+	// deliveries had been written to the connection since its last round
+	// (they prove it alive; not counted in Pings).
+	PingsSkipped atomic.Int64
 	// Pongs counts pong frames received (answers to keepalives, or
 	// unsolicited).
 	Pongs atomic.Int64

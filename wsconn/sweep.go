@@ -138,13 +138,13 @@ func (s *Server) sweepConn(c *Conn, now int64, pings pingWindow) (owes bool) {
 			c.closeWith(readClose, false)
 			return
 		}
-		silent := time.Duration(now - c.lastRead.Load())
+		silent := time.Duration(now - c.lastSeen.Load())
 		if s.cfg.IdleTimeout > 0 && silent > s.cfg.IdleTimeout {
 			c.closeWith(idleClose, false)
 			return
 		}
 		if pings.has(c.fd) && s.cfg.pingDue(silent) {
-			return c.ping()
+			return c.ping(now)
 		}
 	}
 	return false
@@ -164,16 +164,26 @@ func (c *Config) pingDue(silent time.Duration) bool {
 	return silent >= c.PingInterval/2
 }
 
-// ping sends a keepalive. A busy connection gets it queued behind what is
-// pending. On an idle one it is only marked owed (it reports true): a frame
-// pushed before the next sweep carries it in its own write, and that sweep
-// writes it otherwise (writePing). Under a stream of deliveries keepalives
-// then cost no system call of their own.
-func (c *Conn) ping() (owes bool) {
-	c.srv.stats.Pings.Add(1)
-	if c.w.owePing() {
+// ping is c's keepalive round (now is the sweep's time). A connection that
+// had deliveries written since its last round is not pinged: the writes
+// prove the peer alive as a pong would (each socket's TCP_USER_TIMEOUT is
+// IdleTimeout, so the kernel ends a connection whose written bytes stay
+// unacknowledged that long), so lastSeen moves to now and a stream of
+// deliveries costs no ping, no pong and no read. A busy connection gets the
+// ping queued behind what is pending. On an idle one it is only marked owed
+// (it reports true): a frame pushed before the next sweep carries it in its
+// own write, and that sweep writes it otherwise (writePing).
+func (c *Conn) ping(now int64) (owes bool) {
+	switch c.w.keepalive() {
+	case keepaliveProven:
+		c.lastSeen.Store(now)
+		c.srv.stats.PingsSkipped.Add(1)
+		return false
+	case keepaliveOwed:
+		c.srv.stats.Pings.Add(1)
 		return true
 	}
+	c.srv.stats.Pings.Add(1)
 	c.sendControl(pingFrame)
 	return false
 }

@@ -82,12 +82,13 @@ type queuePolicy struct {
 
 // Writer states, as bits of writer.flags.
 const (
-	wGated    uint8 = 1 << iota // the upgrade is not finished: no writer may start
-	wRunning                    // a writer goroutine owns the socket's write side
-	wFinal                      // a kindFinal entry was queued: accept nothing more
-	wClosed                     // the connection is ending: accept nothing, the goroutine exits
-	wSlow                       // a push already reported pushSlow
-	wPingOwed                   // a keepalive is due: the next push carries it, else the sweeper writes it
+	wGated     uint8 = 1 << iota // the upgrade is not finished: no writer may start
+	wRunning                     // a writer goroutine owns the socket's write side
+	wFinal                       // a kindFinal entry was queued: accept nothing more
+	wClosed                      // the connection is ending: accept nothing, the goroutine exits
+	wSlow                        // a push already reported pushSlow
+	wPingOwed                    // a keepalive is due: the next push carries it, else the sweeper writes it
+	wDelivered                   // a batch with a delivery was taken since the sweeper's last keepalive look
 )
 
 // writer is a connection's write side. Every field but pol is guarded by mu.
@@ -384,21 +385,38 @@ func (w *writer) idleLocked() bool {
 	return w.items == nil && w.wake == nil && w.flags&(wGated|wRunning|wFinal|wClosed) == 0
 }
 
-// owePing marks a keepalive due on an idle write side without writing it:
-// a push before the sweeper's next sweep carries it in the same write, and
-// otherwise that sweep writes it (payPing). False: not idle (queue the ping
-// now).
-func (w *writer) owePing() bool {
+// keepalive is what a connection's keepalive round does (writer.keepalive).
+type keepalive uint8
+
+const (
+	keepaliveProven keepalive = iota // deliveries were written since the last round: no ping
+	keepaliveOwed                    // idle: the ping is owed (a push carries it, else the sweeper writes it)
+	keepaliveQueue                   // busy: the caller queues the ping behind what is pending
+)
+
+// keepalive is the write side's part of a keepalive round. Deliveries taken
+// for writing since the last round prove the peer alive (the kernel ends a
+// connection whose written bytes stay unacknowledged for TCP_USER_TIMEOUT,
+// see Server.register), so the round needs no ping; the mark is cleared, so that the
+// next round pings unless more were taken meanwhile. Otherwise an idle
+// write side is marked as owing the ping: a push before the sweeper's next
+// sweep carries it in the same write, and otherwise that sweep writes it
+// (payPing).
+func (w *writer) keepalive() keepalive {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.idleLocked() {
-		return false
+	switch {
+	case w.flags&wDelivered != 0:
+		w.flags &^= wDelivered
+		return keepaliveProven
+	case !w.idleLocked():
+		return keepaliveQueue
 	}
 	w.flags |= wPingOwed
-	return true
+	return keepaliveOwed
 }
 
-// payPing takes back a keepalive that owePing marked and no push carried,
+// payPing takes back a keepalive that keepalive marked owed and no push carried,
 // together with the write side: true means the caller holds the claim and
 // writes the 2 bytes itself (one write(2), no goroutine), then gives the
 // claim back with releaseClaim. A push since the mark would have carried
@@ -447,13 +465,17 @@ func (w *writer) keepClaim() bool {
 	return false
 }
 
-// take hands the goroutine everything pending. With nothing pending it
+// take hands the goroutine everything pending (marking wDelivered when it
+// holds a delivery: see keepalive). With nothing pending it
 // returns the doorbell to wait on (persistent), or nil when the goroutine
 // must exit (on-demand, or the connection is ending).
 func (w *writer) take() (*[]entry, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if items := w.items; items != nil {
+		if w.nData > 0 {
+			w.flags |= wDelivered
+		}
 		w.items, w.nData = nil, 0
 		return items, nil
 	}
