@@ -131,10 +131,11 @@ type Config struct {
 	PingInterval time.Duration
 	// IdleTimeout closes a connection from which nothing was read for this
 	// long, counting a ping round that found deliveries written since the
-	// one before as a read. It is also every accepted socket's
-	// TCP_USER_TIMEOUT: the kernel ends a connection whose written bytes stay unacknowledged this
-	// long, so a dead peer that is sent deliveries (and therefore no pings)
-	// is found as soon as one that is pinged. Zero means DefaultIdleTimeout;
+	// one before as a read. Such a round (the first for a connection) also
+	// sets the socket's TCP_USER_TIMEOUT to this: the kernel then ends a
+	// connection whose written bytes stay unacknowledged this long, so a
+	// dead peer that is sent deliveries (and therefore no pings) is found
+	// as soon as one that is pinged. Zero means DefaultIdleTimeout;
 	// negative turns it off.
 	IdleTimeout time.Duration
 	// ReadTimeout bounds one client message: once its first byte has

@@ -106,38 +106,35 @@ func TestAcceptAddresses(t *testing.T) {
 	}
 }
 
-// TestSocketOptions: an accepted socket has TCP_NODELAY and, with an
-// IdleTimeout, TCP_USER_TIMEOUT of
-// that long (what lets deliveries stand in for pings); with the idle timeout
-// off, the kernel's default (0).
+// TestSocketOptions: an accepted socket has TCP_NODELAY, and no
+// TCP_USER_TIMEOUT until a keepalive round finds it was written deliveries
+// (TestDeliveriesStandInForPings).
 func TestSocketOptions(t *testing.T) {
-	for _, tc := range []struct {
-		idle time.Duration
-		want int
+	ts := startServer(t, Config{}, nil)
+	_, rec := ts.dialRec(t)
+	for _, o := range []struct {
+		name      string
+		opt, want int
 	}{
-		{7 * time.Second, 7000},
-		{-1, 0},
+		{"TCP_NODELAY", unix.TCP_NODELAY, 1},
+		{"TCP_USER_TIMEOUT", unix.TCP_USER_TIMEOUT, 0},
 	} {
-		t.Run(tc.idle.String(), func(t *testing.T) {
-			ts := startServer(t, Config{IdleTimeout: tc.idle}, nil)
-			_, rec := ts.dialRec(t)
-			c := rec.conn
-			if !c.fdAcquire() {
-				t.Fatal("connection already closing")
-			}
-			defer c.fdRelease()
-			for _, o := range []struct {
-				name      string
-				opt, want int
-			}{
-				{"TCP_NODELAY", unix.TCP_NODELAY, 1},
-				{"TCP_USER_TIMEOUT", unix.TCP_USER_TIMEOUT, tc.want},
-			} {
-				got, err := unix.GetsockoptInt(int(c.fd), unix.IPPROTO_TCP, o.opt)
-				if err != nil || got != o.want {
-					t.Errorf("%s = %d, %v; want %d", o.name, got, err, o.want)
-				}
-			}
-		})
+		if got := sockoptInt(t, rec.conn, o.opt); got != o.want {
+			t.Errorf("%s = %d, want %d", o.name, got, o.want)
+		}
 	}
+}
+
+// sockoptInt reads an IPPROTO_TCP option of c's socket.
+func sockoptInt(t testing.TB, c *Conn, opt int) int {
+	t.Helper()
+	if !c.fdAcquire() {
+		t.Fatal("connection already closing")
+	}
+	defer c.fdRelease()
+	v, err := unix.GetsockoptInt(int(c.fd), unix.IPPROTO_TCP, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wspush/wspush/internal/testutil"
 	"github.com/wspush/wspush/internal/wstest"
@@ -407,8 +408,9 @@ func TestPingsCarriedByDeliveries(t *testing.T) {
 
 // TestDeliveriesStandInForPings: a connection that is written deliveries
 // is not pinged and not closed as idle, though its client sends nothing
-// for three idle timeouts; once the deliveries stop, it is pinged and,
-// never answering, closed as idle.
+// for three idle timeouts, and its socket gets TCP_USER_TIMEOUT (so that
+// the kernel finds a dead peer); once the deliveries stop, it is pinged
+// and, never answering, closed as idle.
 func TestDeliveriesStandInForPings(t *testing.T) {
 	const idle = 400 * time.Millisecond
 	ts := startServer(t, Config{PingInterval: 100 * time.Millisecond, IdleTimeout: idle, SweepInterval: 20 * time.Millisecond}, nil)
@@ -426,6 +428,9 @@ func TestDeliveriesStandInForPings(t *testing.T) {
 	}
 	if n := ts.srv.Stats().PingsSkipped.Load(); n == 0 {
 		t.Fatal("PingsSkipped = 0 after three idle timeouts of deliveries")
+	}
+	if got := sockoptInt(t, rec.conn, unix.TCP_USER_TIMEOUT); got != int(idle.Milliseconds()) {
+		t.Fatalf("TCP_USER_TIMEOUT = %d ms after rounds without pings, want %d", got, idle.Milliseconds())
 	}
 	h, p, err := c.Read(waitShort)
 	if err != nil || h.OpCode != ws.OpPing {

@@ -125,6 +125,17 @@ func (c *Conn) readInto(bp *[]byte) (int, error) {
 	return n, nil
 }
 
+// setUserTimeout sets the socket's TCP_USER_TIMEOUT to d (none when d is not
+// positive or the socket is closing): the kernel ends the connection when
+// written bytes stay unacknowledged that long.
+func (c *Conn) setUserTimeout(d time.Duration) {
+	if d <= 0 || !c.fdAcquire() {
+		return
+	}
+	_ = unix.SetsockoptInt(int(c.fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
+	c.fdRelease()
+}
+
 // writeRaw does one non-blocking write of b (EINTR retried) and returns
 // how much went out.
 func (c *Conn) writeRaw(b []byte) (int, error) {

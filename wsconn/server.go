@@ -291,14 +291,7 @@ func (s *Server) register(fd int, remote netip.AddrPort) error {
 		testHookAccepted()
 	}
 	// Small frames must not wait for Nagle: pushes are latency-sensitive.
-	// With an IdleTimeout, the kernel ends a connection whose written
-	// bytes stay unacknowledged that long: what lets deliveries stand in
-	// for keepalives (Conn.ping). Neither is inherited from the listener
-	// (Linux refuses TCP_USER_TIMEOUT on one), so each socket gets both.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if s.cfg.IdleTimeout > 0 {
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(s.cfg.IdleTimeout.Milliseconds()))
-	}
 	c := &Conn{srv: s, fd: int32(fd), remote: packAddr(remote)}
 	c.proxyPending = prefixes.Contains(s.cfg.ProxyProtocol, remote.Addr())
 	c.w = writer{pol: &s.qpol, flags: wGated}

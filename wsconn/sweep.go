@@ -166,15 +166,21 @@ func (c *Config) pingDue(silent time.Duration) bool {
 
 // ping is c's keepalive round (now is the sweep's time). A connection that
 // had deliveries written since its last round is not pinged: the writes
-// prove the peer alive as a pong would (each socket's TCP_USER_TIMEOUT is
-// IdleTimeout, so the kernel ends a connection whose written bytes stay
-// unacknowledged that long), so lastSeen moves to now and a stream of
-// deliveries costs no ping, no pong and no read. A busy connection gets the
-// ping queued behind what is pending. On an idle one it is only marked owed
-// (it reports true): a frame pushed before the next sweep carries it in its
-// own write, and that sweep writes it otherwise (writePing).
+// prove the peer alive as a pong would, so lastSeen moves to now and a
+// stream of deliveries costs no ping, no pong and no read. What makes that
+// sound is TCP_USER_TIMEOUT, set to IdleTimeout by the first such round (one
+// setsockopt in a connection's life, and none for a connection that never
+// gets a delivery): the kernel ends a connection whose written bytes stay
+// unacknowledged that long, so a dead peer is found as soon as one that is
+// pinged. A busy connection gets the ping queued behind what is pending. On
+// an idle one it is only marked owed (it reports true): a frame pushed
+// before the next sweep carries it in its own write, and that sweep writes
+// it otherwise (writePing).
 func (c *Conn) ping(now int64) (owes bool) {
 	switch c.w.keepalive() {
+	case keepaliveFirst:
+		c.setUserTimeout(c.srv.cfg.IdleTimeout)
+		fallthrough
 	case keepaliveProven:
 		c.lastSeen.Store(now)
 		c.srv.stats.PingsSkipped.Add(1)

@@ -82,13 +82,14 @@ type queuePolicy struct {
 
 // Writer states, as bits of writer.flags.
 const (
-	wGated     uint8 = 1 << iota // the upgrade is not finished: no writer may start
-	wRunning                     // a writer goroutine owns the socket's write side
-	wFinal                       // a kindFinal entry was queued: accept nothing more
-	wClosed                      // the connection is ending: accept nothing, the goroutine exits
-	wSlow                        // a push already reported pushSlow
-	wPingOwed                    // a keepalive is due: the next push carries it, else the sweeper writes it
-	wDelivered                   // a batch with a delivery was taken since the sweeper's last keepalive look
+	wGated       uint8 = 1 << iota // the upgrade is not finished: no writer may start
+	wRunning                       // a writer goroutine owns the socket's write side
+	wFinal                         // a kindFinal entry was queued: accept nothing more
+	wClosed                        // the connection is ending: accept nothing, the goroutine exits
+	wSlow                          // a push already reported pushSlow
+	wPingOwed                      // a keepalive is due: the next push carries it, else the sweeper writes it
+	wDelivered                     // a batch with a delivery was taken since the sweeper's last keepalive look
+	wUserTimeout                   // the socket's TCP_USER_TIMEOUT is set (by its first round proven by deliveries)
 )
 
 // writer is a connection's write side. Every field but pol is guarded by mu.
@@ -390,15 +391,17 @@ type keepalive uint8
 
 const (
 	keepaliveProven keepalive = iota // deliveries were written since the last round: no ping
+	keepaliveFirst                   // proven so for the first time: the caller sets TCP_USER_TIMEOUT
 	keepaliveOwed                    // idle: the ping is owed (a push carries it, else the sweeper writes it)
 	keepaliveQueue                   // busy: the caller queues the ping behind what is pending
 )
 
 // keepalive is the write side's part of a keepalive round. Deliveries taken
-// for writing since the last round prove the peer alive (the kernel ends a
-// connection whose written bytes stay unacknowledged for TCP_USER_TIMEOUT,
-// see Server.register), so the round needs no ping; the mark is cleared, so that the
-// next round pings unless more were taken meanwhile. Otherwise an idle
+// for writing since the last round prove the peer alive (once the socket's
+// TCP_USER_TIMEOUT is set, which the first such round asks for: the kernel
+// then ends a connection whose written bytes stay unacknowledged that long),
+// so the round needs no ping; the mark is cleared, so that the next round
+// pings unless more were taken meanwhile. Otherwise an idle
 // write side is marked as owing the ping: a push before the sweeper's next
 // sweep carries it in the same write, and otherwise that sweep writes it
 // (payPing).
@@ -408,6 +411,10 @@ func (w *writer) keepalive() keepalive {
 	switch {
 	case w.flags&wDelivered != 0:
 		w.flags &^= wDelivered
+		if w.flags&wUserTimeout == 0 {
+			w.flags |= wUserTimeout
+			return keepaliveFirst
+		}
 		return keepaliveProven
 	case !w.idleLocked():
 		return keepaliveQueue
