@@ -177,19 +177,19 @@ func (c *Config) pingDue(silent time.Duration) bool {
 // before the next sweep carries it in its own write, and that sweep writes
 // it otherwise (writePing).
 func (c *Conn) ping(now int64) (owes bool) {
-	switch c.w.keepalive() {
-	case keepaliveFirst:
+	k := c.w.keepalive()
+	if k == keepaliveFirst {
 		c.setUserTimeout(c.srv.cfg.IdleTimeout)
-		fallthrough
-	case keepaliveProven:
+	}
+	if k == keepaliveFirst || k == keepaliveProven {
 		c.lastSeen.Store(now)
 		c.srv.stats.PingsSkipped.Add(1)
 		return false
-	case keepaliveOwed:
-		c.srv.stats.Pings.Add(1)
-		return true
 	}
 	c.srv.stats.Pings.Add(1)
+	if k == keepaliveOwed {
+		return true
+	}
 	c.sendControl(pingFrame)
 	return false
 }

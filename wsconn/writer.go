@@ -386,26 +386,27 @@ func (w *writer) idleLocked() bool {
 	return w.items == nil && w.wake == nil && w.flags&(wGated|wRunning|wFinal|wClosed) == 0
 }
 
-// keepalive is what a connection's keepalive round does (writer.keepalive).
-type keepalive uint8
+// keepaliveAction is what a connection's keepalive round does, as
+// writer.keepalive decides it.
+type keepaliveAction uint8
 
 const (
-	keepaliveProven keepalive = iota // deliveries were written since the last round: no ping
-	keepaliveFirst                   // proven so for the first time: the caller sets TCP_USER_TIMEOUT
-	keepaliveOwed                    // idle: the ping is owed (a push carries it, else the sweeper writes it)
-	keepaliveQueue                   // busy: the caller queues the ping behind what is pending
+	keepaliveProven keepaliveAction = iota // deliveries were written since the last round: no ping
+	keepaliveFirst                         // proven so for the first time: the caller sets TCP_USER_TIMEOUT
+	keepaliveOwed                          // idle: the ping is owed (a push carries it, else the sweeper writes it)
+	keepaliveQueue                         // busy: the caller queues the ping behind what is pending
 )
 
 // keepalive is the write side's part of a keepalive round. Deliveries taken
 // for writing since the last round prove the peer alive (once the socket's
 // TCP_USER_TIMEOUT is set, which the first such round asks for: the kernel
-// then ends a connection whose written bytes stay unacknowledged that long),
-// so the round needs no ping; the mark is cleared, so that the next round
-// pings unless more were taken meanwhile. Otherwise an idle
-// write side is marked as owing the ping: a push before the sweeper's next
-// sweep carries it in the same write, and otherwise that sweep writes it
+// then ends a connection whose written bytes stay unacknowledged that
+// long), so the round needs no ping; the mark is cleared, so that the next
+// round pings unless more were taken meanwhile. Otherwise an idle write
+// side is marked as owing the ping: a push before the sweeper's next sweep
+// carries it in the same write, and otherwise that sweep writes it
 // (payPing).
-func (w *writer) keepalive() keepalive {
+func (w *writer) keepalive() keepaliveAction {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -423,8 +424,8 @@ func (w *writer) keepalive() keepalive {
 	return keepaliveOwed
 }
 
-// payPing takes back a keepalive that keepalive marked owed and no push carried,
-// together with the write side: true means the caller holds the claim and
+// payPing takes back a keepalive that keepalive marked owed and no push
+// carried, together with the write side: true means the caller holds the claim and
 // writes the 2 bytes itself (one write(2), no goroutine), then gives the
 // claim back with releaseClaim. A push since the mark would have carried
 // the ping, so the write side is still idle unless the connection is
@@ -473,9 +474,9 @@ func (w *writer) keepClaim() bool {
 }
 
 // take hands the goroutine everything pending (marking wDelivered when it
-// holds a delivery: see keepalive). With nothing pending it
-// returns the doorbell to wait on (persistent), or nil when the goroutine
-// must exit (on-demand, or the connection is ending).
+// holds a delivery: see keepalive). With nothing pending it returns the
+// doorbell to wait on (persistent), or nil when the goroutine must exit
+// (on-demand, or the connection is ending).
 func (w *writer) take() (*[]entry, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -95,8 +95,9 @@ type Tuner struct {
 	prev    int              // GC percent before Start; immutable
 	sample  []metrics.Sample // guarded by mu
 	// releaseTimer fires the release checks, nil when off; set by Start,
-	// reset by each check unless stopped, both under mu. lastCheck is the heap the last check read; releaseSample its
-	// metrics buffer; both guarded by mu.
+	// reset by each check unless stopped, both under mu. lastCheck is the
+	// heap the last check read; releaseSample its metrics buffer; both
+	// guarded by mu.
 	releaseTimer  *time.Timer
 	lastCheck     heapState
 	releaseSample []metrics.Sample
